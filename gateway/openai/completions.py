@@ -1,0 +1,77 @@
+"""POST /completions (legacy text completions)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .generation import Choice, start_run, streaming_response, unary_response
+from .logprobs import completion_logprobs
+from .protocol import CompletionRequest
+from .resolve import resolve
+
+router = APIRouter()
+
+
+class CompletionShape:
+    object_unary = "text_completion"
+    object_chunk = "text_completion"
+    id_prefix = "cmpl"
+
+    def __init__(self, tokenizer, logprobs: bool, echo_text: str):
+        self.tokenizer = tokenizer
+        self.logprobs = logprobs
+        self.echo_text = echo_text
+
+    def unary_choice(self, choice: Choice) -> dict[str, Any]:
+        logprobs = None
+        if self.logprobs:
+            logprobs = completion_logprobs(self.tokenizer, choice.token_ids, choice.logprobs, len(self.echo_text))
+        return {"index": choice.index, "text": self.echo_text + "".join(choice.text), "logprobs": logprobs,
+                "finish_reason": choice.finish_reason}
+
+    def first_delta(self, index: int) -> None:
+        return None
+
+    def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
+                     finish_reason: str | None) -> dict[str, Any]:
+        lp = completion_logprobs(self.tokenizer, token_ids, logprobs) if self.logprobs and logprobs else None
+        return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish_reason}
+
+
+def _echo_only(body: CompletionRequest, prompt_text: str, prompt_tokens: int) -> dict[str, Any]:
+    import time
+    import uuid
+
+    choices = [{"index": i, "text": prompt_text, "logprobs": None, "finish_reason": "length"} for i in range(body.n)]
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": body.model, "choices": choices,
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}}
+
+
+@router.post("/completions")
+async def create_completion(body: CompletionRequest, request: Request) -> Response:
+    deployment = resolve(request, body.model, "llm", "completions")
+    servable = deployment.servable
+    prompt = body.single_prompt()
+    echo_only = body.echo and body.max_tokens == 0
+    if echo_only:
+        body = body.model_copy(update={"max_tokens": None})
+    params = body.to_sampling_params()
+    if isinstance(prompt, str):
+        job = servable.prepare_completion(prompt, params)
+    else:
+        job = servable.prepare_completion_ids(prompt, params)
+    echo_text = servable.detokenize(job.input_ids) if body.echo and not isinstance(prompt, str) else (
+        prompt if body.echo else "")
+    if echo_only:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(_echo_only(body, echo_text, job.prompt_tokens))
+    shape = CompletionShape(servable.tokenizer, params.logprobs, echo_text)
+    run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
+    if body.stream:
+        return streaming_response(run, body.include_usage, {i: echo_text for i in range(job.num_sequences)})
+    return await unary_response(request, run)

@@ -1,0 +1,158 @@
+"""Runs a prepared LLM job on its engine and turns the events into OpenAI responses.
+
+Chat and completions differ only in how a choice is shaped (`ChoiceShape`); collecting unary
+results, SSE streaming, usage accounting and disconnect handling are shared here.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Protocol
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.disconnect import ClientDisconnected, unless_disconnected
+from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
+from servables.errors import ServingError
+
+
+@dataclass
+class Choice:
+    index: int
+    text: list[str] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+class ChoiceShape(Protocol):
+    """How one API family shapes its objects."""
+
+    object_unary: str
+    object_chunk: str
+    id_prefix: str
+
+    def unary_choice(self, choice: Choice) -> dict[str, Any]: ...
+
+    def first_delta(self, index: int) -> dict[str, Any] | None: ...
+
+    def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
+                     finish_reason: str | None) -> dict[str, Any]: ...
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+class Run:
+    """One submitted request: its event iterator, the first event already awaited."""
+
+    def __init__(self, events: AsyncIterator, first: Any, model: str, shape: ChoiceShape, num_choices: int):
+        self.events = events
+        self.first = first
+        self.model = model
+        self.shape = shape
+        self.num_choices = num_choices
+        self.id = f"{shape.id_prefix}-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    async def all_events(self) -> AsyncIterator[Any]:
+        yield self.first
+        async for event in self.events:
+            yield event
+
+    def envelope(self, obj: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model, "choices": choices,
+                **extra}
+
+
+async def start_run(request: Request, stream, model: str, shape: ChoiceShape, num_choices: int) -> Run:
+    """Wait for the first event (so early failures still get a proper HTTP status)."""
+    events = stream.events()
+    try:
+        first = await unless_disconnected(request, events.__anext__())
+    except ClientDisconnected:
+        await events.aclose()
+        raise
+    if isinstance(first, Failed):
+        raise first.error
+    return Run(events, first, model, shape, num_choices)
+
+
+async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
+    choices = {i: Choice(i) for i in range(run.num_choices)}
+    async for event in run.all_events():
+        if isinstance(event, Chunk):
+            choice = choices.setdefault(event.index, Choice(event.index))
+            choice.text.append(event.text)
+            choice.token_ids.extend(event.token_ids)
+            if event.logprobs:
+                choice.logprobs.extend(event.logprobs)
+        elif isinstance(event, SequenceDone):
+            choices.setdefault(event.index, Choice(event.index)).finish_reason = event.finish_reason
+        elif isinstance(event, RequestDone):
+            return choices, usage(event.prompt_tokens, event.completion_tokens)
+        elif isinstance(event, Failed):
+            raise event.error
+    raise ServingError("generation ended without a result")
+
+
+async def unary_response(request: Request, run: Run,
+                         edit: Callable[[Choice], None] | None = None) -> Response:
+    try:
+        choices, use = await unless_disconnected(request, _collect(run))
+    finally:
+        await run.events.aclose()
+    if edit is not None:
+        for choice in choices.values():
+            edit(choice)
+    body = run.envelope(run.shape.object_unary, [run.shape.unary_choice(c) for c in choices.values()], usage=use)
+    return JSONResponse(body)
+
+
+def _sse(data: dict[str, Any] | str) -> dict[str, str]:
+    return {"data": data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+
+
+async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] | None) -> AsyncIterator[dict]:
+    shape = run.shape
+    extra = {"usage": None} if include_usage else {}
+    try:
+        for index in range(run.num_choices):
+            delta = shape.first_delta(index)
+            if delta is not None:
+                yield _sse(run.envelope(shape.object_chunk, [delta], **extra))
+            if prefix and prefix.get(index):
+                yield _sse(run.envelope(shape.object_chunk, [shape.chunk_choice(index, prefix[index], [], None, None)],
+                                        **extra))
+        async for event in run.all_events():
+            if isinstance(event, Chunk):
+                choice = shape.chunk_choice(event.index, event.text, event.token_ids, event.logprobs, None)
+                yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+            elif isinstance(event, SequenceDone):
+                choice = shape.chunk_choice(event.index, "", [], None, event.finish_reason)
+                yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+            elif isinstance(event, RequestDone):
+                if include_usage:
+                    yield _sse(run.envelope(shape.object_chunk, [],
+                                            usage=usage(event.prompt_tokens, event.completion_tokens)))
+                yield _sse("[DONE]")
+                return
+            elif isinstance(event, Failed):
+                err = event.error
+                message = getattr(err, "message", str(err))
+                yield _sse({"error": {"message": message, "type": getattr(err, "error_type", "internal_error"),
+                                      "param": None, "code": None}})
+                return
+    finally:
+        await run.events.aclose()
+
+
+def streaming_response(run: Run, include_usage: bool, prefix: dict[int, str] | None = None) -> Response:
+    return EventSourceResponse(_stream_events(run, include_usage, prefix), sep="\n", ping=15,
+                               headers={"Cache-Control": "no-cache"})

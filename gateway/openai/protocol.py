@@ -1,0 +1,138 @@
+"""The OpenAI wire protocol for chat and completions, as pydantic models.
+
+Types are strict (a string where a number belongs is a 400, not coerced). Unknown fields are
+rejected with a 400 naming them, except the few OpenAI itself accepts and ignores (`user`).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from servables.errors import InvalidRequest
+from servables.sampling import SamplingParams
+
+Number = Union[StrictInt, StrictFloat]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StreamOptions(_Strict):
+    include_usage: StrictBool = False
+
+
+class TextPart(_Strict):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: Any = None
+
+
+class ChatMessage(_Strict):
+    role: StrictStr
+    content: Union[StrictStr, list[Union[TextPart, ImagePart]], None] = None
+    name: StrictStr | None = None
+
+    def as_template_message(self) -> dict[str, Any]:
+        content = self.content
+        if isinstance(content, list):
+            if any(isinstance(part, ImagePart) for part in content):
+                raise InvalidRequest(
+                    "This servable supports only text input, but image_url has been provided", "messages"
+                )
+            content = "".join(part.text for part in content)
+        message: dict[str, Any] = {"role": self.role, "content": content or ""}
+        if self.name is not None:
+            message["name"] = self.name
+        return message
+
+
+class _GenerationRequest(_Strict):
+    model: StrictStr = Field(min_length=1)
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: StrictInt | None = None
+    temperature: Number | None = None
+    top_p: Number | None = None
+    top_k: StrictInt | None = None
+    min_p: Number | None = None
+    seed: StrictInt | None = None
+    stop: Union[StrictStr, list[StrictStr], None] = None
+    n: StrictInt = 1
+    best_of: StrictInt | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    repetition_penalty: Number | None = None
+    length_penalty: Number | None = None
+    ignore_eos: StrictBool = False
+    include_stop_str_in_output: StrictBool | None = None
+    user: StrictStr | None = None  # accepted and ignored, as OpenAI does
+
+    def check_stream_options(self) -> None:
+        if self.stream_options is not None and not self.stream:
+            raise InvalidRequest("stream_options provided, but stream not set to true", "stream_options")
+
+    def sampling_params(self, max_tokens: int | None, logprobs: bool) -> SamplingParams:
+        self.check_stream_options()
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return SamplingParams(
+            max_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+            min_p=self.min_p, seed=self.seed, stop=stop, n=self.n, best_of=self.best_of,
+            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
+            repetition_penalty=self.repetition_penalty, length_penalty=self.length_penalty,
+            ignore_eos=self.ignore_eos, include_stop_str_in_output=bool(self.include_stop_str_in_output),
+            logprobs=logprobs, stream=self.stream,
+        )
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_GenerationRequest):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: StrictInt | None = None
+    logprobs: StrictBool = False
+    top_logprobs: StrictInt | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    def to_sampling_params(self) -> SamplingParams:
+        if self.top_logprobs:
+            raise InvalidRequest(
+                "top_logprobs is not supported: openvino_genai returns only the chosen token's logprob",
+                "top_logprobs",
+            )
+        if self.top_logprobs is not None and not self.logprobs:
+            raise InvalidRequest("top_logprobs requires logprobs to be true", "top_logprobs")
+        max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+        return self.sampling_params(max_tokens, self.logprobs)
+
+
+class CompletionRequest(_GenerationRequest):
+    prompt: Union[StrictStr, list[StrictInt], list[StrictStr]]
+    echo: StrictBool = False
+    logprobs: StrictInt | None = None
+
+    def to_sampling_params(self) -> SamplingParams:
+        if self.logprobs is not None and self.logprobs not in (0, 1):
+            raise InvalidRequest(
+                "accepted logprobs values are 0 and 1: openvino_genai returns only the chosen token's logprob",
+                "logprobs",
+            )
+        return self.sampling_params(self.max_tokens, bool(self.logprobs))
+
+    def single_prompt(self) -> str | list[int]:
+        """The one prompt of the request: a string or a list of token ids."""
+        prompt = self.prompt
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+            if len(prompt) != 1:
+                raise InvalidRequest("Only one prompt per request is supported", "prompt")
+            prompt = prompt[0]
+        if not prompt:
+            raise InvalidRequest("prompt is missing", "prompt")
+        return prompt

@@ -1,0 +1,55 @@
+"""The one place where an engine thread hands results to asyncio: `loop.call_soon_threadsafe`."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Callable
+
+from .events import Event, Failed, RequestDone
+
+
+class RequestStream:
+    """Async iterator of one request's events. Closing it early cancels the request."""
+
+    def __init__(self, request_id: int, loop: asyncio.AbstractEventLoop, on_cancel: Callable[[int], None]):
+        self.request_id = request_id
+        self._loop = loop
+        self._queue: asyncio.Queue[list[Event]] = asyncio.Queue()
+        self._on_cancel = on_cancel
+        self._finished = False
+
+    # called from the engine thread, through `deliver_batch`
+    def _put(self, events: list[Event]) -> None:
+        self._queue.put_nowait(events)
+
+    async def events(self) -> AsyncIterator[Event]:
+        try:
+            while True:
+                batch = await self._queue.get()
+                for event in batch:
+                    yield event
+                    if isinstance(event, (RequestDone, Failed)):
+                        self._finished = True
+                        return
+        finally:
+            if not self._finished:
+                self.cancel()
+
+    def cancel(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._on_cancel(self.request_id)
+
+
+def deliver_batch(loop: asyncio.AbstractEventLoop, batch: list[tuple[RequestStream, list[Event]]]) -> None:
+    """Hand one engine step's events to their streams with a single wake-up of the event loop."""
+    if not batch:
+        return
+
+    def _deliver() -> None:
+        for stream, events in batch:
+            stream._put(events)
+
+    try:
+        loop.call_soon_threadsafe(_deliver)
+    except RuntimeError:  # loop closed during shutdown: nobody is listening any more
+        pass

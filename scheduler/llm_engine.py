@@ -1,0 +1,251 @@
+"""LLM engine: one thread owns a ContinuousBatchingPipeline and loops admit -> step -> read.
+
+Only this thread calls `add_request`, `cancel` and `step`. Requests wait in a bounded queue until
+the pipeline has a free sequence slot (`max_num_seqs`, enforced here because GenAI ignores it while
+`dynamic_split_fuse` is on); a full queue raises `Overloaded` (HTTP 503).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import openvino_genai as ov_genai
+
+from servables.detokenizer import SequenceText, decode_all, decode_steps
+from servables.errors import InferenceError, InvalidRequest, ModelUnavailable, Overloaded
+from servables.llm import LLMJob, LLMServable
+
+from .bridge import RequestStream, deliver_batch
+from .events import Chunk, Event, Failed, RequestDone, SequenceDone
+
+log = logging.getLogger(__name__)
+
+Status = ov_genai.GenerationStatus
+FinishReason = ov_genai.GenerationFinishReason
+_FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
+
+
+@dataclass
+class _Request:
+    id: int
+    job: LLMJob
+    stream: RequestStream
+    loop: asyncio.AbstractEventLoop
+    handle: ov_genai.GenerationHandle | None = None
+    seqs: dict[int, SequenceText] = field(default_factory=dict)
+    done: dict[int, SequenceDone] = field(default_factory=dict)
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class EngineStats:
+    running: int
+    waiting: int
+    pipeline_has_requests: bool
+    kv_cache_usage_percent: float
+
+
+class LLMEngine:
+    def __init__(self, servable: LLMServable, max_queue_size: int | None = None, max_running: int | None = None):
+        self.servable = servable
+        self._pipe = servable.pipeline
+        self._tok = servable.tokenizer
+        self._max_queue = max_queue_size if max_queue_size is not None else servable.options.max_queue_size
+        self._max_running = max_running or servable.options.max_num_seqs
+        self._cond = threading.Condition()
+        self._incoming: deque[_Request] = deque()
+        self._cancelled: set[int] = set()
+        self._live: dict[int, _Request] = {}
+        self._ids = itertools.count(1)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # --- asyncio side -------------------------------------------------------------------
+
+    def submit(self, job: LLMJob) -> RequestStream:
+        """Queue a prepared job; returns its event stream. Raises Overloaded when the queue is full."""
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if self._stopping:
+                raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
+            if len(self._incoming) >= self._max_queue:
+                raise Overloaded(
+                    f"Model {self.servable.name} has {len(self._incoming)} requests waiting; retry later"
+                )
+            request_id = next(self._ids)
+            stream = RequestStream(request_id, loop, self.cancel)
+            self._incoming.append(_Request(request_id, job, stream, loop))
+            self._cond.notify()
+        return stream
+
+    def cancel(self, request_id: int) -> None:
+        """Thread-safe: the engine thread cancels the handle (freeing its KV cache) on its next turn."""
+        with self._cond:
+            for queued in self._incoming:
+                if queued.id == request_id:
+                    self._incoming.remove(queued)
+                    return
+            self._cancelled.add(request_id)
+            self._cond.notify()
+
+    def stats(self) -> EngineStats:
+        with self._cond:
+            waiting = len(self._incoming)
+        metrics = self._pipe.get_metrics()
+        return EngineStats(
+            running=len(self._live), waiting=waiting,
+            pipeline_has_requests=self._pipe.has_non_finished_requests(),
+            kv_cache_usage_percent=float(metrics.cache_usage),
+        )
+
+    # --- engine thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._stopping or self._incoming or self._cancelled or self._live
+                           or self._pipe.has_non_finished_requests()):
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                admitted = []
+                while self._incoming and len(self._live) + len(admitted) < self._max_running:
+                    admitted.append(self._incoming.popleft())
+                cancelled, self._cancelled = self._cancelled, set()
+            outbox: list[tuple[RequestStream, list[Event]]] = []
+            for request in admitted:
+                self._admit(request, outbox)
+            for request_id in cancelled:
+                request = self._live.pop(request_id, None)
+                if request is not None:
+                    request.handle.cancel()
+            try:
+                if self._live or self._pipe.has_non_finished_requests():
+                    self._pipe.step()
+                self._collect(outbox)
+            except Exception as exc:  # a failed step fails everything in flight, the engine goes on
+                log.exception("step failed on %s", self.servable.name)
+                for request in self._live.values():
+                    request.handle.cancel()
+                    outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
+                self._live.clear()
+            self._flush(outbox)
+        self._shutdown()
+
+    def _admit(self, request: _Request, outbox: list) -> None:
+        try:
+            request.handle = self._pipe.add_request(request.id, request.job.input_tensor(), request.job.config)
+        except Exception as exc:
+            outbox.append((request.stream, [Failed(InvalidRequest(f"Cannot start generation: {exc}"))]))
+            return
+        request.seqs = {i: SequenceText() for i in range(request.job.num_sequences)}
+        self._live[request.id] = request
+
+    def _collect(self, outbox: list) -> None:
+        pending: list[tuple[_Request, int, SequenceText, list[int], list[float] | None, bool]] = []
+        finished: list[_Request] = []
+        by_id = dict(self._live)
+        for request in self._live.values():
+            status = request.handle.get_status()
+            if not request.job.beam_search and request.handle.can_read():
+                for index, output in request.handle.read().items():
+                    seq = request.seqs.setdefault(index, SequenceText())
+                    new_ids = list(output.generated_ids)
+                    seq.ids.extend(new_ids)
+                    logprobs = list(output.generated_log_probs) if request.job.logprobs else None
+                    final = output.finish_reason != FinishReason.NONE
+                    pending.append((request, index, seq, new_ids, logprobs, final))
+                    if final:
+                        request.done[index] = SequenceDone(
+                            index, _FINISH.get(output.finish_reason, "stop"), self._count(request, seq.ids, output)
+                        )
+            if status != Status.RUNNING:
+                finished.append(request)
+        texts = decode_steps(self._tok, [p[2] for p in pending], [p[5] for p in pending])
+        events: dict[int, list[Event]] = {}
+        for (request, index, _seq, new_ids, logprobs, final), text in zip(pending, texts):
+            bucket = events.setdefault(request.id, [])
+            if text or logprobs:
+                bucket.append(Chunk(index, text, new_ids, logprobs))
+            if final:
+                bucket.append(request.done[index])
+        for request in finished:
+            bucket = events.setdefault(request.id, [])
+            bucket.extend(self._finish(request))
+            del self._live[request.id]
+        for request_id, bucket in events.items():
+            if bucket:
+                outbox.append((by_id[request_id].stream, bucket))
+
+    def _finish(self, request: _Request) -> list[Event]:
+        status = request.handle.get_status()
+        if request.job.beam_search and status == Status.FINISHED:
+            return self._finish_beams(request)
+        if status != Status.FINISHED or not request.done:
+            return [Failed(InvalidRequest(
+                f"The request was dropped by the pipeline (status {status.name}): the prompt of "
+                f"{request.job.prompt_tokens} tokens does not fit in the KV cache; raise cache_size"
+            ))]
+        events: list[Event] = []
+        for index in request.seqs:  # sequences whose end we did not see in a read
+            if index not in request.done:
+                request.done[index] = SequenceDone(index, "stop", len(request.seqs[index].ids))
+                events.append(request.done[index])
+        completion = sum(d.completion_tokens for d in request.done.values())
+        events.append(RequestDone(request.job.prompt_tokens, completion))
+        return events
+
+    def _finish_beams(self, request: _Request) -> list[Event]:
+        events: list[Event] = []
+        completion = 0
+        for index, output in enumerate(request.handle.read_all()[: request.job.num_sequences]):
+            ids = list(output.generated_ids)
+            count = self._count(request, ids, output)
+            completion += count
+            events.append(Chunk(index, decode_all(self._tok, ids), ids,
+                                list(output.generated_log_probs) if request.job.logprobs else None))
+            events.append(SequenceDone(index, _FINISH.get(output.finish_reason, "stop"), count))
+        events.append(RequestDone(request.job.prompt_tokens, completion))
+        return events
+
+    @staticmethod
+    def _count(request: _Request, ids: list[int], output) -> int:
+        """Completion tokens, not counting the EOS/stop token that ended the sequence."""
+        if (ids and output.finish_reason == FinishReason.STOP and ids[-1] in request.job.stop_token_ids
+                and not request.job.config.ignore_eos):
+            return len(ids) - 1
+        return len(ids)
+
+    @staticmethod
+    def _flush(outbox: list[tuple[RequestStream, list[Event]]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for stream, events in outbox:
+            by_loop.setdefault(stream._loop, []).append((stream, events))
+        for loop, batch in by_loop.items():
+            deliver_batch(loop, batch)
+
+    def _shutdown(self) -> None:
+        error = Failed(ModelUnavailable(f"Model {self.servable.name} was unloaded"))
+        outbox = []
+        with self._cond:
+            waiting, self._incoming = list(self._incoming), deque()
+        for request in list(self._live.values()) + waiting:
+            if request.handle is not None:
+                request.handle.cancel()
+            outbox.append((request.stream, [error]))
+        self._live.clear()
+        self._flush(outbox)

@@ -1,0 +1,1 @@
+"""What can be served: one module per model kind, plus the registry and model sources."""

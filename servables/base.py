@@ -1,0 +1,37 @@
+"""The `Servable` protocol: what every model kind implements, and the spec it is built from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the model list, from the CLI or a `config.json` entry.
+
+    `options` holds the task's node options (OVMS_REFERENCE 3.3) as plain JSON values.
+    """
+
+    name: str
+    base_path: Path
+    task: str
+    options: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+
+
+@runtime_checkable
+class Servable(Protocol):
+    kind: ClassVar[str]
+    spec: ModelSpec
+
+    @property
+    def name(self) -> str: ...
+
+    def load(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Extra metadata for `/v3/models` (kind, context length ...)."""
+        ...
