@@ -168,11 +168,13 @@ class LLMEngine:
                     seq.ids.extend(new_ids)
                     logprobs = list(output.generated_log_probs) if request.job.logprobs else None
                     final = output.finish_reason != FinishReason.NONE
-                    pending.append((request, index, seq, new_ids, logprobs, final))
                     if final:
-                        request.done[index] = SequenceDone(
-                            index, _FINISH.get(output.finish_reason, "stop"), self._count(request, seq.ids, output)
-                        )
+                        count = self._count(request, seq.ids, output)
+                        request.done[index] = SequenceDone(index, _FINISH.get(output.finish_reason, "stop"), count)
+                        if count < len(seq.ids) and new_ids:  # the EOS that ended it is not part of the output
+                            new_ids = new_ids[:-1]
+                            logprobs = logprobs[:-1] if logprobs else logprobs
+                    pending.append((request, index, seq, new_ids, logprobs, final))
             if status != Status.RUNNING:
                 finished.append(request)
         texts = decode_steps(self._tok, [p[2] for p in pending], [p[5] for p in pending])
@@ -216,8 +218,8 @@ class LLMEngine:
             ids = list(output.generated_ids)
             count = self._count(request, ids, output)
             completion += count
-            events.append(Chunk(index, decode_all(self._tok, ids), ids,
-                                list(output.generated_log_probs) if request.job.logprobs else None))
+            logprobs = list(output.generated_log_probs)[:count] if request.job.logprobs else None
+            events.append(Chunk(index, decode_all(self._tok, ids), ids[:count], logprobs))
             events.append(SequenceDone(index, _FINISH.get(output.finish_reason, "stop"), count))
         events.append(RequestDone(request.job.prompt_tokens, completion))
         return events

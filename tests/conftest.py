@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.server import ServerProcess
+
+LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """The server on its built-in default model, as a user starts it (plus metrics for assertions)."""
+    server = ServerProcess("--metrics_enable", log_name="llm").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def client(llm_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{llm_server.url}/v3", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def http(llm_server):
+    with httpx.Client(base_url=llm_server.url, timeout=120) as c:
+        yield c
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    for line in text.splitlines():
+        if line.startswith(name + ("{" + labels if labels else "")) or (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)
