@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest_bind_address", default="127.0.0.1")
     serve.add_argument("--model_path", help="an OpenVINO IR folder or a .gguf file")
     serve.add_argument("--model_name", help="the name clients use in `model`")
-    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation", "tensor"])
     serve.add_argument("--config_path", help="OVMS-style config.json with model_config_list")
     serve.add_argument("--target_device", default=None)
     serve.add_argument("--plugin_config", type=_json_object, default=None, help="OpenVINO properties (JSON)")
@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    tensor = serve.add_argument_group("classic tensor models (KServe v2 / TFS)")
+    tensor.add_argument("--port", type=int, default=0, help="gRPC port for KServe v2 and TFS (0 = no gRPC)")
+    tensor.add_argument("--grpc_bind_address", default=None, help="default: --rest_bind_address")
+    tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
+    tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
+    tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
+    tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     serve.add_argument("--metrics_enable", action="store_true")
     serve.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -64,6 +71,19 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         options["device"] = args.target_device
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
+    return options
+
+
+def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`--model_path` options of a classic tensor model (config files carry them per entry)."""
+    options: dict[str, Any] = {}
+    for key in ("nireq", "batch_size", "model_version_policy", "target_device", "plugin_config"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    if args.shape is not None:
+        options["shape"] = json.loads(args.shape) if args.shape.lstrip().startswith("{") else args.shape
+    if isinstance(options.get("batch_size"), str) and options["batch_size"].isdigit():
+        options["batch_size"] = int(options["batch_size"])
     return options
 
 
@@ -84,7 +104,8 @@ def model_specs(args: argparse.Namespace):
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
         spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
-        options = llm_defaults if spec.task == "text_generation" else {}
+        options = (llm_defaults if spec.task == "text_generation"
+                   else tensor_options_from_args(args) if spec.task == "tensor" else {})
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
     return [sources.default_llm_spec(llm_defaults)]
 
@@ -104,7 +125,12 @@ def serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         manager.close()
         return 2
-    app = create_app(manager, metrics_enable=args.metrics_enable)
+    if args.port and args.port == args.rest_port:
+        log.error("--port and --rest_port must differ")
+        manager.close()
+        return 2
+    app = create_app(manager, metrics_enable=args.metrics_enable, grpc_port=args.port,
+                     grpc_host=args.grpc_bind_address or args.rest_bind_address)
     log.info("serving on http://%s:%d", args.rest_bind_address, args.rest_port)
     uvicorn.run(app, host=args.rest_bind_address, port=args.rest_port, log_level=args.log_level.lower()
                 if args.log_level != "TRACE" else "trace", access_log=False)

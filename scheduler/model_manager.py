@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from servables.base import ModelSpec
+from servables.errors import ModelNotFound
 from servables.registry import Registry, create_servable
 
 from .scheduler import Scheduler
@@ -43,6 +44,14 @@ class ModelManager:
     def get(self, name: str) -> Deployment:
         servable = self.registry.get(name)
         return Deployment(servable, self.scheduler.engine(name), self._created.get(name, 0))
+
+    def get_version(self, name: str, version: int | None = None) -> Deployment:
+        """A versioned (tensor) model's `version`, or its default version when None."""
+        group = self.get(name)
+        if getattr(group.servable, "kind", None) != "tensor":
+            raise ModelNotFound(name)
+        servable = group.servable.version(version)
+        return Deployment(servable, group.engine.engine(servable.version), group.created)
 
     def deployments(self) -> list[Deployment]:
         return [self.get(s.name) for s in self.registry.all()]

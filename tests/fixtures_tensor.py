@@ -1,0 +1,108 @@
+"""Tiny classic models built by the tests (cached under ~/.cache/genai-gateway/test-models).
+
+- `dense` (ONNX, dynamic batch, versions 1..3): y = x @ (v * W) + b with small integer weights, so
+  results are exact in any precision.
+- `types` (OpenVINO IR): BOOL, BYTES, FP16 and a static INT32 [2,2] input in one model.
+- `static` (OpenVINO IR, static [1,4]): y = 3 * x, served with `shape: auto`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+CACHE = Path(os.environ.get("GENAI_GATEWAY_TEST_MODELS", Path.home() / ".cache/genai-gateway/test-models"))
+W = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
+B = np.array([1, -2, 3], dtype=np.float32)
+BUILDER_VERSION = 1
+
+
+def dense_expected(x: np.ndarray, version: int) -> np.ndarray:
+    return (x.astype(np.float32) @ (W * version) + B).astype(np.float32)
+
+
+def _cached(name: str, params: dict, build: Callable[[Path], None]) -> Path:
+    digest = hashlib.sha256(json.dumps({**params, "v": BUILDER_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
+    target = CACHE / f"{name}-{digest}"
+    if target.exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{name}-"))
+    try:
+        build(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _dense_onnx(path: Path, version: int) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])],
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(W * version, "w"), numpy_helper.from_array(B, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    path.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path / "model.onnx"))
+
+
+def dense_repository(versions: tuple[int, ...] = (1, 2, 3)) -> Path:
+    def build(root: Path) -> None:
+        for v in versions:
+            _dense_onnx(root / str(v), v)
+    return _cached("dense", {"versions": list(versions)}, build)
+
+
+def _types_ir(root: Path) -> None:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    flag = ops.parameter([-1], ov.Type.boolean, name="flag")
+    text = ops.parameter([-1], ov.Type.string, name="text")
+    half = ops.parameter([-1], ov.Type.f16, name="half")
+    count = ops.parameter([2, 2], ov.Type.i32, name="count")
+    outs = []
+    for node, name in ((ops.logical_not(flag), "not_flag"), (ops.add(half, ops.constant(np.float16(1))), "half_plus"),
+                       (ops.multiply(count, ops.constant(np.int32(-3))), "count_times")):
+        node.output(0).get_tensor().set_names({name})
+        outs.append(ops.result(node))
+    outs.append(ops.result(text))
+    model = ov.Model(outs, [flag, text, half, count], "types")
+    (root / "1").mkdir(parents=True)
+    ov.save_model(model, str(root / "1" / "model.xml"))
+
+
+def types_repository() -> Path:
+    return _cached("types", {}, _types_ir)
+
+
+def _static_ir(root: Path) -> None:
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([1, 4], ov.Type.f32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(3)))
+    y.output(0).get_tensor().set_names({"y"})
+    (root / "1").mkdir(parents=True)
+    ov.save_model(ov.Model([ops.result(y)], [x], "static"), str(root / "1" / "model.xml"))
+
+
+def static_repository() -> Path:
+    return _cached("static", {}, _static_ir)
