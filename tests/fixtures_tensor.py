@@ -106,3 +106,33 @@ def _static_ir(root: Path) -> None:
 
 def static_repository() -> Path:
     return _cached("static", {}, _static_ir)
+
+
+def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
+    """A config.json serving the test models under several policies/shapes (and optionally the LLM)."""
+    dense = str(dense_repository())
+    entries = [
+        {"name": "dense", "base_path": dense, "model_version_policy": {"latest": {"num_versions": 2}}, "nireq": 2},
+        {"name": "dense_all", "base_path": dense, "model_version_policy": {"all": {}}},
+        {"name": "dense_v1", "base_path": dense, "model_version_policy": {"specific": {"versions": [1]}}},
+        {"name": "dense_static", "base_path": dense, "shape": "(2,4)"},
+        {"name": "types", "base_path": str(types_repository())},
+        {"name": "auto", "base_path": str(static_repository()), "shape": "auto"},
+    ]
+    if with_llm:
+        from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf
+
+        entries.append({"name": "smollm2", "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE))})
+    path = tmp_dir / "config.json"
+    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+    return path
+
+
+def start_tensor_server(tmp_dir: Path, log_name: str, with_llm: bool = False):
+    from tests.server import ServerProcess, free_port
+
+    grpc_port = free_port()
+    server = ServerProcess("--config_path", str(tensor_config(tmp_dir, with_llm)), "--port", str(grpc_port),
+                           log_name=log_name)
+    server.grpc_port = grpc_port
+    return server.start()

@@ -75,8 +75,8 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             if request.version:
                 raise ModelNotFound(request.name)
             return pb.ModelReadyResponse(ready=True)
-        service.resolve(self.manager, request.name, request.version)
-        return pb.ModelReadyResponse(ready=True)
+        version = service.parse_version(request.version)
+        return pb.ModelReadyResponse(ready=version is None or version in group.servable.versions())
 
     @rpc
     async def ModelMetadata(self, request, context):
