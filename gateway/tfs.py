@@ -184,7 +184,8 @@ def _array(name: str, value: Any, info: TensorInfo | None) -> np.ndarray:
     return codec.array_from_list(name, info.datatype, list(shaped.shape), flat)
 
 
-def _to_json(array: np.ndarray) -> Any:
+def _to_json(array: Any) -> Any:
+    array = np.asarray(array)
     if array.dtype.kind in ("S", "U", "O"):
         def _text(v: Any) -> Any:
             raw = v if isinstance(v, bytes) else str(v).encode()
