@@ -1,8 +1,9 @@
 """Tensor engine: requests of classic models run on an `openvino.AsyncInferQueue` of `nireq` requests.
 
-One feeder thread per model version takes jobs from a bounded queue and starts them on the
-AsyncInferQueue (which blocks while all `nireq` requests are busy, so the queue is where requests
-wait). Results come back in OpenVINO's callback thread and cross to asyncio through
+A request starts on the AsyncInferQueue straight from the event loop when one of the `nireq`
+infer requests is free and nobody is waiting (no thread hop); otherwise it waits in a bounded queue
+that one feeder thread per model version drains (`start_async` blocks that thread while all
+requests are busy). Results come back in OpenVINO's callback thread and cross to asyncio through
 `loop.call_soon_threadsafe`, the one place the two meet. A full queue raises `Overloaded` (503).
 With `shape: auto` the feeder drains the queue and recompiles before a request of a new shape.
 """
@@ -64,6 +65,8 @@ class TensorEngine:
         self._lock = threading.Lock()
         self._waiting = 0
         self._running = 0
+        self._nireq = 1
+        self._start_lock = threading.Lock()
         self._stopping = False
         self._infer_queue: ov.AsyncInferQueue | None = None
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -74,7 +77,8 @@ class TensorEngine:
         self._thread.start()
 
     def _new_infer_queue(self) -> None:
-        self._infer_queue = ov.AsyncInferQueue(self.servable.compiled, self.servable.nireq)
+        self._nireq = self.servable.nireq
+        self._infer_queue = ov.AsyncInferQueue(self.servable.compiled, self._nireq)
         self._infer_queue.set_callback(self._done)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -97,11 +101,18 @@ class TensorEngine:
         with self._lock:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} version {self.servable.version} is unloading")
-            if self._waiting >= self._max_queue:
+            job = _Job(inputs, loop.create_future(), loop)
+            direct = not self.servable.auto_shape and self._waiting == 0 and self._running < self._nireq
+            if direct:
+                self._running += 1
+            elif self._waiting >= self._max_queue:
                 raise Overloaded(f"Model {self.servable.name} has {self._waiting} requests waiting; retry later")
-            self._waiting += 1
-        job = _Job(inputs, loop.create_future(), loop)
-        self._jobs.put(job)
+            else:
+                self._waiting += 1
+        if direct:
+            self._start(job)
+        else:
+            self._jobs.put(job)
         return await job.future
 
     # --- feeder thread and OpenVINO callbacks ---------------------------------------------
@@ -114,17 +125,24 @@ class TensorEngine:
             with self._lock:
                 self._waiting -= 1
                 self._running += 1
-            try:
-                if self.servable.needs_reshape(job.inputs):
+            if self.servable.needs_reshape(job.inputs):
+                try:
                     self._infer_queue.wait_all()
                     self.servable.reshape_to(job.inputs)
                     self._new_infer_queue()
-                self._infer_queue.start_async(job.inputs, job)
-            except ServingError as exc:
-                self._finish(job, error=exc)
-            except Exception as exc:  # OpenVINO rejected the inputs before running
-                self._finish(job, error=InvalidRequest(f"Invalid inputs: {exc}", "inputs"))
+                except ServingError as exc:
+                    self._finish(job, error=exc)
+                    continue
+            self._start(job)
         self._shutdown()
+
+    def _start(self, job: _Job) -> None:
+        """Start on a free infer request (blocks only while all `nireq` are busy: feeder thread)."""
+        try:
+            with self._start_lock:  # AsyncInferQueue.start_async is not safe from two threads at once
+                self._infer_queue.start_async(job.inputs, job)
+        except Exception as exc:  # OpenVINO rejected the inputs before running
+            self._finish(job, error=InvalidRequest(f"Invalid inputs: {exc}", "inputs"))
 
     def _done(self, request: ov.InferRequest, job: _Job) -> None:
         try:
