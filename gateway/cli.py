@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
+    tensor.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="re-scan model version folders and the config file every N s (0 = only on "
+                             "POST /v1/config/reload)")
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     serve.add_argument("--metrics_enable", action="store_true")
     serve.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
@@ -129,8 +132,12 @@ def serve(args: argparse.Namespace) -> int:
         log.error("--port and --rest_port must differ")
         manager.close()
         return 2
+    from scheduler.config_reload import ConfigReloader
+
+    reloader = ConfigReloader(manager, lambda: model_specs(args), Path(args.config_path) if args.config_path else None)
     app = create_app(manager, metrics_enable=args.metrics_enable, grpc_port=args.port,
-                     grpc_host=args.grpc_bind_address or args.rest_bind_address)
+                     grpc_host=args.grpc_bind_address or args.rest_bind_address, reloader=reloader,
+                     poll_seconds=args.file_system_poll_wait_seconds)
     log.info("serving on http://%s:%d", args.rest_bind_address, args.rest_port)
     uvicorn.run(app, host=args.rest_bind_address, port=args.rest_port, log_level=args.log_level.lower()
                 if args.log_level != "TRACE" else "trace", access_log=False)

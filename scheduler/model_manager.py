@@ -41,6 +41,14 @@ class ModelManager:
             log.info("model %s ready in %.1f s", spec.name, time.monotonic() - started)
         self.ready = True
 
+    def unload(self, name: str) -> None:
+        """Remove a model: new requests get 404, in-flight ones finish (engines drain on stop)."""
+        servable = self.registry.remove(name)
+        self.scheduler.detach(name)
+        self._created.pop(name, None)
+        if servable is not None:
+            servable.close()
+
     def get(self, name: str) -> Deployment:
         servable = self.registry.get(name)
         return Deployment(servable, self.scheduler.engine(name), self._created.get(name, 0))

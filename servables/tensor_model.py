@@ -91,6 +91,7 @@ class TensorModel:
         self.policy = VersionPolicy.parse(spec.options.get("model_version_policy"))
         self._lock = threading.Lock()
         self._versions: dict[int, TensorServable] = {}
+        self.retired: set[int] = set()  # versions once served and since unloaded (state END)
 
     @property
     def name(self) -> str:
@@ -123,10 +124,14 @@ class TensorModel:
     def add_version(self, servable: TensorServable) -> None:
         with self._lock:
             self._versions[servable.version] = servable
+            self.retired.discard(servable.version)
 
     def remove_version(self, version: int) -> TensorServable | None:
         with self._lock:
-            return self._versions.pop(version, None)
+            servable = self._versions.pop(version, None)
+            if servable is not None:
+                self.retired.add(version)
+            return servable
 
     def versions(self) -> list[int]:
         with self._lock:
