@@ -45,13 +45,16 @@ def is_tensor(manager: ModelManager, name: str) -> bool:
 
 def kserve_metadata(deployment: Deployment, group_versions: list[int]) -> dict[str, Any]:
     servable = deployment.servable
-    return {
+    result = {
         "name": servable.name,
         "versions": [str(v) for v in group_versions],
         "platform": "OpenVINO",
         "inputs": [{"name": t.name, "datatype": t.datatype, "shape": t.shape} for t in servable.inputs],
         "outputs": [{"name": t.name, "datatype": t.datatype, "shape": t.shape} for t in servable.outputs],
     }
+    if servable.model_info:
+        result["rt_info"] = {"model_info": servable.model_info}
+    return result
 
 
 def check_requested_outputs(deployment: Deployment, names: list[str]) -> None:

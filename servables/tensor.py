@@ -151,6 +151,7 @@ class TensorServable:
         self.outputs: list[TensorInfo] = []
         self._input_ports: dict[str, ov.PartialShape] = {}
         self.auto_shape = False
+        self.model_info: dict[str, str] = {}  # the IR's rt_info model_info, passed through in metadata
 
     @property
     def name(self) -> str:
@@ -175,8 +176,17 @@ class TensorServable:
             self.model = self.core().read_model(str(model_file))
         except Exception as exc:
             raise ModelLoadError(f"{self.name} v{self.version}: cannot read {model_file}: {exc}") from exc
+        self.model_info = self._read_model_info()
         self._apply_shape_options()
         self._compile()
+
+    def _read_model_info(self) -> dict[str, str]:
+        if not self.model.has_rt_info("model_info"):
+            return {}
+        try:
+            return {k: str(v.astype(str)) for k, v in self.model.get_rt_info("model_info").astype(dict).items()}
+        except Exception:  # an rt_info layout we do not understand is not worth failing the load
+            return {}
 
     def _apply_shape_options(self) -> None:
         shape, batch = self.options.shape, self.options.batch_size

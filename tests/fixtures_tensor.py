@@ -85,12 +85,13 @@ def _types_ir(root: Path) -> None:
         outs.append(ops.result(node))
     outs.append(ops.result(text))
     model = ov.Model(outs, [flag, text, half, count], "types")
+    model.set_rt_info("types-demo", ["model_info", "model_type"])
     (root / "1").mkdir(parents=True)
     ov.save_model(model, str(root / "1" / "model.xml"))
 
 
 def types_repository() -> Path:
-    return _cached("types", {}, _types_ir)
+    return _cached("types", {"rt_info": True}, _types_ir)
 
 
 def _static_ir(root: Path) -> None:

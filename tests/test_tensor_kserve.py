@@ -70,6 +70,8 @@ def test_model_metadata_lists_served_versions_and_dynamic_dims(http, grpc):
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
     assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]
     assert http.get_model_metadata("dense_static")["inputs"][0]["shape"] == [2, 4]
+    assert http.get_model_metadata("types")["rt_info"] == {"model_info": {"model_type": "types-demo"}}
+    assert "rt_info" not in meta
     gmeta = grpc.get_model_metadata("types", "1")
     assert {(t.name, t.datatype, tuple(t.shape)) for t in gmeta.inputs} == {
         ("flag", "BOOL", (-1,)), ("text", "BYTES", (-1,)), ("half", "FP16", (-1,)), ("count", "INT32", (2, 2))}
