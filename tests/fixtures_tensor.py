@@ -70,6 +70,30 @@ def dense_repository(versions: tuple[int, ...] = (1, 2, 3)) -> Path:
     return _cached("dense", {"versions": list(versions)}, build)
 
 
+def _slow_onnx(root: Path) -> None:
+    """x [N,512] through 8 MatMuls with one 512x512 weight: milliseconds per batch of 64."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, prev = [], "x"
+    for i in range(8):
+        nodes.append(helper.make_node("MatMul", [prev, "w"], [f"h{i}"]))
+        prev = f"h{i}"
+    nodes.append(helper.make_node("Identity", [prev], ["y"]))
+    weight = (np.eye(512) * 0.5).astype(np.float32)
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 512])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 512])],
+                              [numpy_helper.from_array(weight, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    (root / "1").mkdir(parents=True)
+    onnx.save(model, str(root / "1" / "model.onnx"))
+
+
+def slow_repository() -> Path:
+    return _cached("slow", {}, _slow_onnx)
+
+
 def _types_ir(root: Path) -> None:
     import openvino as ov
     import openvino.opset13 as ops
@@ -119,6 +143,7 @@ def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
         {"name": "dense_static", "base_path": dense, "shape": "(2,4)"},
         {"name": "types", "base_path": str(types_repository())},
         {"name": "auto", "base_path": str(static_repository()), "shape": "auto"},
+        {"name": "slow", "base_path": str(slow_repository()), "nireq": 1, "max_queue_size": 2},
     ]
     if with_llm:
         from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf

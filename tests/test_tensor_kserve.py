@@ -1,6 +1,7 @@
 """KServe v2 REST and gRPC for classic tensor models, through the real tritonclient SDK."""
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -241,3 +242,29 @@ def test_concurrent_requests_each_get_their_own_result(server):
 
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(one, range(32)))
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_recovers(server):
+    import asyncio
+
+    import httpx
+
+    x = np.ones((64, 512), dtype=np.float32)
+    header = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [64, 512],
+                                     "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    body, headers = header + x.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+            return await asyncio.gather(*(client.post("/v2/models/slow/infer", content=body, headers=headers)
+                                          for _ in range(48)))
+
+    responses = asyncio.run(burst())
+    codes = {r.status_code for r in responses}
+    assert codes <= {200, 503} and 503 in codes and 200 in codes
+    rejected = next(r for r in responses if r.status_code == 503)
+    assert rejected.headers["Retry-After"] == "1" and "retry later" in rejected.json()["error"]
+    ok = next(r for r in responses if r.status_code == 200)
+    assert ok.json()["outputs"][0]["data"][:2] == [0.5 ** 8, 0.5 ** 8]
+    r = httpx.post(f"{server.url}/v2/models/slow/infer", content=body, headers=headers, timeout=120)
+    assert r.status_code == 200
