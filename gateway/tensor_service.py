@@ -36,11 +36,12 @@ def resolve(manager: ModelManager, name: str, version: str | int | None) -> Depl
     return manager.get_version(name, parse_version(version))
 
 
+def exists(manager: ModelManager, name: str) -> bool:
+    return any(s.name == name for s in manager.registry.all())
+
+
 def is_tensor(manager: ModelManager, name: str) -> bool:
-    try:
-        return manager.get(name).servable.kind == "tensor"
-    except Exception:
-        return False
+    return any(s.name == name and s.kind == "tensor" for s in manager.registry.all())
 
 
 def kserve_metadata(deployment: Deployment, group_versions: list[int]) -> dict[str, Any]:

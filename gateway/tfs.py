@@ -38,14 +38,11 @@ SIGNATURE = "serving_default"
 @router.get("/v1/models/{path:path}")
 async def get_model(path: str, request: Request) -> Response:
     manager = request.app.state.manager
-    if not service.is_tensor(manager, path):
-        match = _GET_PATH.match(path)
-        if match is None or not service.is_tensor(manager, match["name"]):
-            if match is not None and (match["version"] or match["metadata"]):
-                return tensor_error_response(ModelNotFound(match["name"]))
-            return JSONResponse(model_object(manager.get(path)))  # OpenAI model object (or OpenAI 404)
-    else:
-        match = _GET_PATH.match(path)
+    match = _GET_PATH.match(path)
+    if match is None or not service.is_tensor(manager, match["name"]):
+        if match is not None and (match["version"] or match["metadata"]) and not service.exists(manager, path):
+            return tensor_error_response(ModelNotFound(match["name"]))
+        return JSONResponse(model_object(manager.get(path)))  # OpenAI model object (or OpenAI 404)
     try:
         if match["metadata"]:
             return JSONResponse(metadata_json(manager, match["name"], match["version"]))
