@@ -141,6 +141,7 @@ def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
         {"name": "dense_all", "base_path": dense, "model_version_policy": {"all": {}}},
         {"name": "dense_v1", "base_path": dense, "model_version_policy": {"specific": {"versions": [1]}}},
         {"name": "dense_static", "base_path": dense, "shape": "(2,4)"},
+        {"name": "dense_b3", "base_path": dense, "batch_size": 3, "plugin_config": {"PERFORMANCE_HINT": "LATENCY"}},
         {"name": "types", "base_path": str(types_repository())},
         {"name": "auto", "base_path": str(static_repository()), "shape": "auto"},
         {"name": "slow", "base_path": str(slow_repository()), "nireq": 1, "max_queue_size": 2},

@@ -71,6 +71,7 @@ def test_model_metadata_lists_served_versions_and_dynamic_dims(http, grpc):
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
     assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]
     assert http.get_model_metadata("dense_static")["inputs"][0]["shape"] == [2, 4]
+    assert http.get_model_metadata("dense_b3")["outputs"][0]["shape"] == [3, 3]
     assert http.get_model_metadata("types")["rt_info"] == {"model_info": {"model_type": "types-demo"}}
     assert "rt_info" not in meta
     gmeta = grpc.get_model_metadata("types", "1")
@@ -108,6 +109,9 @@ def test_grpc_infer_selects_versions(grpc):
     np.testing.assert_array_equal(result.as_numpy("y"), dense_expected(X, 1))
     assert result.get_response().model_version == "1"
     np.testing.assert_array_equal(dense_grpc(grpc, X, model="dense_v1").as_numpy("y"), dense_expected(X, 1))
+    x3 = np.arange(12, dtype=np.float32).reshape(3, 4) / 7  # user plugin_config merges over the f32 default
+    np.testing.assert_allclose(dense_grpc(grpc, x3, model="dense_b3").as_numpy("y"), dense_expected(x3, 3),
+                               rtol=1e-6, atol=1e-5)  # bf16 would be off by ~1e-2
 
 
 def _types_inputs(make):
@@ -183,6 +187,7 @@ def test_rest_errors_name_the_problem_and_the_server_keeps_serving(http):
         (bad(model="no_such_model"), "no_such_model", "404"),
         (bad(version="7"), "version 7", "404"),
         (bad(model="dense_static", array=np.ones((3, 4))), "Expected: [2,4]", "400"),
+        (bad(model="dense_b3", array=np.ones((2, 4))), "Expected: [3,4]", "400"),
     ]
     for call, fragment, status in cases:
         message = _rest_error(call)
