@@ -52,27 +52,40 @@ def bytes_array(values: list[bytes], shape: list[int]) -> np.ndarray:
     return array.reshape(shape)
 
 
-def array_from_list(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
-    """JSON `data` (nested or flat) -> array of `datatype` and `shape`; only the element count must match."""
+def array_from_list(name: str, datatype: str, shape: list[int] | None, data: Any) -> np.ndarray:
+    """JSON `data` (nested or flat) -> array of `datatype`. With `shape`, only the element count must
+    match (KServe); without, the nesting is the shape (TFS). Checked with numpy, not per element."""
     dtype = numpy_dtype(name, datatype)
-    flat = list(_flatten(data))
-    count = int(np.prod(shape)) if shape else 1
-    if len(flat) != count:
-        raise InvalidRequest(f"Input {name!r}: shape {shape} needs {count} elements, data has {len(flat)}", name)
     if datatype == "BYTES":
+        flat = list(_flatten(data))
+        shape = shape if shape is not None else list(np.shape(np.array(data, dtype=object)))
+        _check_count(name, shape, len(flat))
         return bytes_array([_as_bytes(name, v) for v in flat], shape)
-    for value in flat:
-        if datatype == "BOOL":
-            if not isinstance(value, bool):
-                raise InvalidRequest(f"Input {name!r}: BOOL data must be true/false, got {value!r}", name)
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequest(f"Input {name!r}: {datatype} data must be numbers, got {value!r}", name)
-        elif dtype.kind in "iu" and not float(value).is_integer():
-            raise InvalidRequest(f"Input {name!r}: {datatype} data must be integers, got {value!r}", name)
     try:
-        return np.array(flat, dtype=dtype).reshape(shape)
-    except (OverflowError, ValueError) as exc:
-        raise InvalidRequest(f"Input {name!r}: data does not fit {datatype}: {exc}", name) from exc
+        values = np.asarray(data)
+    except ValueError as exc:
+        raise InvalidRequest(f"Input {name!r}: ragged data: {exc}", name) from exc
+    if shape is None:
+        shape = list(values.shape)
+    _check_count(name, shape, values.size)
+    kind = values.dtype.kind
+    if values.size and datatype == "BOOL" and kind != "b":
+        raise InvalidRequest(f"Input {name!r}: BOOL data must be true/false", name)
+    if values.size and datatype != "BOOL" and kind not in "iuf":
+        raise InvalidRequest(f"Input {name!r}: {datatype} data must be numbers", name)
+    if values.size and dtype.kind in "iu":
+        if kind == "f" and not np.all(np.mod(values, 1) == 0):
+            raise InvalidRequest(f"Input {name!r}: {datatype} data must be integers", name)
+        limits = np.iinfo(dtype)
+        if values.min() < limits.min or values.max() > limits.max:
+            raise InvalidRequest(f"Input {name!r}: data does not fit {datatype}", name)
+    return values.astype(dtype).reshape(shape)
+
+
+def _check_count(name: str, shape: list[int], count: int) -> None:
+    expected = int(np.prod(shape)) if shape else 1
+    if count != expected:
+        raise InvalidRequest(f"Input {name!r}: shape {shape} needs {expected} elements, data has {count}", name)
 
 
 def split_bytes_elements(name: str, raw: bytes) -> list[bytes]:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from servables.errors import InvalidRequest, ModelNotFound, ServingError
-from servables.tensor import DATATYPE_TO_NUMPY, TensorInfo
+from servables.tensor import TensorInfo
 
 from . import tensor_codec as codec
 from . import tensor_service as service
@@ -162,23 +162,9 @@ def _array(name: str, value: Any, info: TensorInfo | None) -> np.ndarray:
     """JSON values -> array of the model input's datatype (TFS JSON carries no types)."""
     if info is None:
         raise InvalidRequest(f"Unexpected input {name!r}", name)
-    value = _decode_b64(name, value)
-    try:
-        shaped = np.array(value, dtype=object)
-    except ValueError as exc:
-        raise InvalidRequest(f"Input {name!r}: ragged data: {exc}", name) from exc
-    flat = list(shaped.reshape(-1))
     if info.datatype == "BYTES":
-        return codec.array_from_list(name, "BYTES", list(shaped.shape), flat)
-    if any(isinstance(v, (bytes, list, dict)) for v in flat):
-        raise InvalidRequest(f"Input {name!r}: ragged or non-numeric data for a {info.datatype} input", name)
-    dtype = DATATYPE_TO_NUMPY[info.datatype]
-    if info.datatype != "BOOL":
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in flat):
-            raise InvalidRequest(f"Input {name!r}: {info.datatype} data must be numbers", name)
-        if dtype.kind in "iu" and any(not float(v).is_integer() for v in flat):
-            raise InvalidRequest(f"Input {name!r}: {info.datatype} data must be integers", name)
-    return codec.array_from_list(name, info.datatype, list(shaped.shape), flat)
+        value = _decode_b64(name, value)
+    return codec.array_from_list(name, info.datatype, None, value)
 
 
 def _to_json(array: Any) -> Any:
