@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,17 @@ def serve(args: argparse.Namespace) -> int:
         def handle_exit(self, sig, frame) -> None:
             manager.ready = False  # readiness drops before the listener closes
             super().handle_exit(sig, frame)
+            # uvicorn re-raises SIGTERM after a graceful shutdown (exit status 143); a drained
+            # shutdown asked for by the orchestrator is a success: exit 0.
+            captured = getattr(self, "_captured_signals", None)
+            if captured and sig == signal.SIGTERM:
+                captured.remove(sig)
 
     server = GatewayServer(config)
+    # sse-starlette would end every open stream at SIGTERM; we let them finish within the grace period
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()
     failed: list[BaseException] = []
 
     async def load_models() -> None:
