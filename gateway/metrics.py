@@ -112,6 +112,21 @@ class Metrics:
                                      ["name"])
         self.registry.register(EngineCollector(manager, families))
         self.registry.register(_OvmsCounters(self._counters))
+        self.manager = manager
+        self._prepared: set[str] = set()
+
+    def _prepare_series(self) -> None:
+        """As OVMS: every servable's series exist from the start, at 0."""
+        for servable in self.manager.registry.all():
+            name = servable.name
+            if name in self._prepared or servable.kind == "tensor":
+                continue
+            self._prepared.add(name)
+            for method in ("Unary", "Stream"):
+                for family in (self.accepted, self.rejected, self.responses, self.graph_error):
+                    family.labels("V3", "REST", method, name)
+                self.processing_time.labels(name, method)
+            self.current_graphs.labels(name)
 
     # scheduler.telemetry sink
     def generation_finished(self, model: str, prompt_tokens: int, completion_tokens: int, ttft_s: float | None,
@@ -128,6 +143,7 @@ class Metrics:
         self.queue_rejections.labels(model).inc()
 
     def exposition(self) -> bytes:
+        self._prepare_series()
         text = generate_latest(self.registry).decode()
         for name in self._counters:  # prometheus_client names counter families *_total; OVMS does not
             text = text.replace(f"# HELP {name}_total ", f"# HELP {name} ").replace(
