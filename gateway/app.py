@@ -1,25 +1,48 @@
-"""create_app: wires routers, error handlers and the model manager into one FastAPI app."""
+"""create_app: wires routers, middleware, error handlers and the model manager into one FastAPI app."""
 from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
+from scheduler import telemetry
 from scheduler.config_reload import ConfigReloader
 from scheduler.model_manager import ModelManager
 
 from . import config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
 from .grpc.server import start_grpc_server
+from .guard import GuardMiddleware
+from .observability import ObservabilityMiddleware
 from .openai import chat, completions, models
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
 
-def create_app(manager: ModelManager, metrics_enable: bool = False, grpc_port: int = 0,
+@dataclass
+class HttpSettings:
+    """Front-door settings from the CLI (defaults match `genai-gateway serve`)."""
+
+    metric_families: tuple[str, ...] | None = None  # None: metrics off
+    api_key: str | None = None
+    allowed_origins: list[str] = field(default_factory=lambda: ["*"])
+    allowed_methods: list[str] = field(default_factory=lambda: ["*"])
+    allowed_headers: list[str] = field(default_factory=lambda: ["*"])
+    allow_credentials: bool = False
+    max_body_bytes: int = 64 * 2**20
+    max_json_depth: int = 100
+
+
+def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
                grpc_host: str = "127.0.0.1", reloader: ConfigReloader | None = None,
                poll_seconds: float = 0) -> FastAPI:
+    """`grpc_port` > 0 also serves KServe v2 / TFS gRPC in this event loop; `reloader` backs
+    /v1/config[/reload] and, with `poll_seconds` > 0, re-scans model version folders."""
+    settings = settings or HttpSettings()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         grpc_server = await start_grpc_server(manager, grpc_host, grpc_port) if grpc_port else None
@@ -35,7 +58,10 @@ def create_app(manager: ModelManager, metrics_enable: bool = False, grpc_port: i
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
-    app.state.metrics_registry = metrics.build_registry(manager) if metrics_enable else None
+    recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
+    app.state.metrics = recorder
+    if recorder is not None:
+        telemetry.install(recorder)
     install_error_handlers(app)
     app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
     app.include_router(kserve.router)
@@ -45,4 +71,11 @@ def create_app(manager: ModelManager, metrics_enable: bool = False, grpc_port: i
             app.include_router(module.router, prefix=prefix)
     app.include_router(ops.router)
     app.include_router(metrics.router)
+    # added last = outermost: CORS answers preflights before the guard asks for an API key
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
+                       max_json_depth=settings.max_json_depth)
+    app.add_middleware(ObservabilityMiddleware, metrics=recorder)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
+                       allow_methods=settings.allowed_methods, allow_headers=settings.allowed_headers,
+                       allow_credentials=settings.allow_credentials)
     return app
