@@ -45,7 +45,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        grpc_server = await start_grpc_server(manager, grpc_host, grpc_port) if grpc_port else None
+        grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder) if grpc_port else None
         poller = asyncio.create_task(config_api.poll_forever(reloader, poll_seconds)) \
             if reloader is not None and poll_seconds > 0 else None
         yield

@@ -18,6 +18,7 @@ from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import datatype_of_array
 
 from . import tensor_codec as codec
+from .request_context import note_model_version
 from . import tensor_service as service
 from .tensor_errors import TensorAPIRoute
 
@@ -45,6 +46,7 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
             raise ModelNotFound(name)
         return JSONResponse({"name": name, "ready": True})
     resolved = service.resolve(manager, name, version)
+    note_model_version(request.scope, str(resolved.servable.version))
     return JSONResponse({"name": name, "version": str(resolved.servable.version), "ready": True})
 
 
@@ -58,6 +60,7 @@ async def model_metadata(name: str, request: Request, version: str | None = None
     if group.servable.kind != "tensor":
         raise ModelNotFound(name)
     deployment = service.resolve(manager, name, version)
+    note_model_version(request.scope, str(deployment.servable.version))
     return service.kserve_metadata(deployment, group.servable.versions())
 
 
@@ -65,6 +68,7 @@ async def model_metadata(name: str, request: Request, version: str | None = None
 @router.post("/v2/models/{name}/versions/{version}/infer")
 async def model_infer(name: str, request: Request, version: str | None = None) -> Response:
     deployment = service.resolve(_manager(request), name, version)
+    note_model_version(request.scope, str(deployment.servable.version))
     body = await request.body()
     header, tail = _split_body(request, body)
     inputs = _decode_inputs(header, tail)

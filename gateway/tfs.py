@@ -20,6 +20,7 @@ from servables.errors import InvalidRequest, ModelNotFound, ServingError
 from servables.tensor import TensorInfo
 
 from . import tensor_codec as codec
+from .request_context import note_model_version
 from . import tensor_service as service
 from .openai.models import model_object
 from .tensor_errors import tensor_error_response
@@ -60,6 +61,7 @@ async def post_model(path: str, request: Request) -> Response:
         if match["verb"] != "predict":
             raise InvalidRequest(f"Method :{match['verb']} is not implemented; use :predict")
         deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
+        note_model_version(request.scope, str(deployment.servable.version))
         try:
             body = json.loads(await request.body())
         except ValueError as exc:

@@ -155,11 +155,11 @@ def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
     return path
 
 
-def start_tensor_server(tmp_dir: Path, log_name: str, with_llm: bool = False):
+def start_tensor_server(tmp_dir: Path, log_name: str, *extra: str, with_llm: bool = False):
     from tests.server import ServerProcess, free_port
 
     grpc_port = free_port()
     server = ServerProcess("--config_path", str(tensor_config(tmp_dir, with_llm)), "--port", str(grpc_port),
-                           log_name=log_name)
+                           *extra, log_name=log_name)
     server.grpc_port = grpc_port
     return server.start()

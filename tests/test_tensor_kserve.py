@@ -17,7 +17,7 @@ X = np.array([[1, 2, 3, 4], [-5, 6, 0.5, 8]], dtype=np.float32)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = start_tensor_server(tmp_path_factory.mktemp("kserve"), "tensor-kserve")
+    server = start_tensor_server(tmp_path_factory.mktemp("kserve"), "tensor-kserve", "--metrics_enable")
     yield server
     server.stop()
 
@@ -273,3 +273,24 @@ def test_a_full_queue_answers_503_with_retry_after_and_recovers(server):
     assert ok.json()["outputs"][0]["data"][:2] == [0.5 ** 8, 0.5 ** 8]
     r = httpx.post(f"{server.url}/v2/models/slow/infer", content=body, headers=headers, timeout=120)
     assert r.status_code == 200
+
+
+def test_rest_and_grpc_calls_are_counted_in_ovms_metric_families(server, http, grpc):
+    import httpx
+
+    def value(text: str, labels: str) -> float:
+        for line in text.splitlines():
+            if line.startswith("ovms_requests_success{") and all(f in line for f in labels.split(";")):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    rest = 'api="KServe";interface="REST";method="ModelInfer";name="dense_all";version="2"'
+    rpc = 'api="KServe";interface="gRPC";method="ModelInfer";name="dense_all";version="3"'
+    before = httpx.get(f"{server.url}/metrics").text
+    dense_http(http, X, model="dense_all", version="2")
+    dense_grpc(grpc, X, model="dense_all")
+    dense_grpc(grpc, X, model="dense_all")
+    after = httpx.get(f"{server.url}/metrics").text
+    assert value(after, rest) - value(before, rest) == 1
+    assert value(after, rpc) - value(before, rpc) == 2
+    assert 'ovms_request_time_us_count{interface="gRPC",name="dense_all",version="3"}' in after

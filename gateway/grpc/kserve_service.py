@@ -52,8 +52,11 @@ def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
 
 
 class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, manager: Any):
+    api = "KServe"
+
+    def __init__(self, manager: Any, metrics: Any = None):
         self.manager = manager
+        self.metrics = metrics
 
     @rpc
     async def ServerLive(self, request, context):

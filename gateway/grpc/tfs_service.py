@@ -72,8 +72,11 @@ def array_to_tensor(array: np.ndarray) -> tf.TensorProto:
 
 
 class TFSServicer(pb_grpc.PredictionServiceServicer):
-    def __init__(self, manager: Any):
+    api = "TensorFlowServing"
+
+    def __init__(self, manager: Any, metrics: Any = None):
         self.manager = manager
+        self.metrics = metrics
 
     def _resolve(self, spec: pb.ModelSpec):
         if spec.HasField("version_label"):
@@ -118,8 +121,11 @@ class TFSServicer(pb_grpc.PredictionServiceServicer):
 
 
 class ModelStatusServicer(pb_grpc.ModelServiceServicer):
-    def __init__(self, manager: Any):
+    api = "TensorFlowServing"
+
+    def __init__(self, manager: Any, metrics: Any = None):
         self.manager = manager
+        self.metrics = metrics
 
     @rpc
     async def GetModelStatus(self, request, context):
