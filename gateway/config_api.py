@@ -22,6 +22,9 @@ async def reload_config(request: Request) -> JSONResponse:
     reloader = _reloader(request)
     if reloader is None:
         return JSONResponse({}, status_code=200)
+    if not reloader.manager.ready:
+        return JSONResponse({"error": "Server is not ready: the initial model load is still running"},
+                            status_code=503)
     try:
         changed = await asyncio.to_thread(reloader.reload)
     except Exception as exc:  # invalid file: nothing was changed
@@ -40,6 +43,8 @@ async def poll_forever(reloader, seconds: float) -> None:
     """Re-scan version folders (and a changed config file) every `seconds`."""
     while True:
         await asyncio.sleep(seconds)
+        if not reloader.manager.ready:  # the initial load (or shutdown) owns the models now
+            continue
         try:
             await asyncio.to_thread(reloader.poll)
         except Exception:
