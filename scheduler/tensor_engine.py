@@ -1,11 +1,17 @@
-"""Tensor engine: requests of classic models run on an `openvino.AsyncInferQueue` of `nireq` requests.
+"""Tensor engine: requests of classic models run on `nireq` OpenVINO infer requests.
 
-A request starts on the AsyncInferQueue straight from the event loop when one of the `nireq`
-infer requests is free and nobody is waiting (no thread hop); otherwise it waits in a bounded queue
-that one feeder thread per model version drains (`start_async` blocks that thread while all
-requests are busy). Results come back in OpenVINO's callback thread and cross to asyncio through
-`loop.call_soon_threadsafe`, the one place the two meet. A full queue raises `Overloaded` (503).
-With `shape: auto` the feeder drains the queue and recompiles before a request of a new shape.
+Each infer request has its own worker thread that takes jobs from one bounded queue and runs
+`InferRequest.infer` (which releases the GIL, so `nireq` requests run in parallel); results cross to
+asyncio through `loop.call_soon_threadsafe`, the one place the two meet. A full queue raises
+`Overloaded` (503).
+
+Why not `AsyncInferQueue`: when an inference fails inside OpenVINO (e.g. a data-dependent shape
+error), its callback is never called and the *next* `start_async` raises the old error, so the failed
+request would hang and an innocent one would fail. A synchronous `infer` per worker raises in the
+right place.
+
+With `shape: auto` the engine runs one worker, which reshapes and recompiles before a request of
+a new shape.
 """
 from __future__ import annotations
 
@@ -16,9 +22,8 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import openvino as ov
 
-from servables.errors import InferenceError, InvalidRequest, ModelUnavailable, Overloaded, ServingError
+from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 from servables.tensor import TensorServable
 from servables.tensor_model import TensorModel
 
@@ -65,27 +70,32 @@ class TensorEngine:
         self._lock = threading.Lock()
         self._waiting = 0
         self._running = 0
-        self._nireq = 1
-        self._start_lock = threading.Lock()
         self._stopping = False
-        self._infer_queue: ov.AsyncInferQueue | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"tensor-engine:{servable.name}:{servable.version}")
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        self._new_infer_queue()
-        self._thread.start()
-
-    def _new_infer_queue(self) -> None:
-        self._nireq = self.servable.nireq
-        self._infer_queue = ov.AsyncInferQueue(self.servable.compiled, self._nireq)
-        self._infer_queue.set_callback(self._done)
+        workers = 1 if self.servable.auto_shape else self.servable.nireq
+        for index in range(workers):
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"tensor:{self.servable.name}:{self.servable.version}:{index}")
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Finish the requests being run, fail the queued ones, end the workers."""
         with self._lock:
             self._stopping = True
-        self._jobs.put(None)
-        self._thread.join(timeout)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                _resolve(job, error=ModelUnavailable(f"Model {self.servable.name} was unloaded"))
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
 
     def stats(self) -> EngineStats:
         with self._lock:
@@ -101,73 +111,43 @@ class TensorEngine:
         with self._lock:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} version {self.servable.version} is unloading")
-            job = _Job(inputs, loop.create_future(), loop)
-            direct = not self.servable.auto_shape and self._waiting == 0 and self._running < self._nireq
-            if direct:
-                self._running += 1
-            elif self._waiting >= self._max_queue:
+            if self._waiting - max(0, len(self._threads) - self._running) >= self._max_queue:
                 raise Overloaded(f"Model {self.servable.name} has {self._waiting} requests waiting; retry later")
-            else:
-                self._waiting += 1
-        if direct:
-            self._start(job)
-        else:
-            self._jobs.put(job)
+            self._waiting += 1
+        job = _Job(inputs, loop.create_future(), loop)
+        self._jobs.put(job)
         return await job.future
 
-    # --- feeder thread and OpenVINO callbacks ---------------------------------------------
+    # --- worker threads -------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _work(self) -> None:
+        request = self.servable.compiled.create_infer_request()
         while True:
             job = self._jobs.get()
             if job is None:
-                break
+                return
             with self._lock:
                 self._waiting -= 1
                 self._running += 1
-            if self.servable.needs_reshape(job.inputs):
-                try:
-                    self._infer_queue.wait_all()
-                    self.servable.reshape_to(job.inputs)
-                    self._new_infer_queue()
-                except ServingError as exc:
-                    self._finish(job, error=exc)
-                    continue
-            self._start(job)
-        self._shutdown()
-
-    def _start(self, job: _Job) -> None:
-        """Start on a free infer request (blocks only while all `nireq` are busy: feeder thread)."""
-        try:
-            with self._start_lock:  # AsyncInferQueue.start_async is not safe from two threads at once
-                self._infer_queue.start_async(job.inputs, job)
-        except Exception as exc:  # OpenVINO rejected the inputs before running
-            self._finish(job, error=InvalidRequest(f"Invalid inputs: {exc}", "inputs"))
-
-    def _done(self, request: ov.InferRequest, job: _Job) -> None:
-        try:
-            outputs = self.servable.output_arrays(request)
-        except Exception as exc:
-            log.exception("reading outputs of %s failed", self.servable.name)
-            self._finish(job, error=InferenceError(f"Inference failed: {exc}"))
-            return
-        self._finish(job, outputs)
-
-    def _finish(self, job: _Job, result: object = None, error: Exception | None = None) -> None:
-        with self._lock:
-            self._running -= 1
-        _resolve(job, result, error)
-
-    def _shutdown(self) -> None:
-        if self._infer_queue is not None:
-            self._infer_queue.wait_all()
-        while True:
             try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                _resolve(job, error=ModelUnavailable(f"Model {self.servable.name} was unloaded"))
+                if self.servable.needs_reshape(job.inputs):  # only with shape auto: a single worker
+                    self.servable.reshape_to(job.inputs)
+                    request = self.servable.compiled.create_infer_request()
+                request.infer(job.inputs)
+                _resolve(job, self.servable.output_arrays(request))
+            except ServingError as exc:
+                _resolve(job, error=exc)
+            except Exception as exc:  # OpenVINO failed on these inputs; the request object stays usable
+                log.warning("%s v%d: inference failed: %s", self.servable.name, self.servable.version, exc)
+                _resolve(job, error=InferenceError(f"Inference failed: {_first_line(exc)}"))
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip() and not line.startswith("Exception from")]
+    return lines[0] if lines else type(exc).__name__
 
 
 class TensorModelEngine:

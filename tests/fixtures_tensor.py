@@ -129,6 +129,23 @@ def _static_ir(root: Path) -> None:
     ov.save_model(ov.Model([ops.result(y)], [x], "static"), str(root / "1" / "model.xml"))
 
 
+def _fragile_ir(root: Path) -> None:
+    """y = reshape(x, t): OpenVINO fails at run time when x's size does not match t."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([-1], ov.Type.f32, name="x")
+    t = ops.parameter([2], ov.Type.i64, name="t")
+    y = ops.reshape(x, t, special_zero=False)
+    y.output(0).get_tensor().set_names({"y"})
+    (root / "1").mkdir(parents=True)
+    ov.save_model(ov.Model([ops.result(y)], [x, t], "fragile"), str(root / "1" / "model.xml"))
+
+
+def fragile_repository() -> Path:
+    return _cached("fragile", {}, _fragile_ir)
+
+
 def static_repository() -> Path:
     return _cached("static", {}, _static_ir)
 
@@ -144,6 +161,7 @@ def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
         {"name": "dense_b3", "base_path": dense, "batch_size": 3, "plugin_config": {"PERFORMANCE_HINT": "LATENCY"}},
         {"name": "types", "base_path": str(types_repository())},
         {"name": "auto", "base_path": str(static_repository()), "shape": "auto"},
+        {"name": "fragile", "base_path": str(fragile_repository()), "nireq": 1},
         {"name": "slow", "base_path": str(slow_repository()), "nireq": 1, "max_queue_size": 2},
     ]
     if with_llm:

@@ -235,6 +235,23 @@ def test_grpc_errors_map_to_status_codes(grpc):
         np.testing.assert_array_equal(dense_grpc(grpc, X).as_numpy("y"), dense_expected(X, 3))
 
 
+def test_an_inference_that_fails_inside_openvino_is_an_error_not_a_hang(http, grpc):
+    def call(client, module, target, check=True):
+        x = np.arange(4, dtype=np.float32)
+        inputs = [module.InferInput("x", [4], "FP32"), module.InferInput("t", [2], "INT64")]
+        inputs[0].set_data_from_numpy(x)
+        inputs[1].set_data_from_numpy(np.array(target, dtype=np.int64))
+        return client.infer("fragile", inputs).as_numpy("y")
+
+    for client, module, status in ((http, httpclient, "[500]"), (grpc, grpcclient, "[StatusCode.INTERNAL]")):
+        for _ in range(2):
+            with pytest.raises(InferenceServerException) as info:
+                call(client, module, [3, 3])
+            assert "Inference failed" in str(info.value) and (status in str(info.value) or
+                                                               status.strip("[]") == info.value.status()), info.value
+            np.testing.assert_array_equal(call(client, module, [2, 2]), [[0, 1], [2, 3]])
+
+
 def test_concurrent_requests_each_get_their_own_result(server):
     def one(i: int) -> bool:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
