@@ -81,21 +81,21 @@ class TensorEngine:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the requests being run, fail the queued ones, end the workers."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Refuse new requests, let the workers finish the queued and running ones, then end them."""
         with self._lock:
             self._stopping = True
-        while True:
+        for _ in self._threads:
+            self._jobs.put(None)  # behind every queued job: the queue drains first
+        for thread in self._threads:
+            thread.join(timeout)
+        while True:  # only left when a worker did not finish in time
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 break
             if job is not None:
                 _resolve(job, error=ModelUnavailable(f"Model {self.servable.name} was unloaded"))
-        for _ in self._threads:
-            self._jobs.put(None)
-        for thread in self._threads:
-            thread.join(timeout)
 
     def stats(self) -> EngineStats:
         with self._lock:
