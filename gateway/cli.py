@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
     serve.add_argument("--metrics_enable", action="store_true")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                       help="how often the config file is checked for changes; 0 = never (default 1)")
+    add_model_management_flags(serve)
     serve.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
+    add_pull_flags(pull)
+    pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def add_pull_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None:
+    group = parser.add_argument_group("pulling from HuggingFace (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE apply)")
+    group.add_argument("--source_model", required=not serving, help="HuggingFace id, e.g. OpenVINO/Qwen3-8B-int4-ov")
+    group.add_argument("--model_repository_path", default=os.environ.get("OVMS_MODEL_REPOSITORY_PATH"),
+                       required=not serving and "OVMS_MODEL_REPOSITORY_PATH" not in os.environ,
+                       help="folder the models are pulled into, as <dir>/<org>/<name> "
+                            "(default $OVMS_MODEL_REPOSITORY_PATH)")
+    if not serving:
+        group.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    group.add_argument("--weight-format", "--weight_format", dest="weight_format",
+                       choices=["fp32", "fp16", "int8", "int4"], help="for conversions (default int8)")
+    group.add_argument("--extra_quantization_params", help="passed to optimum-cli export openvino")
+    group.add_argument("--gguf_filename", help="pull only this .gguf file of the repo (text_generation)")
+    group.add_argument("--overwrite_models", action="store_true", help="download again even if present")
+    group.add_argument("--revision", help="branch, tag or commit of the repo (default main)")
+
+
+def add_model_management_flags(parser: argparse.ArgumentParser) -> None:
+    add_pull_flags(parser, serving=True)
+    group = parser.add_argument_group("model repository management (these do not serve)")
+    group.add_argument("--pull", action="store_true", help="with --source_model: download, then exit")
+    group.add_argument("--list_models", action="store_true", help="list the models in --model_repository_path")
+    group.add_argument("--add_to_config", action="store_true",
+                       help="add --model_name (from --model_path or --model_repository_path) to --config_path")
+    group.add_argument("--remove_from_config", action="store_true", help="remove --model_name from --config_path")
 
 
 def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +99,15 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
     return options
+
+
+def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
+    """CLI scheduler knobs are defaults for every text_generation entry of a config file."""
+    from servables.base import ModelSpec
+
+    if spec.task != "text_generation" or not llm_defaults:
+        return spec
+    return ModelSpec(spec.name, spec.base_path, spec.task, {**llm_defaults, **spec.options}, spec.version)
 
 
 def model_specs(args: argparse.Namespace):
@@ -77,14 +120,12 @@ def model_specs(args: argparse.Namespace):
     if args.config_path:
         if args.model_path:
             raise SystemExit("--config_path and --model_path cannot be used together")
-        specs = load_config_file(Path(args.config_path))
-        return [ModelSpec(s.name, s.base_path, s.task, {**llm_defaults, **s.options}) if s.task == "text_generation"
-                else s for s in specs]
+        return [with_cli_defaults(s, llm_defaults) for s in load_config_file(Path(args.config_path))]
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
         spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
-        options = llm_defaults if spec.task == "text_generation" else {}
+        options = {**spec.options, **llm_defaults} if spec.task == "text_generation" else spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
     return [sources.default_llm_spec(llm_defaults)]
 
@@ -97,14 +138,31 @@ def serve(args: argparse.Namespace) -> int:
     from servables.config_file import ConfigError
     from servables.errors import ServingError
 
+    from scheduler.config_reloader import ConfigReloader
+
+    from . import model_repo
+
+    if args.list_models or args.add_to_config or args.remove_from_config or args.pull:
+        return model_repo.run(args)
     manager = ModelManager()
+    reloader = None
     try:
-        manager.load(model_specs(args))
+        if args.source_model:
+            args.model_path, args.model_name = model_repo.pull_for_serving(args)
+        if args.config_path:  # the only mode with runtime changes; bad entries are skipped, not fatal
+            if args.model_path:
+                raise SystemExit("--config_path and --model_path cannot be used together")
+            defaults = llm_options_from_args(args)
+            reloader = ConfigReloader(manager, Path(args.config_path), lambda s: with_cli_defaults(s, defaults))
+            reloader.load_initial()
+        else:
+            manager.load(model_specs(args))
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
         manager.close()
         return 2
-    app = create_app(manager, metrics_enable=args.metrics_enable)
+    app = create_app(manager, metrics_enable=args.metrics_enable, reloader=reloader,
+                     poll_seconds=args.file_system_poll_wait_seconds)
     log.info("serving on http://%s:%d", args.rest_bind_address, args.rest_port)
     uvicorn.run(app, host=args.rest_bind_address, port=args.rest_port, log_level=args.log_level.lower()
                 if args.log_level != "TRACE" else "trace", access_log=False)
@@ -117,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":
         return serve(args)
+    if args.command == "pull":
+        from . import model_repo
+
+        return model_repo.pull_command(args)
     return 1
 
 
