@@ -104,9 +104,17 @@ def _pull(req: PullRequest, target: Path, work: Path) -> Path:
         result, kind = download, "gguf"
     else:
         _download_repo(req, download)
+        ggufs = sorted(p.name for p in download.glob("*.gguf"))
         if _is_openvino_ir(download):
             task = req.task or infer_task(download)
             result, kind = download, "openvino"
+        elif ggufs:
+            if len(ggufs) > 1:
+                raise PullError(f"{req.source_model} has several .gguf files ({', '.join(ggufs)}): "
+                                f"choose one with --gguf_filename")
+            req.gguf_filename = ggufs[0]
+            task = req.task or TEXT_GENERATION
+            result, kind = download, "gguf"
         else:
             task = req.task or infer_task(download)
             if task is None:

@@ -25,6 +25,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, Path] = {}
         self.cut_once: set[tuple[str, str]] = set()
+        self.forbidden: set[tuple[str, str]] = set()  # (repo, file) answered 403
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -120,6 +121,8 @@ class FakeHub:
                 file = hub.repos[repo] / name
                 if not file.is_file():
                     return self._error(404, "EntryNotFound", f"{name} does not exist on {revision}")
+                if (repo, name) in hub.forbidden:
+                    return self._error(403, "Forbidden", f"access to {name} is forbidden")
                 data = file.read_bytes()
                 start = 0
                 match = re.match(r"bytes=(\d+)-", self.headers.get("Range") or "")
