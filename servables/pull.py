@@ -193,26 +193,26 @@ def _hub_errors(req: PullRequest):
     )
 
     endpoint = constants.ENDPOINT
-    return [
+    return [  # most specific first: LocalEntryNotFoundError is an EntryNotFoundError
+        (OfflineModeIsEnabled, lambda e: f"cannot download {req.source_model}: HF_HUB_OFFLINE is set"),
+        (LocalEntryNotFoundError, lambda e: f"cannot download {req.source_model}: {endpoint} is not reachable "
+                                            f"(no network?) and no partial copy exists"
+                                            + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "")),
         (GatedRepoError, lambda e: f"{req.source_model} is gated on {endpoint}: accept its terms and set HF_TOKEN"),
         (RepositoryNotFoundError, lambda e: f"model {req.source_model} was not found on {endpoint} (404): check "
                                             f"the name, or set HF_TOKEN for a private repo"),
         (RevisionNotFoundError, lambda e: f"revision {req.revision} of {req.source_model} was not found on {endpoint}"),
         (EntryNotFoundError, lambda e: f"file {req.gguf_filename or ''} was not found in {req.source_model} on "
                                        f"{endpoint} (404)"),
-        (OfflineModeIsEnabled, lambda e: f"cannot download {req.source_model}: HF_HUB_OFFLINE is set"),
-        (LocalEntryNotFoundError, lambda e: f"cannot download {req.source_model}: {endpoint} is not reachable "
-                                            f"(no network?) and no partial copy exists"
-                                            + (" (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else "")),
         (HfHubHTTPError, lambda e: f"cannot download {req.source_model} from {endpoint}: {str(e).splitlines()[0]}"),
     ]
 
 
-def _call_hub(req: PullRequest, func, **kwargs: Any) -> None:
+def _call_hub(req: PullRequest, func, **kwargs: Any) -> Any:
     import httpx
 
     try:
-        func(**kwargs)
+        return func(**kwargs)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise
@@ -221,7 +221,10 @@ def _call_hub(req: PullRequest, func, **kwargs: Any) -> None:
                 raise PullError(message(exc)) from exc
         raise PullError(f"cannot download {req.source_model}: {exc}") from exc
     except httpx.HTTPError as exc:
-        raise PullError(f"cannot download {req.source_model}: network error: {exc}") from exc
+        from huggingface_hub import constants
+
+        raise PullError(f"cannot download {req.source_model}: {constants.ENDPOINT} is not reachable "
+                        f"(no network?): {exc}") from exc
     except Exception as exc:
         for cls, message in _hub_errors(req):
             if isinstance(exc, cls):
@@ -230,11 +233,18 @@ def _call_hub(req: PullRequest, func, **kwargs: Any) -> None:
 
 
 def _download_repo(req: PullRequest, dest: Path) -> None:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
+    # Ask the hub first: snapshot_download falls back to a non-empty local_dir when the hub is
+    # unreachable, which would pass a partial earlier download off as complete.
+    info = _call_hub(req, HfApi().model_info, repo_id=req.source_model, revision=req.revision)
     log.info("downloading %s into %s", req.source_model, dest)
-    _call_hub(req, snapshot_download, repo_id=req.source_model, revision=req.revision, local_dir=str(dest),
-              tqdm_class=_progress_class(), max_workers=4)
+    _call_hub(req, snapshot_download, repo_id=req.source_model, revision=info.sha or req.revision,
+              local_dir=str(dest), tqdm_class=_progress_class(), max_workers=4)
+    missing = [s.rfilename for s in info.siblings or [] if not (dest / s.rfilename).is_file()]
+    if missing:
+        raise PullError(f"the download of {req.source_model} is incomplete ({len(missing)} files missing, e.g. "
+                        f"{missing[0]}): run the pull again to resume it")
 
 
 def _download_file(req: PullRequest, dest: Path) -> None:

@@ -109,7 +109,7 @@ def test_no_network_is_a_clear_error(tmp_path):
     result = cli("pull", "--source_model", GGUF_REPO, "--model_repository_path", str(tmp_path / "models"),
                  env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf-home")})
     assert result.returncode == 2
-    assert "not reachable" in result.stderr or "network" in result.stderr, result.stderr[-2000:]
+    assert "http://127.0.0.1:9 is not reachable (no network?)" in result.stderr, result.stderr[-2000:]
 
 
 def test_failed_download_leaves_no_model_and_a_retry_finishes_it(hub, tmp_path):
@@ -134,8 +134,7 @@ def test_unsupported_architecture_is_a_clear_error(hub, tmp_path):
     result = cli("pull", "--source_model", ODD_REPO, "--model_repository_path", str(repo), "--task",
                  "text_generation", env=hub_env(hub, tmp_path))
     assert result.returncode == 2
-    assert "frobnicator" in result.stderr.lower() and "converting" in result.stderr or \
-        "unsupported architecture" in result.stderr, result.stderr[-3000:]
+    assert "unsupported architecture" in result.stderr and "frobnicator" in result.stderr, result.stderr[-3000:]
     assert not (repo / ODD_REPO).exists()
 
 
