@@ -72,7 +72,7 @@ class ModelManager:
         self.scheduler = Scheduler()
         self.ready = False
         self._lock = threading.RLock()  # guards the maps below; held only for dict updates
-        self._apply_lock = threading.Lock()  # one model-list change at a time
+        self._apply_lock = threading.RLock()  # one model-list change (or refresh) at a time
         self._deployments: dict[str, Deployment] = {}
         self._specs: dict[str, ModelSpec] = {}  # the spec last applied per name (loaded or failed)
         self._status: dict[str, VersionStatus] = {}
@@ -162,14 +162,15 @@ class ModelManager:
         """Per-servable rescans (e.g. tensor model version folders): each servable that has a
         `refresh() -> bool` method is asked to pick up changes on disk; True when any did."""
         changed = False
-        for deployment in self.deployments():
-            refresh = getattr(deployment.servable, "refresh", None)
-            if refresh is None:
-                continue
-            try:
-                changed |= bool(refresh())
-            except Exception:
-                log.exception("refresh of %s failed", deployment.servable.name)
+        with self._apply_lock:
+            for deployment in self.deployments():
+                refresh = getattr(deployment.servable, "refresh", None)
+                if refresh is None:
+                    continue
+                try:
+                    changed |= bool(refresh())
+                except Exception:
+                    log.exception("refresh of %s failed", deployment.servable.name)
         return changed
 
     def close(self) -> None:

@@ -240,7 +240,7 @@ def _download_repo(req: PullRequest, dest: Path) -> None:
     info = _call_hub(req, HfApi().model_info, repo_id=req.source_model, revision=req.revision)
     log.info("downloading %s into %s", req.source_model, dest)
     _call_hub(req, snapshot_download, repo_id=req.source_model, revision=info.sha or req.revision,
-              local_dir=str(dest), tqdm_class=_progress_class(), max_workers=4)
+              local_dir=str(dest), tqdm_class=_progress_class(), max_workers=4, force_download=req.overwrite)
     missing = [s.rfilename for s in info.siblings or [] if not (dest / s.rfilename).is_file()]
     if missing:
         raise PullError(f"the download of {req.source_model} is incomplete ({len(missing)} files missing, e.g. "
@@ -252,7 +252,7 @@ def _download_file(req: PullRequest, dest: Path) -> None:
 
     log.info("downloading %s from %s into %s", req.gguf_filename, req.source_model, dest)
     _call_hub(req, hf_hub_download, repo_id=req.source_model, filename=req.gguf_filename, revision=req.revision,
-              local_dir=str(dest), tqdm_class=_progress_class())
+              local_dir=str(dest), tqdm_class=_progress_class(), force_download=req.overwrite)
 
 
 # --- conversion --------------------------------------------------------------------------------

@@ -50,9 +50,12 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_pull_gguf_then_serve_it_by_source_name(hub, tmp_path):
     repo = tmp_path / "models"
     env = hub_env(hub, tmp_path)
+    hub.cut_once.add((GGUF_REPO, smollm2_gguf().name))  # the connection drops half-way: the download resumes
+    hub.requests.clear()
     pulled = cli("pull", "--source_model", GGUF_REPO, "--gguf_filename", smollm2_gguf().name,
                  "--model_repository_path", str(repo), env=env)
     assert pulled.returncode == 0, pulled.stderr
+    assert any(method == "GET" and (span or "").startswith("bytes=") for method, _, span in hub.requests)
     folder = repo / GGUF_REPO
     assert pulled.stdout.strip() == str(folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted([smollm2_gguf().name, "genai_gateway.json"])
