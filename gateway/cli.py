@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
-    serve.add_argument("--metrics_enable", action="store_true")
+    ops = serve.add_argument_group("operations and security")
+    ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
+    ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
+    ops.add_argument("--api_key_file", help="file whose first line is the API key (else env API_KEY)")
+    ops.add_argument("--allowed_origins", default="*", help="CORS origins, comma-separated")
+    ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
+    ops.add_argument("--allowed_headers", default="*", help="CORS headers, comma-separated")
+    ops.add_argument("--allow_credentials", action="store_true", help="CORS: allow credentials")
+    ops.add_argument("--max_request_bytes", type=int, default=64 * 2**20, help="largest accepted request body")
+    ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
+    ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
+                     help="on SIGTERM, how long in-flight requests may take to finish")
     serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                        help="how often the config file is checked for changes; 0 = never (default 1)")
     add_model_management_flags(serve)
-    serve.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
     pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
@@ -130,43 +142,116 @@ def model_specs(args: argparse.Namespace):
     return [sources.default_llm_spec(llm_defaults)]
 
 
+def read_api_key(args: argparse.Namespace) -> str | None:
+    """First line of --api_key_file, else env API_KEY, else None (no authentication)."""
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise SystemExit(f"cannot read an API key from --api_key_file {args.api_key_file}: {exc}") from exc
+        if not key:
+            raise SystemExit(f"--api_key_file {args.api_key_file} has an empty first line")
+        return key
+    return os.environ.get("API_KEY") or None
+
+
+def http_settings(args: argparse.Namespace):
+    from gateway.app import HttpSettings
+    from gateway.metrics import MetricsConfigError, select_families
+
+    split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+    try:
+        families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
+    except MetricsConfigError as exc:
+        raise SystemExit(str(exc)) from exc
+    return HttpSettings(
+        metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
+        allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
+        allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
+        max_json_depth=args.max_json_depth,
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
+    """Start HTTP at once (live), load the models in a worker thread (ready when done).
+
+    SIGTERM: readiness goes false, the listener closes, in-flight requests get
+    --shutdown_grace_seconds to finish, then the models are unloaded and the process exits 0.
+    """
+    import asyncio
+
     import uvicorn
 
     from gateway.app import create_app
+    from scheduler.config_reloader import ConfigReloader
     from scheduler.model_manager import ModelManager
     from servables.config_file import ConfigError
     from servables.errors import ServingError
-
-    from scheduler.config_reloader import ConfigReloader
 
     from . import model_repo
 
     if args.list_models or args.add_to_config or args.remove_from_config or args.pull:
         return model_repo.run(args)
+    settings = http_settings(args)
     manager = ModelManager()
     reloader = None
     try:
-        if args.source_model:
+        if args.source_model:  # pull (when missing) before listening: serving starts with the model on disk
             args.model_path, args.model_name = model_repo.pull_for_serving(args)
         if args.config_path:  # the only mode with runtime changes; bad entries are skipped, not fatal
             if args.model_path:
                 raise SystemExit("--config_path and --model_path cannot be used together")
             defaults = llm_options_from_args(args)
             reloader = ConfigReloader(manager, Path(args.config_path), lambda s: with_cli_defaults(s, defaults))
-            reloader.load_initial()
+            load = reloader.load_initial
         else:
-            manager.load(model_specs(args))
+            specs = model_specs(args)
+            load = lambda: manager.load(specs)  # noqa: E731
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
-        manager.close()
         return 2
-    app = create_app(manager, metrics_enable=args.metrics_enable, reloader=reloader,
+    if settings.api_key is None:
+        log.info("no API key configured: authentication is disabled")
+    manager = ModelManager()
+    app = create_app(manager, settings, reloader=reloader,
                      poll_seconds=args.file_system_poll_wait_seconds)
-    log.info("serving on http://%s:%d", args.rest_bind_address, args.rest_port)
-    uvicorn.run(app, host=args.rest_bind_address, port=args.rest_port, log_level=args.log_level.lower()
-                if args.log_level != "TRACE" else "trace", access_log=False)
-    return 0
+    config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
+                            log_level="trace" if args.log_level == "TRACE" else args.log_level.lower(),
+                            timeout_graceful_shutdown=args.shutdown_grace_seconds, log_config=None)
+
+    class GatewayServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            manager.ready = False  # readiness drops before the listener closes
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises SIGTERM after a graceful shutdown (exit status 143); a drained
+            # shutdown asked for by the orchestrator is a success: exit 0.
+            captured = getattr(self, "_captured_signals", None)
+            if captured and sig == signal.SIGTERM:
+                captured.remove(sig)
+
+    server = GatewayServer(config)
+    # sse-starlette would end every open stream at SIGTERM; we let them finish within the grace period
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()
+    failed: list[BaseException] = []
+
+    async def load_models() -> None:
+        try:
+            await asyncio.to_thread(load)
+            log.info("all models loaded; serving on http://%s:%d", args.rest_bind_address, args.rest_port)
+        except (ConfigError, ServingError) as exc:
+            log.error("%s", exc)
+            failed.append(exc)
+            server.should_exit = True
+
+    async def main_task() -> None:
+        loader = asyncio.create_task(load_models())
+        await server.serve()
+        loader.cancel()
+
+    asyncio.run(main_task())
+    return 2 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

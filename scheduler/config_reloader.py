@@ -36,6 +36,7 @@ class ConfigReloader:
         self._lock = threading.Lock()
         self._seen: bytes | None = None  # digest of the content last read
         self._stat: tuple[int, int] | None = None
+        self._started = False  # polls do nothing until the initial load is done
 
     def _digest(self) -> bytes | None:
         try:
@@ -44,17 +45,14 @@ class ConfigReloader:
             return None
 
     def load_initial(self) -> ReloadOutcome:
-        """At start-up: a file error raises `ConfigError`; bad entries are skipped."""
+        """At start-up: a file error raises `ConfigError`; bad entries are skipped. Polling starts after."""
         with self._lock:
             self._stat, self._seen = self._file_stat(), self._digest()
             contents = read_config(self.path)
-            result = self.manager.load([self.adjust(s) for s in contents.specs], strict=False)
-            for label, reason in contents.invalid.items():
-                self.manager._mark_invalid(label, reason)
-            errors = [f"{label}: {reason}" for label, reason in contents.invalid.items()] + result.errors
-            for error in errors:
-                log.error("config: %s", error)
-            return ReloadOutcome(result.changed, None, errors)
+            result = self.manager.apply([self.adjust(s) for s in contents.specs], contents.invalid)
+            self.manager.ready = True
+            self._started = True
+            return ReloadOutcome(result.changed, None, result.errors)
 
     def reload(self) -> ReloadOutcome:
         """Read the file and apply it (added, changed and removed models)."""
@@ -70,6 +68,8 @@ class ConfigReloader:
 
     def poll(self) -> ReloadOutcome | None:
         """Reload when the file's content changed since the last read; otherwise only rescan servables."""
+        if not self._started:
+            return None
         stat = self._file_stat()
         if stat != self._stat:
             digest = self._digest()

@@ -22,6 +22,7 @@ from servables.llm import LLMJob, LLMServable
 
 from .bridge import RequestStream, deliver_batch
 from .events import Chunk, Event, Failed, RequestDone, SequenceDone
+from .telemetry import sink
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class _Request:
     seqs: dict[int, SequenceText] = field(default_factory=dict)
     done: dict[int, SequenceDone] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
 
 
 @dataclass
@@ -96,6 +98,7 @@ class LLMEngine:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
             if len(self._incoming) >= self._max_queue:
+                sink().request_rejected(self.servable.name)
                 raise Overloaded(
                     f"Model {self.servable.name} has {len(self._incoming)} requests waiting; retry later"
                 )
@@ -185,6 +188,8 @@ class LLMEngine:
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
                     seq.ids.extend(new_ids)
+                    if new_ids and request.first_token_at is None:
+                        request.first_token_at = time.monotonic()
                     logprobs = list(output.generated_log_probs) if request.job.logprobs else None
                     final = output.finish_reason != FinishReason.NONE
                     if final:
@@ -228,7 +233,16 @@ class LLMEngine:
                 events.append(request.done[index])
         completion = sum(d.completion_tokens for d in request.done.values())
         events.append(RequestDone(request.job.prompt_tokens, completion))
+        self._report(request, completion)
         return events
+
+    def _report(self, request: _Request, completion: int) -> None:
+        now = time.monotonic()
+        first = request.first_token_at
+        ttft = first - request.submitted_at if first is not None else None
+        tpot = (now - first) / (completion - 1) if first is not None and completion > 1 else None
+        sink().generation_finished(self.servable.name, request.job.prompt_tokens, completion, ttft, tpot,
+                                   now - request.submitted_at)
 
     def _finish_beams(self, request: _Request) -> list[Event]:
         events: list[Event] = []
@@ -241,6 +255,7 @@ class LLMEngine:
             events.append(Chunk(index, decode_all(self._tok, ids), ids[:count], logprobs))
             events.append(SequenceDone(index, _FINISH.get(output.finish_reason, "stop"), count))
         events.append(RequestDone(request.job.prompt_tokens, completion))
+        self._report(request, completion)
         return events
 
     @staticmethod
