@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from scheduler import telemetry
-from scheduler.config_reload import ConfigReloader
 from scheduler.model_manager import ModelManager
 
 from . import config_api, kserve, metrics, ops, tfs
@@ -37,17 +36,16 @@ class HttpSettings:
 
 
 def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
-               grpc_host: str = "127.0.0.1", reloader: ConfigReloader | None = None,
-               poll_seconds: float = 0) -> FastAPI:
+               grpc_host: str = "127.0.0.1", reloader=None, poll_seconds: float = 0) -> FastAPI:
     """`grpc_port` > 0 also serves KServe v2 / TFS gRPC in this event loop; `reloader` backs
-    /v1/config[/reload] and, with `poll_seconds` > 0, re-scans model version folders."""
+    /v1/config/reload and, with `poll_seconds` > 0, re-reads the config file and rescans model folders."""
     settings = settings or HttpSettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder) if grpc_port else None
-        poller = asyncio.create_task(config_api.poll_forever(reloader, poll_seconds)) \
-            if reloader is not None and poll_seconds > 0 else None
+        poller = (asyncio.create_task(config_api.poll_config(manager, reloader, poll_seconds))
+                  if poll_seconds > 0 else None)
         yield
         if poller is not None:
             poller.cancel()
@@ -70,6 +68,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
         for module in (chat, completions, models):
             app.include_router(module.router, prefix=prefix)
     app.include_router(ops.router)
+    app.include_router(config_api.router)
     app.include_router(metrics.router)
     # added last = outermost: CORS answers preflights before the guard asks for an API key
     app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,

@@ -77,8 +77,41 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
                      help="on SIGTERM, how long in-flight requests may take to finish")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                       help="how often the config file is checked for changes; 0 = never (default 1)")
+    add_model_management_flags(serve)
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
+    add_pull_flags(pull)
+    pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def add_pull_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None:
+    group = parser.add_argument_group("pulling from HuggingFace (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE apply)")
+    group.add_argument("--source_model", required=not serving, help="HuggingFace id, e.g. OpenVINO/Qwen3-8B-int4-ov")
+    group.add_argument("--model_repository_path", default=os.environ.get("OVMS_MODEL_REPOSITORY_PATH"),
+                       required=not serving and "OVMS_MODEL_REPOSITORY_PATH" not in os.environ,
+                       help="folder the models are pulled into, as <dir>/<org>/<name> "
+                            "(default $OVMS_MODEL_REPOSITORY_PATH)")
+    if not serving:
+        group.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    group.add_argument("--weight-format", "--weight_format", dest="weight_format",
+                       choices=["fp32", "fp16", "int8", "int4"], help="for conversions (default int8)")
+    group.add_argument("--extra_quantization_params", help="passed to optimum-cli export openvino")
+    group.add_argument("--gguf_filename", help="pull only this .gguf file of the repo (text_generation)")
+    group.add_argument("--overwrite_models", action="store_true", help="download again even if present")
+    group.add_argument("--revision", help="branch, tag or commit of the repo (default main)")
+
+
+def add_model_management_flags(parser: argparse.ArgumentParser) -> None:
+    add_pull_flags(parser, serving=True)
+    group = parser.add_argument_group("model repository management (these do not serve)")
+    group.add_argument("--pull", action="store_true", help="with --source_model: download, then exit")
+    group.add_argument("--list_models", action="store_true", help="list the models in --model_repository_path")
+    group.add_argument("--add_to_config", action="store_true",
+                       help="add --model_name (from --model_path or --model_repository_path) to --config_path")
+    group.add_argument("--remove_from_config", action="store_true", help="remove --model_name from --config_path")
 
 
 def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -103,6 +136,15 @@ def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
+    """CLI scheduler knobs are defaults for every text_generation entry of a config file."""
+    from servables.base import ModelSpec
+
+    if spec.task != "text_generation" or not llm_defaults:
+        return spec
+    return ModelSpec(spec.name, spec.base_path, spec.task, {**llm_defaults, **spec.options}, spec.version)
+
+
 def model_specs(args: argparse.Namespace):
     """The models to serve: config file, one model from flags, or the built-in defaults."""
     from servables import sources
@@ -113,15 +155,17 @@ def model_specs(args: argparse.Namespace):
     if args.config_path:
         if args.model_path:
             raise SystemExit("--config_path and --model_path cannot be used together")
-        specs = load_config_file(Path(args.config_path))
-        return [ModelSpec(s.name, s.base_path, s.task, {**llm_defaults, **s.options}) if s.task == "text_generation"
-                else s for s in specs]
+        return [with_cli_defaults(s, llm_defaults) for s in load_config_file(Path(args.config_path))]
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
         spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
-        options = (llm_defaults if spec.task == "text_generation"
-                   else tensor_options_from_args(args) if spec.task == "tensor" else {})
+        if spec.task == "text_generation":
+            options = {**spec.options, **llm_defaults}
+        elif spec.task == "tensor":
+            options = {**spec.options, **tensor_options_from_args(args)}
+        else:
+            options = spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
     return [sources.default_llm_spec(llm_defaults)]
 
@@ -167,13 +211,30 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from scheduler.config_reloader import ConfigReloader
     from scheduler.model_manager import ModelManager
     from servables.config_file import ConfigError
     from servables.errors import ServingError
 
+    from . import model_repo
+
+    if args.list_models or args.add_to_config or args.remove_from_config or args.pull:
+        return model_repo.run(args)
     settings = http_settings(args)
+    manager = ModelManager()
+    reloader = None
     try:
-        specs = model_specs(args)
+        if args.source_model:  # pull (when missing) before listening: serving starts with the model on disk
+            args.model_path, args.model_name = model_repo.pull_for_serving(args)
+        if args.config_path:  # the only mode with runtime changes; bad entries are skipped, not fatal
+            if args.model_path:
+                raise SystemExit("--config_path and --model_path cannot be used together")
+            defaults = llm_options_from_args(args)
+            reloader = ConfigReloader(manager, Path(args.config_path), lambda s: with_cli_defaults(s, defaults))
+            load = reloader.load_initial
+        else:
+            specs = model_specs(args)
+            load = lambda: manager.load(specs)  # noqa: E731
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
         return 2
@@ -182,10 +243,6 @@ def serve(args: argparse.Namespace) -> int:
     if args.port and args.port == args.rest_port:
         log.error("--port and --rest_port must differ")
         return 2
-    from scheduler.config_reload import ConfigReloader
-
-    manager = ModelManager()
-    reloader = ConfigReloader(manager, lambda: model_specs(args), Path(args.config_path) if args.config_path else None)
     app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
                      reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds)
     config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
@@ -211,7 +268,7 @@ def serve(args: argparse.Namespace) -> int:
 
     async def load_models() -> None:
         try:
-            await asyncio.to_thread(manager.load, specs)
+            await asyncio.to_thread(load)
             log.info("all models loaded; serving on http://%s:%d", args.rest_bind_address, args.rest_port)
         except (ConfigError, ServingError) as exc:
             log.error("%s", exc)
@@ -233,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":
         return serve(args)
+    if args.command == "pull":
+        from . import model_repo
+
+        return model_repo.pull_command(args)
     return 1
 
 

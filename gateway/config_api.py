@@ -1,4 +1,4 @@
-"""`POST /v1/config/reload` and `GET /v1/config` (OVMS_REFERENCE 1.14), with `{"error": ...}` bodies."""
+"""`GET /v1/config` (status of every servable) and `POST /v1/config/reload`; the config file poller."""
 from __future__ import annotations
 
 import asyncio
@@ -13,39 +13,35 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _reloader(request: Request):
-    return getattr(request.app.state, "reloader", None)
+@router.get("/v1/config")
+async def config_status(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.manager.status())
 
 
 @router.post("/v1/config/reload")
-async def reload_config(request: Request) -> JSONResponse:
-    reloader = _reloader(request)
-    if reloader is None:
-        return JSONResponse({}, status_code=200)
-    if not reloader.manager.ready:
-        return JSONResponse({"error": "Server is not ready: the initial model load is still running"},
-                            status_code=503)
-    try:
-        changed = await asyncio.to_thread(reloader.reload)
-    except Exception as exc:  # invalid file: nothing was changed
-        log.error("config reload failed: %s", exc)
-        return JSONResponse({"error": f"Reloading config file failed: {exc}"}, status_code=400)
-    return JSONResponse(reloader.status(), status_code=201 if changed else 200)
+async def config_reload(request: Request) -> JSONResponse:
+    """201 when something was (re)loaded or unloaded, 200 when nothing changed or there is no config
+    file; a rejected file is a 400 with the reason, and nothing changes."""
+    manager = request.app.state.manager
+    reloader = getattr(request.app.state, "reloader", None)
+    if reloader is None:  # no config file: only the servables' own folders can change
+        changed = await asyncio.to_thread(manager.refresh)
+        return JSONResponse(manager.status(), status_code=201 if changed else 200)
+    outcome = await asyncio.to_thread(reloader.reload)
+    if outcome.file_error is not None:
+        return JSONResponse({"error": f"Reloading config file failed: {outcome.file_error}"}, status_code=400)
+    # entries that were skipped or failed to load show their error in their own status
+    return JSONResponse(manager.status(), status_code=201 if outcome.changed else 200)
 
 
-@router.get("/v1/config")
-async def config_status(request: Request) -> JSONResponse:
-    reloader = _reloader(request)
-    return JSONResponse(reloader.status() if reloader is not None else {})
-
-
-async def poll_forever(reloader, seconds: float) -> None:
-    """Re-scan version folders (and a changed config file) every `seconds`."""
+async def poll_config(manager, reloader, interval: float) -> None:
+    """Runs with the app: re-reads the config file (when there is one) and lets servables rescan
+    their own files (tensor model version folders) every `interval` seconds."""
     while True:
-        await asyncio.sleep(seconds)
-        if not reloader.manager.ready:  # the initial load (or shutdown) owns the models now
+        await asyncio.sleep(interval)
+        if not manager.ready:  # the initial load (or shutdown) owns the models now
             continue
         try:
-            await asyncio.to_thread(reloader.poll)
+            await asyncio.to_thread(reloader.poll if reloader is not None else manager.refresh)
         except Exception:
-            log.exception("model repository poll failed")
+            log.exception("config poll failed")

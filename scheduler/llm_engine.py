@@ -65,15 +65,28 @@ class LLMEngine:
         self._live: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._stopping = False
+        self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued and running request has finished (new submits are still taken).
+
+        Used before `stop()` when a model is unloaded or replaced, so that no request in flight fails.
+        Returns False when `timeout` passed first.
+        """
+        with self._cond:
+            return self._cond.wait_for(self._idle, timeout)
+
+    def _idle(self) -> bool:
+        return self._stopping or not (self._incoming or self._live or self._admitting)
+
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     # --- asyncio side -------------------------------------------------------------------
@@ -92,7 +105,7 @@ class LLMEngine:
             request_id = next(self._ids)
             stream = RequestStream(request_id, loop, self.cancel)
             self._incoming.append(_Request(request_id, job, stream, loop))
-            self._cond.notify()
+            self._cond.notify_all()
         return stream
 
     def cancel(self, request_id: int) -> None:
@@ -101,9 +114,10 @@ class LLMEngine:
             for queued in self._incoming:
                 if queued.id == request_id:
                     self._incoming.remove(queued)
+                    self._cond.notify_all()
                     return
             self._cancelled.add(request_id)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def stats(self) -> EngineStats:
         with self._cond:
@@ -128,10 +142,12 @@ class LLMEngine:
                 admitted = []
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
                     admitted.append(self._incoming.popleft())
+                self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
             outbox: list[tuple[RequestStream, list[Event]]] = []
             for request in admitted:
                 self._admit(request, outbox)
+            self._admitting = 0
             for request_id in cancelled:
                 request = self._live.pop(request_id, None)
                 if request is not None:
@@ -147,6 +163,9 @@ class LLMEngine:
                     outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
                 self._live.clear()
             self._flush(outbox)
+            with self._cond:
+                if self._idle():
+                    self._cond.notify_all()  # wakes drain()
         self._shutdown()
 
     def _admit(self, request: _Request, outbox: list) -> None:

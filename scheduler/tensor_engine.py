@@ -188,6 +188,30 @@ class TensorModelEngine:
         for version in list(self._engines):
             self.detach(version)
 
+    def refresh(self) -> bool:
+        """Serve the version folders the policy wants now: load new ones (the highest becomes the
+        default), unload removed ones after their in-flight requests; True when anything changed."""
+        wanted = self.model.wanted_versions()
+        served = set(self.model.versions())
+        changed = False
+        for version in sorted(wanted.keys() - served):
+            try:
+                servable = self.model.load_version(version, wanted[version])
+            except ServingError as exc:
+                log.error("%s: version %d failed to load: %s", self.model.name, version, exc)
+                continue
+            self.attach(servable)
+            self.model.add_version(servable)
+            changed = True
+        for version in sorted(served - wanted.keys()):
+            servable = self.model.remove_version(version)  # new requests no longer see it
+            self.detach(version)  # drains in-flight requests
+            if servable is not None:
+                servable.close()
+            log.info("%s: version %d unloaded", self.model.name, version)
+            changed = True
+        return changed
+
     def stats(self) -> EngineStats:
         with self._lock:
             parts = [e.stats() for e in self._engines.values()]

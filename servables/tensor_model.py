@@ -161,3 +161,10 @@ class TensorModel:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "versions": [str(v) for v in self.versions()]}
+
+    def version_status(self) -> list[dict[str, Any]]:
+        """`GET /v1/config` entries: served versions AVAILABLE, unloaded ones END."""
+        with self._lock:
+            entries = [(v, "AVAILABLE") for v in self._versions] + [(v, "END") for v in self.retired]
+        return [{"version": str(v), "state": state, "status": {"error_code": "OK", "error_message": "OK"}}
+                for v, state in sorted(entries)]
