@@ -61,9 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
-    tensor.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="re-scan model version folders and the config file every N s (0 = only on "
-                             "POST /v1/config/reload)")
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
@@ -77,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
                      help="on SIGTERM, how long in-flight requests may take to finish")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                       help="how often the config file and tensor model version folders are checked for "
+                            "changes; 0 = never (default 1)")
     add_model_management_flags(serve)
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
