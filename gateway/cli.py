@@ -212,7 +212,6 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if settings.api_key is None:
         log.info("no API key configured: authentication is disabled")
-    manager = ModelManager()
     app = create_app(manager, settings, reloader=reloader,
                      poll_seconds=args.file_system_poll_wait_seconds)
     config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
