@@ -11,8 +11,9 @@ from starlette.middleware.cors import CORSMiddleware
 from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import config_api, metrics, ops
+from . import config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
+from .grpc.server import start_grpc_server
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
 from .openai import chat, completions, models
@@ -34,17 +35,22 @@ class HttpSettings:
     max_json_depth: int = 100
 
 
-def create_app(manager: ModelManager, settings: HttpSettings | None = None, reloader=None,
-               poll_seconds: float = 0) -> FastAPI:
+def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
+               grpc_host: str = "127.0.0.1", reloader=None, poll_seconds: float = 0) -> FastAPI:
+    """`grpc_port` > 0 also serves KServe v2 / TFS gRPC in this event loop; `reloader` backs
+    /v1/config/reload and, with `poll_seconds` > 0, re-reads the config file and rescans model folders."""
     settings = settings or HttpSettings()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        poller = (asyncio.create_task(config_api.poll_config(reloader, poll_seconds))
-                  if reloader is not None and poll_seconds > 0 else None)
+        grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder) if grpc_port else None
+        poller = (asyncio.create_task(config_api.poll_config(manager, reloader, poll_seconds))
+                  if poll_seconds > 0 else None)
         yield
         if poller is not None:
             poller.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=2)
         manager.close()
 
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
@@ -55,6 +61,9 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, relo
     if recorder is not None:
         telemetry.install(recorder)
     install_error_handlers(app)
+    app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
+    app.include_router(kserve.router)
+    app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
         for module in (chat, completions, models):
             app.include_router(module.router, prefix=prefix)

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest_bind_address", default="127.0.0.1")
     serve.add_argument("--model_path", help="an OpenVINO IR folder or a .gguf file")
     serve.add_argument("--model_name", help="the name clients use in `model`")
-    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation", "tensor"])
     serve.add_argument("--config_path", help="OVMS-style config.json with model_config_list")
     serve.add_argument("--target_device", default=None)
     serve.add_argument("--plugin_config", type=_json_object, default=None, help="OpenVINO properties (JSON)")
@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    tensor = serve.add_argument_group("classic tensor models (KServe v2 / TFS)")
+    tensor.add_argument("--port", type=int, default=0, help="gRPC port for KServe v2 and TFS (0 = no gRPC)")
+    tensor.add_argument("--grpc_bind_address", default=None, help="default: --rest_bind_address")
+    tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
+    tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
+    tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
+    tensor.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="re-scan model version folders and the config file every N s (0 = only on "
+                             "POST /v1/config/reload)")
+    tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
@@ -67,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
                      help="on SIGTERM, how long in-flight requests may take to finish")
-    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                       help="how often the config file is checked for changes; 0 = never (default 1)")
     add_model_management_flags(serve)
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
@@ -113,6 +121,19 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`--model_path` options of a classic tensor model (config files carry them per entry)."""
+    options: dict[str, Any] = {}
+    for key in ("nireq", "batch_size", "model_version_policy", "target_device", "plugin_config"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    if args.shape is not None:
+        options["shape"] = json.loads(args.shape) if args.shape.lstrip().startswith("{") else args.shape
+    if isinstance(options.get("batch_size"), str) and options["batch_size"].isdigit():
+        options["batch_size"] = int(options["batch_size"])
+    return options
+
+
 def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
     """CLI scheduler knobs are defaults for every text_generation entry of a config file."""
     from servables.base import ModelSpec
@@ -137,7 +158,12 @@ def model_specs(args: argparse.Namespace):
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
         spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
-        options = {**spec.options, **llm_defaults} if spec.task == "text_generation" else spec.options
+        if spec.task == "text_generation":
+            options = {**spec.options, **llm_defaults}
+        elif spec.task == "tensor":
+            options = {**spec.options, **tensor_options_from_args(args)}
+        else:
+            options = spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
     return [sources.default_llm_spec(llm_defaults)]
 
@@ -212,8 +238,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if settings.api_key is None:
         log.info("no API key configured: authentication is disabled")
-    app = create_app(manager, settings, reloader=reloader,
-                     poll_seconds=args.file_system_poll_wait_seconds)
+    if args.port and args.port == args.rest_port:
+        log.error("--port and --rest_port must differ")
+        return 2
+    app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
+                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds)
     config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
                             log_level="trace" if args.log_level == "TRACE" else args.log_level.lower(),
                             timeout_graceful_shutdown=args.shutdown_grace_seconds, log_config=None)

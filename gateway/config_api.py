@@ -24,8 +24,9 @@ async def config_reload(request: Request) -> JSONResponse:
     file; a rejected file is a 400 with the reason, and nothing changes."""
     manager = request.app.state.manager
     reloader = getattr(request.app.state, "reloader", None)
-    if reloader is None:
-        return JSONResponse(manager.status(), status_code=200)
+    if reloader is None:  # no config file: only the servables' own folders can change
+        changed = await asyncio.to_thread(manager.refresh)
+        return JSONResponse(manager.status(), status_code=201 if changed else 200)
     outcome = await asyncio.to_thread(reloader.reload)
     if outcome.file_error is not None:
         return JSONResponse({"error": f"Reloading config file failed: {outcome.file_error}"}, status_code=400)
@@ -33,11 +34,14 @@ async def config_reload(request: Request) -> JSONResponse:
     return JSONResponse(manager.status(), status_code=201 if outcome.changed else 200)
 
 
-async def poll_config(reloader, interval: float) -> None:
-    """Runs with the app: re-reads the config file (and servables' files) every `interval` seconds."""
+async def poll_config(manager, reloader, interval: float) -> None:
+    """Runs with the app: re-reads the config file (when there is one) and lets servables rescan
+    their own files (tensor model version folders) every `interval` seconds."""
     while True:
         await asyncio.sleep(interval)
+        if not manager.ready:  # the initial load (or shutdown) owns the models now
+            continue
         try:
-            await asyncio.to_thread(reloader.poll)
+            await asyncio.to_thread(reloader.poll if reloader is not None else manager.refresh)
         except Exception:
             log.exception("config poll failed")

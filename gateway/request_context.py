@@ -12,6 +12,11 @@ def note_model(scope: MutableMapping[str, Any], name: str) -> None:
     _state(scope)["model"] = name
 
 
+def note_model_version(scope: MutableMapping[str, Any], version: str) -> None:
+    """The version a tensor request was served by (metrics label it)."""
+    _state(scope)["model_version"] = version
+
+
 def note_usage(scope: MutableMapping[str, Any], prompt_tokens: int, completion_tokens: int | None) -> None:
     state = _state(scope)
     state["prompt_tokens"] = prompt_tokens

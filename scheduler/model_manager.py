@@ -81,12 +81,28 @@ class ModelManager:
 
     # --- lookups (any thread) -------------------------------------------------------------
 
+    def unload(self, name: str) -> None:
+        """Remove a model: new requests get 404, in-flight ones finish (engines drain on stop)."""
+        servable = self.registry.remove(name)
+        self.scheduler.detach(name)
+        self._created.pop(name, None)
+        if servable is not None:
+            servable.close()
+
     def get(self, name: str) -> Deployment:
         with self._lock:
             deployment = self._deployments.get(name)
         if deployment is None:
             raise ModelNotFound(name)
         return deployment
+
+    def get_version(self, name: str, version: int | None = None) -> Deployment:
+        """A versioned (tensor) model's `version`, or its default version when None."""
+        group = self.get(name)
+        if getattr(group.servable, "kind", None) != "tensor":
+            raise ModelNotFound(name)
+        servable = group.servable.version(version)
+        return Deployment(servable, group.engine.engine(servable.version), group.created)
 
     def deployments(self) -> list[Deployment]:
         with self._lock:
@@ -164,7 +180,7 @@ class ModelManager:
         changed = False
         with self._apply_lock:
             for deployment in self.deployments():
-                refresh = getattr(deployment.servable, "refresh", None)
+                refresh = getattr(deployment.engine, "refresh", None) or getattr(deployment.servable, "refresh", None)
                 if refresh is None:
                     continue
                 try:

@@ -7,11 +7,12 @@ from typing import Any, Callable
 from servables.errors import ModelUnavailable
 
 from .llm_engine import LLMEngine
+from .tensor_engine import TensorModelEngine
 
 log = logging.getLogger(__name__)
 
 # kind -> factory(servable) -> engine. Engines have start(), stop(), submit(job) and stats().
-ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine}
+ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "tensor": TensorModelEngine}
 
 
 def retire(engine: Any, timeout: float | None = None) -> None:
