@@ -7,9 +7,9 @@ from fastapi import FastAPI
 
 from scheduler.model_manager import ModelManager
 
-from . import metrics, ops
+from . import cohere, metrics, ops
 from .errors import install_error_handlers
-from .openai import chat, completions, models
+from .openai import chat, completions, embeddings, models
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -25,8 +25,10 @@ def create_app(manager: ModelManager, metrics_enable: bool = False) -> FastAPI:
     app.state.metrics_registry = metrics.build_registry(manager) if metrics_enable else None
     install_error_handlers(app)
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, models):
+        for module in (chat, completions, embeddings, models):
             app.include_router(module.router, prefix=prefix)
+    for prefix in cohere.PREFIXES:
+        app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)
     app.include_router(metrics.router)
     return app

@@ -5,7 +5,7 @@ from typing import Iterator
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,9 +34,28 @@ class EngineCollector:
         yield cache
 
 
+class BatcherCollector:
+    """Dynamic batching counters of embeddings / rerank engines (engines whose stats have `batches`)."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        batches = CounterMetricFamily("genai_batches", "Batched inferences run", labels=["name"])
+        items = CounterMetricFamily("genai_batch_items", "Inputs inferred in batches", labels=["name"])
+        for name, engine in self.manager.scheduler.engines().items():
+            stats = engine.stats()
+            if hasattr(stats, "batches"):
+                batches.add_metric([name], stats.batches)
+                items.add_metric([name], stats.items)
+        yield batches
+        yield items
+
+
 def build_registry(manager) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(EngineCollector(manager))
+    registry.register(BatcherCollector(manager))
     return registry
 
 
