@@ -8,20 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from servables.errors import InvalidRequest
 
 
-class RerankDocument(BaseModel):
-    """A document object: `text` is scored, every other field is kept and returned as given."""
-
-    model_config = ConfigDict(extra="allow", strict=True)
-
-    text: StrictStr
-
-
 class RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: StrictStr = Field(min_length=1)
     query: StrictStr
-    documents: list[Union[StrictStr, RerankDocument]]
+    documents: list[Union[StrictStr, dict[str, Any]]]  # objects: `text` is scored, the rest returned as given
     top_n: StrictInt | None = Field(default=None, gt=0)
     return_documents: StrictBool = False
     rank_fields: list[StrictStr] | None = None
@@ -42,8 +34,11 @@ class RerankRequest(BaseModel):
             raise InvalidRequest("documents should not be empty", "documents")
         if len({isinstance(d, str) for d in self.documents}) > 1:
             raise InvalidRequest("all documents have to be the same type (string or objects)", "documents")
-        return [d if isinstance(d, str) else d.text for d in self.documents]
+        for index, document in enumerate(self.documents):
+            if isinstance(document, dict) and not isinstance(document.get("text"), str):
+                raise InvalidRequest(f"documents[{index}] must have a string `text` field", "documents")
+        return [d if isinstance(d, str) else d["text"] for d in self.documents]
 
     def document_body(self, index: int) -> dict[str, Any]:
         document = self.documents[index]
-        return {"text": document} if isinstance(document, str) else document.model_dump()
+        return {"text": document} if isinstance(document, str) else document
