@@ -38,7 +38,7 @@ def split_ids(ids: list[int], size: int) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
-def chunk_documents(documents: Sequence[str], encode: Callable[[str], list[int]],
+def chunk_documents(documents: Sequence[str], encode_many: Callable[[list[str]], list[list[int]]],
                     decode: Callable[[list[int]], str], chunk_tokens: int, max_allowed_chunks: int,
                     max_chunks_per_doc: int | None = None,
                     max_tokens_per_doc: int | None = None) -> tuple[list[str], list[int], int]:
@@ -56,8 +56,7 @@ def chunk_documents(documents: Sequence[str], encode: Callable[[str], list[int]]
     texts: list[str] = []
     owners: list[int] = []
     total = 0
-    for index, document in enumerate(documents):
-        ids = encode(document)
+    for index, (document, ids) in enumerate(zip(documents, encode_many(list(documents)))):
         if max_tokens_per_doc is not None and len(ids) > max_tokens_per_doc:
             ids = ids[:max_tokens_per_doc]
             document = decode(ids)

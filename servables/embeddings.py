@@ -22,6 +22,8 @@ from .model_files import context_length, sentence_transformers_pooling
 
 log = logging.getLogger(__name__)
 
+SPECIAL_TOKENS_BOUND = 16  # more special tokens than any tokenizer adds to one text
+
 _POOLING = {
     "CLS": ov_genai.TextEmbeddingPipeline.PoolingType.CLS,
     "MEAN": ov_genai.TextEmbeddingPipeline.PoolingType.MEAN,
@@ -32,7 +34,7 @@ _POOLING = {
 @dataclass
 class EmbedJob:
     texts: list[str]
-    token_counts: list[int]
+    token_counts: list[int]  # filled in by `finish`, from the batched inference
     dimensions: int | None
 
     @property
@@ -98,8 +100,11 @@ class EmbeddingsServable:
         mask = self.tokenizer.encode(list(texts), add_special_tokens=True).attention_mask.data
         return [int(n) for n in mask.sum(axis=1)]
 
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).input_ids.data[0].tolist()
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text (no special tokens), from one batched tokenizer call."""
+        encoded = self.tokenizer.encode(texts, add_special_tokens=False)
+        ids, mask = encoded.input_ids.data, encoded.attention_mask.data.astype(bool)
+        return [row[keep].tolist() for row, keep in zip(ids, mask)]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -126,16 +131,21 @@ class EmbeddingsServable:
                         "input")
                 texts.append(self.decode(list(item)))
         self.check_dimensions(dimensions)
-        counts = self.count_tokens(texts)
         if not self.options.truncate:
-            for index, count in enumerate(counts):
-                if count > self.max_model_len:
-                    raise InvalidRequest(
-                        f"input[{index}] has {count} tokens, longer than allowed {self.max_model_len} "
-                        f"(the model context); shorten it or serve the model with truncate: true", "input")
-        else:
-            counts = [min(c, self.max_model_len) for c in counts]
-        return EmbedJob(texts, counts, dimensions)
+            self.check_lengths(texts)
+        return EmbedJob(texts, [], dimensions)
+
+    def check_lengths(self, texts: list[str]) -> None:
+        """400 for an input longer than the context. Only texts that could be too long are tokenized
+        here (a token covers at least one byte); exact counts for usage come from the batched `infer`."""
+        suspects = [i for i, t in enumerate(texts) if len(t.encode()) + SPECIAL_TOKENS_BOUND > self.max_model_len]
+        if not suspects:
+            return
+        for index, count in zip(suspects, self.count_tokens([texts[i] for i in suspects])):
+            if count > self.max_model_len:
+                raise InvalidRequest(
+                    f"input[{index}] has {count} tokens, longer than allowed {self.max_model_len} "
+                    f"(the model context); shorten it or serve the model with truncate: true", "input")
 
     def check_dimensions(self, dimensions: int | None) -> None:
         if dimensions is None or dimensions == self.dimensions:
@@ -150,14 +160,16 @@ class EmbeddingsServable:
                 f"dimensions must be one of {sorted(set(allowed) | {self.dimensions})}, got {dimensions}",
                 "dimensions")
 
-    def infer(self, texts: list[str]) -> list[np.ndarray]:
-        """One batched inference; called by the engine's worker thread."""
+    def infer(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        """One batched inference; called by the engine's worker thread. Returns (vector, tokens) per text."""
+        counts = [min(c, self.max_model_len) for c in self.count_tokens(texts)]
         vectors = np.asarray(self.pipeline.embed_documents(texts), dtype=np.float32)
-        return list(vectors)
+        return list(zip(vectors, counts))
 
-    def finish(self, job: EmbedJob, vectors: Sequence[np.ndarray]) -> np.ndarray:
-        """Stack the job's vectors; cut to `dimensions` (and re-normalise) when asked."""
-        matrix = np.stack(vectors).astype(np.float32, copy=False)
+    def finish(self, job: EmbedJob, outputs: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
+        """Stack the job's vectors (and record its token counts); cut to `dimensions` when asked."""
+        job.token_counts = [count for _, count in outputs]
+        matrix = np.stack([vector for vector, _ in outputs]).astype(np.float32, copy=False)
         if job.dimensions is not None and job.dimensions < matrix.shape[1]:
             matrix = matrix[:, : job.dimensions]
             if self.options.normalize:
@@ -173,13 +185,13 @@ class EmbeddingsServable:
         if not query:
             raise InvalidRequest("query must not be empty", "query")
         chunks, owners, doc_tokens = chunk_documents(
-            documents, self.encode, self.decode, self.max_model_len - 2, self.options.max_allowed_chunks,
+            documents, self.encode_many, self.decode, self.max_model_len - 2, self.options.max_allowed_chunks,
             max_chunks_per_doc, max_tokens_per_doc)
         query_tokens = min(self.count_tokens([query])[0], self.max_model_len)
         return RerankJob([query, *chunks], owners, len(documents), query_tokens + doc_tokens)
 
-    def rerank_scores(self, job: RerankJob, vectors: Sequence[np.ndarray]) -> list[float]:
-        matrix = np.stack(vectors).astype(np.float32, copy=False)
+    def rerank_scores(self, job: RerankJob, outputs: Sequence[tuple[np.ndarray, int]]) -> list[float]:
+        matrix = np.stack([vector for vector, _ in outputs]).astype(np.float32, copy=False)
         matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         cosines = matrix[1:] @ matrix[0]
         return job.max_per_document(cosines.tolist())

@@ -84,6 +84,12 @@ class RerankServable:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).input_ids.data[0].tolist()
 
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text (no special tokens), from one batched tokenizer call."""
+        encoded = self.tokenizer.encode(texts, add_special_tokens=False)
+        ids, mask = encoded.input_ids.data, encoded.attention_mask.data.astype(bool)
+        return [row[keep].tolist() for row, keep in zip(ids, mask)]
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
@@ -97,7 +103,7 @@ class RerankServable:
             query = self.decode(query_ids)
         chunk_tokens = self.max_model_len - len(query_ids) - PAIR_SPECIAL_TOKENS
         chunks, owners, doc_tokens = chunk_documents(
-            documents, self.encode, self.decode, chunk_tokens, self.options.max_allowed_chunks, max_chunks_per_doc,
+            documents, self.encode_many, self.decode, chunk_tokens, self.options.max_allowed_chunks, max_chunks_per_doc,
             max_tokens_per_doc)
         input_tokens = len(chunks) * (len(query_ids) + PAIR_SPECIAL_TOKENS) + doc_tokens
         return RerankJob([(query, chunk) for chunk in chunks], owners, len(documents), input_tokens)
