@@ -22,6 +22,8 @@ from tests.server import ServerProcess
 
 MINILM = "minilm"  # f32 MiniLM, dynamic batching with a generous wait (the batching test needs company)
 MINILM_TRUNC = "minilm-truncate"  # truncate: true, Matryoshka sizes 128 and 256
+MINILM_SERIAL = "minilm-serial"  # no dynamic batching and a short queue: overload is reachable
+SERIAL_QUEUE = 8
 CROSS_ENCODER = "tiny-cross-encoder"
 CE_CONTEXT = 64
 CE_MAX_CHUNKS = 8
@@ -96,6 +98,8 @@ def embed_server(minilm_ir, cross_encoder_ir, tmp_path_factory):
          "max_wait_ms": 20},
         {"name": MINILM_TRUNC, "base_path": str(minilm_ir), "plugin_config": F32, "truncate": True,
          "matryoshka_dimensions": [128, 256]},
+        {"name": MINILM_SERIAL, "base_path": str(minilm_ir), "max_batch_size": 1, "max_wait_ms": 0,
+         "max_queue_size": SERIAL_QUEUE},
         {"name": CROSS_ENCODER, "base_path": str(cross_encoder_ir), "task": "rerank", "plugin_config": F32,
          "max_allowed_chunks": CE_MAX_CHUNKS},
     ]

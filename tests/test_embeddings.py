@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import metric_value
-from tests.fixtures_embed import MINILM, MINILM_TRUNC, minilm_source
+from tests.fixtures_embed import MINILM, MINILM_SERIAL, MINILM_TRUNC, SERIAL_QUEUE, minilm_source
 
 SENTENCES = [
     "A man is eating food.",
@@ -119,6 +119,23 @@ def test_concurrent_requests_are_batched_and_equal_unbatched_results(embed_http)
     inferences = _batches(embed_http) - before
     assert 1 <= inferences < len(texts)
     np.testing.assert_allclose(np.stack(together), np.stack(alone), atol=1e-5)
+
+
+def test_a_full_queue_is_a_503_with_retry_after_and_nothing_is_lost(embed_http, embed_server):
+    """Served with max_batch_size 1, a 200-text request keeps the queue busy for 200 inferences."""
+    big = [f"text number {i} about something else entirely" for i in range(200)]
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(embed_http.post, E, json={"model": MINILM_SERIAL, "input": big})
+        waiting = 0
+        while waiting <= SERIAL_QUEUE and not first.done():
+            waiting = metric_value(embed_http.get("/metrics").text, "genai_requests_waiting",
+                                   f'name="{MINILM_SERIAL}"')
+        refused = embed_http.post(E, json={"model": MINILM_SERIAL, "input": "one more"})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] and "retry later" in refused.json()["error"]["message"]
+        response = first.result()
+    assert response.status_code == 200 and [d["index"] for d in response.json()["data"]] == list(range(200))
+    assert embed_http.post(E, json={"model": MINILM_SERIAL, "input": "one more"}).status_code == 200
 
 
 def test_default_server_serves_minilm(client):
