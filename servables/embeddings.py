@@ -112,7 +112,7 @@ class EmbeddingsServable:
     # --- embeddings -----------------------------------------------------------------------
 
     def prepare(self, inputs: Sequence[str] | Sequence[Sequence[int]], dimensions: int | None = None) -> EmbedJob:
-        """Check inputs (strings, or token-id lists that are decoded to text) and count their tokens."""
+        """Check inputs (strings, or token-id lists that are decoded to text) and their lengths."""
         if not inputs:
             raise InvalidRequest("input array should not be empty", "input")
         texts: list[str] = []
