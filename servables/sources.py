@@ -67,8 +67,16 @@ def cache_root() -> Path:
 
 
 def conversion_available() -> bool:
-    """optimum-intel and torch are installed (the `convert` extra); serving itself never imports them."""
-    return all(importlib.util.find_spec(m) is not None for m in ("torch", "optimum.intel"))
+    """optimum-intel and torch are installed (the `convert` extra); checked without importing them,
+    so serving itself never loads torch."""
+    from importlib import metadata
+
+    try:
+        for distribution in ("torch", "optimum-intel"):
+            metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def convert_to_openvino(source: Path, task: str, target: Path) -> Path:
