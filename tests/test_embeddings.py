@@ -175,3 +175,14 @@ def test_invalid_embedding_requests_fail_cleanly_and_the_server_keeps_serving(em
     assert fragment in error["message"] and error["type"]
     good = embed_http.post(E, json={"model": MINILM, "input": "still works"})
     assert good.status_code == 200 and len(good.json()["data"]) == 1
+
+
+def test_without_conversion_tools_the_default_server_warns_and_serves_the_llm_only(monkeypatch, tmp_path, caplog):
+    from gateway import cli
+    from servables import sources
+
+    monkeypatch.setenv("GENAI_GATEWAY_CACHE", str(tmp_path))  # nothing converted yet
+    monkeypatch.setattr(sources, "conversion_available", lambda: False)
+    specs = cli.model_specs(cli.build_parser().parse_args(["serve"]))
+    assert [s.task for s in specs] == ["text_generation"]
+    assert "not serving the default embedding model" in caplog.text and "genai-gateway[convert]" in caplog.text
