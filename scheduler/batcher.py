@@ -1,8 +1,8 @@
 """Dynamic batching engine for embeddings and rerank (ARCHITECTURE.md, scheduler/).
 
 Requests carry a list of items (texts, or query-document pairs). One worker thread collects
-queued items until `max_batch_size` items are waiting or the oldest request has waited
-`max_wait_ms`, runs ONE `servable.infer(items)` call over all of them, and splits the outputs back
+queued items until as many items are waiting as the previous batch had (at most `max_batch_size`)
+or `max_wait_ms` has passed, runs ONE `servable.infer(items)` call over all of them, and splits the outputs back
 to their requests. A request bigger than a batch spans consecutive batches; several small
 requests share one. Outputs cross back to asyncio in exactly one place: `_deliver`, through
 `loop.call_soon_threadsafe`. A full queue raises `Overloaded` (HTTP 503).
@@ -63,6 +63,8 @@ class BatchingEngine:
         self._batches = 0
         self._items = 0
         self._requests = 0
+        self._last_batch_items = 1
+        self._last_batch_end = 0.0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"batcher:{servable.name}", daemon=True)
 
@@ -129,8 +131,11 @@ class BatchingEngine:
                 self._cond.wait()
             if self._stopping:
                 return None
-            deadline = self._queue[0].enqueued_at + self.max_wait
-            while not self._stopping and self._queued_items < self.max_batch_size:
+            # Wait for company only when the last batch says it is coming: a lone client never waits,
+            # while under load stragglers (clients still reading their last answer) get max_wait to join.
+            target = min(self.max_batch_size, self._last_batch_items)
+            deadline = max(self._queue[0].enqueued_at, self._last_batch_end) + self.max_wait
+            while not self._stopping and self._queued_items < target:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -181,6 +186,8 @@ class BatchingEngine:
             self._batches += 1
             self._items += len(flat)
             self._requests += done
+            self._last_batch_items = len(flat)
+            self._last_batch_end = time.monotonic()
 
     def _shutdown(self) -> None:
         with self._cond:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
-
 import numpy as np
 from fastapi import APIRouter
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from .embeddings_protocol import EmbeddingsRequest
 from .resolve import resolve
@@ -21,12 +20,13 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
     deployment = resolve(request, body.model, "embeddings", "embeddings")
     servable = deployment.servable
     job = servable.prepare(body.inputs(), body.dimensions)
     vectors = servable.finish(job, await deployment.engine.run(job.texts))
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
             for i, v in enumerate(vectors)]
-    return {"object": "list", "data": data, "model": body.model,
-            "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}}
+    # a JSONResponse skips FastAPI's jsonable_encoder walk over every float
+    return JSONResponse({"object": "list", "data": data, "model": body.model,
+                         "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
