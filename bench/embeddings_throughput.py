@@ -186,16 +186,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests-per-level", type=int, default=256)
     parser.add_argument("--levels", default="1,4,16,32,64")
-    parser.add_argument("--rerank-reps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are printed")
+    parser.add_argument("--rerank-reps", type=int, default=10)
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     minilm = default_embeddings_dir()
     cross_encoder = build_minilm_cross_encoder()
     texts = make_texts(args.requests_per_level)
-
-    base_texts_s, base_tokens_s = direct_embeddings(minilm, make_texts(512))
-    print(f"baseline TextEmbeddingPipeline, batch 32, in-process: {base_texts_s:.0f} texts/s, "
-          f"{base_tokens_s:.0f} tokens/s\n")
+    docs = make_texts(32)
+    query = "What do people think about the stock market?"
 
     entries = [
         {"name": "batched", "base_path": str(minilm), "task": "embeddings", "max_batch_size": 32, "max_wait_ms": 5},
@@ -206,31 +205,46 @@ def main() -> None:
     config.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", "--log_level", "WARNING",
                            log_name="bench-embed").start()
+    # The machine is shared and noisy: every round measures everything once, interleaved, and the
+    # table shows medians over rounds; the baseline is measured in every round too.
+    direct: list[float] = []
+    served: dict[tuple[str, int], list[dict[str, float]]] = {}
+    per_inference: dict[tuple[str, int], list[float]] = {}
+    rerank: dict[str, list[float]] = {"minilm-cosine": [], "cross-encoder": [], "cross-encoder-direct": []}
     try:
-        print(f"{'model':<10} {'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'texts/inference':>15} {'vs direct b32':>13}")
-        for model in ("batched", "unbatched"):
+        for _ in range(args.rounds):
+            direct.append(direct_embeddings(minilm, make_texts(256), rounds=1)[1])
             for concurrency in levels:
-                before = batches(server.url, model)
-                result = asyncio.run(load_level(server.url, model, texts, concurrency))
-                per_inference = (len(texts) + concurrency) / max(1.0, batches(server.url, model) - before)
-                print(f"{model:<10} {concurrency:>4} {result['texts_s']:>8.0f} {result['tokens_s']:>9.0f} "
-                      f"{result['p50_ms']:>8.1f} {result['p99_ms']:>8.1f} {per_inference:>15.1f} "
-                      f"{result['tokens_s'] / base_tokens_s:>12.2f}x")
-        docs = make_texts(32)
-        query = "What do people think about the stock market?"
-        print("\nrerank, 1 query x 32 documents, sequential requests:")
-        for model, directory in (("batched", minilm), ("cross-encoder", cross_encoder)):
-            served = rerank_rate(server.url, model, query, docs, args.rerank_reps)
-            line = f"  {model:<14} server {served:>6.0f} docs/s"
-            if model == "cross-encoder":
-                direct = direct_rerank_rate(directory, query, docs, args.rerank_reps)
-                line += f"   TextRerankPipeline direct {direct:>6.0f} docs/s   ratio {served / direct:.2f}x"
-            else:
-                line += "   (embedding model: cosine of query and document embeddings)"
-            print(line)
+                for model in ("batched", "unbatched"):
+                    before = batches(server.url, model)
+                    served.setdefault((model, concurrency), []).append(
+                        asyncio.run(load_level(server.url, model, texts, concurrency)))
+                    per_inference.setdefault((model, concurrency), []).append(
+                        (len(texts) + concurrency) / max(1.0, batches(server.url, model) - before))
+            rerank["minilm-cosine"].append(rerank_rate(server.url, "batched", query, docs, args.rerank_reps))
+            rerank["cross-encoder"].append(rerank_rate(server.url, "cross-encoder", query, docs, args.rerank_reps))
+            rerank["cross-encoder-direct"].append(direct_rerank_rate(cross_encoder, query, docs, args.rerank_reps))
     finally:
         server.stop()
+
+    base = statistics.median(direct)
+    print(f"baseline TextEmbeddingPipeline.embed_documents, batch 32, in-process: {base:.0f} tokens/s "
+          f"(median of {len(direct)} rounds: {', '.join(f'{d:.0f}' for d in direct)})\n")
+    print(f"{'model':<10} {'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'texts/inference':>15} {'vs direct b32':>13}")
+    for model in ("batched", "unbatched"):
+        for concurrency in levels:
+            runs = served[(model, concurrency)]
+            med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            print(f"{model:<10} {concurrency:>4} {med['texts_s']:>8.0f} {med['tokens_s']:>9.0f} "
+                  f"{med['p50_ms']:>8.1f} {med['p99_ms']:>8.1f} "
+                  f"{statistics.median(per_inference[(model, concurrency)]):>15.1f} "
+                  f"{med['tokens_s'] / base:>12.2f}x")
+    ce, ce_direct = statistics.median(rerank["cross-encoder"]), statistics.median(rerank["cross-encoder-direct"])
+    print("\nrerank, 1 query x 32 documents, sequential requests (documents/s, medians):")
+    print(f"  MiniLM by cosine (server)            {statistics.median(rerank['minilm-cosine']):>6.0f}")
+    print(f"  MiniLM-sized cross-encoder (server)  {ce:>6.0f}")
+    print(f"  same, TextRerankPipeline direct      {ce_direct:>6.0f}   server/direct {ce / ce_direct:.2f}x")
 
 
 if __name__ == "__main__":
