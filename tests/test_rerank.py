@@ -173,3 +173,13 @@ def test_a_decoder_llm_is_refused_as_a_reranker_instead_of_crashing(tmp_path):
     with pytest.raises(RuntimeError, match="server exited with 2") as err:
         server.start(timeout=60)
     assert "is not a reranker" in str(err.value)
+
+
+def test_default_server_reranks_with_minilm_and_refuses_the_llm(http):
+    from tests.conftest import LLM
+
+    refused = http.post("/v1/rerank", json={"model": LLM, "query": QUERY, "documents": DOCS})
+    assert refused.status_code == 400 and "does not serve rerank" in refused.json()["error"]["message"]
+    response = http.post("/v2/rerank", json={"model": "sentence-transformers/all-MiniLM-L6-v2", "query": QUERY,
+                                             "documents": DOCS, "top_n": 1})
+    assert response.status_code == 200 and response.json()["results"][0]["index"] == PARIS
