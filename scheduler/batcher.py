@@ -74,8 +74,15 @@ class BatchingEngine:
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued and running item is done (new requests are still taken); used before
+        `stop()` when the model is unloaded or replaced, so no request in flight fails. False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._stopping or (self._queued_items == 0 and self._running_items == 0), timeout)
 
     def stats(self) -> BatcherStats:
         with self._cond:
@@ -97,7 +104,7 @@ class BatchingEngine:
                 raise Overloaded(f"Model {self.servable.name} has {self._queued_items} inputs waiting; retry later")
             self._queue.append(request)
             self._queued_items += len(items)
-            self._cond.notify()
+            self._cond.notify_all()
         try:
             return await request.future
         finally:
@@ -109,6 +116,7 @@ class BatchingEngine:
             if not request.closed:
                 request.closed = True
                 self._queued_items -= len(request.items) - request.taken
+                self._cond.notify_all()
 
     # --- worker thread ------------------------------------------------------------------
 
@@ -122,6 +130,7 @@ class BatchingEngine:
             self._execute(batch)
             with self._cond:
                 self._running_items = 0
+                self._cond.notify_all()  # wake drain()
         self._shutdown()
 
     def _collect(self) -> list[tuple[_Request, int, int]] | None:

@@ -72,3 +72,13 @@ def parse_options(cls: type, options: dict[str, Any], task: str) -> Any:
     if dims is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
         raise ConfigError("option 'matryoshka_dimensions' must be a list of positive integers")
     return cls(**values)
+
+
+def validate_embeddings(options: dict[str, Any]) -> EmbeddingsOptions:
+    """config_file.OPTION_VALIDATORS entry for task `embeddings`."""
+    return parse_options(EmbeddingsOptions, options, "embeddings")
+
+
+def validate_rerank(options: dict[str, Any]) -> RerankOptions:
+    """config_file.OPTION_VALIDATORS entry for task `rerank`."""
+    return parse_options(RerankOptions, options, "rerank")

@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.request_context import note_usage
+
 from .embeddings_protocol import EmbeddingsRequest
 from .resolve import resolve
 
@@ -25,6 +27,7 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONRe
     servable = deployment.servable
     job = servable.prepare(body.inputs(), body.dimensions)
     vectors = servable.finish(job, await deployment.engine.run(job.texts))
+    note_usage(request.scope, job.prompt_tokens, None)
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
             for i, v in enumerate(vectors)]
     # a JSONResponse skips FastAPI's jsonable_encoder walk over every float
