@@ -77,8 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
                      help="on SIGTERM, how long in-flight requests may take to finish")
-    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                       help="how often the config file is checked for changes; 0 = never (default 1)")
     add_model_management_flags(serve)
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")

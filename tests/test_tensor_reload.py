@@ -94,7 +94,13 @@ def test_policy_change_and_entries_added_and_removed(server, client, repo):
     assert client.get_model_metadata("hot")["versions"] == ["1"]
     assert not client.is_model_ready("added")
     status = httpx.get(f"{server.url}/v1/config").json()
-    assert set(status) == {"hot"}
+    assert [(v["version"], v["state"]) for v in status["hot"]["model_version_status"]] == [("1", "AVAILABLE")]
+    # a removed model stays listed with state END (after its in-flight requests finished), as in OVMS
+    deadline = time.monotonic() + 10
+    while status["added"]["model_version_status"][0]["state"] != "END" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = httpx.get(f"{server.url}/v1/config").json()
+    assert status["added"]["model_version_status"][0]["state"] == "END"
 
 
 def test_invalid_config_changes_nothing(server, client, repo):
