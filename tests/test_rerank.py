@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cohere
+import httpx
 import pytest
 
 from tests.fixtures_embed import CE_CONTEXT, CE_MAX_CHUNKS, CROSS_ENCODER, MINILM
@@ -169,17 +170,12 @@ def test_a_decoder_llm_is_refused_as_a_reranker_instead_of_crashing(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_config_list": [
         {"config": {"name": "not-a-reranker", "base_path": str(model), "task": "rerank"}}]}))
-    server = ServerProcess("--config_path", str(config), log_name="bad-reranker")
-    with pytest.raises(RuntimeError, match="server exited with 2") as err:
-        server.start(timeout=60)
-    assert "is not a reranker" in str(err.value)
-
-
-def test_default_server_reranks_with_minilm_and_refuses_the_llm(http):
-    from tests.conftest import LLM
-
-    refused = http.post("/v1/rerank", json={"model": LLM, "query": QUERY, "documents": DOCS})
-    assert refused.status_code == 400 and "does not serve rerank" in refused.json()["error"]["message"]
-    response = http.post("/v2/rerank", json={"model": "sentence-transformers/all-MiniLM-L6-v2", "query": QUERY,
-                                             "documents": DOCS, "top_n": 1})
-    assert response.status_code == 200 and response.json()["results"][0]["index"] == PARIS
+    server = ServerProcess("--config_path", str(config), log_name="bad-reranker").start(timeout=120)
+    try:
+        status = httpx.get(f"{server.url}/v1/config").json()["not-a-reranker"]["model_version_status"][0]
+        assert "is not a reranker" in status["status"]["error_message"]
+        response = httpx.post(f"{server.url}/v3/rerank", json={"model": "not-a-reranker", "query": "q",
+                                                               "documents": ["d"]})
+        assert response.status_code >= 400 and server.proc.poll() is None  # refused, and still running
+    finally:
+        server.stop()
