@@ -148,6 +148,7 @@ def model_specs(args: argparse.Namespace):
     from servables import sources
     from servables.base import ModelSpec
     from servables.config_file import load_config_file
+    from servables.errors import ServingError
 
     llm_defaults = llm_options_from_args(args)
     if args.config_path:
@@ -165,7 +166,12 @@ def model_specs(args: argparse.Namespace):
         else:
             options = spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
-    return [sources.default_llm_spec(llm_defaults)]
+    specs = [sources.default_llm_spec(llm_defaults)]
+    try:
+        specs.append(sources.default_embeddings_spec())
+    except ServingError as exc:
+        log.warning("not serving the default embedding model %s: %s", sources.DEFAULT_EMBEDDINGS_NAME, exc)
+    return specs
 
 
 def read_api_key(args: argparse.Namespace) -> str | None:

@@ -6,13 +6,19 @@ from typing import Any, Callable
 
 from servables.errors import ModelUnavailable
 
+from .batcher import BatchingEngine
 from .llm_engine import LLMEngine
 from .tensor_engine import TensorModelEngine
 
 log = logging.getLogger(__name__)
 
 # kind -> factory(servable) -> engine. Engines have start(), stop(), submit(job) and stats().
-ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "tensor": TensorModelEngine}
+ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {
+    "llm": LLMEngine,
+    "tensor": TensorModelEngine,
+    "embeddings": BatchingEngine,
+    "rerank": BatchingEngine,
+}
 
 
 def retire(engine: Any, timeout: float | None = None) -> None:
