@@ -5,7 +5,7 @@ from typing import Iterator
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,15 +28,39 @@ class EngineCollector:
             stats = engine.stats()
             running.add_metric([name], stats.running)
             waiting.add_metric([name], stats.waiting)
-            cache.add_metric([name], stats.kv_cache_usage_percent)
+            if hasattr(stats, "kv_cache_usage_percent"):
+                cache.add_metric([name], stats.kv_cache_usage_percent)
         yield running
         yield waiting
         yield cache
 
 
+class ImageEngineCollector:
+    """Counters of the image engines: denoising steps run, images delivered, requests cancelled."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        steps = CounterMetricFamily("genai_image_steps", "Denoising steps run", labels=["name"])
+        images = CounterMetricFamily("genai_images_generated", "Images delivered", labels=["name"])
+        cancelled = CounterMetricFamily("genai_image_requests_cancelled",
+                                        "Image requests stopped because their client went away", labels=["name"])
+        for name, engine in self.manager.scheduler.engines().items():
+            stats = engine.stats()
+            if hasattr(stats, "steps_total"):
+                steps.add_metric([name], stats.steps_total)
+                images.add_metric([name], stats.images_total)
+                cancelled.add_metric([name], stats.cancelled_total)
+        yield steps
+        yield images
+        yield cancelled
+
+
 def build_registry(manager) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(EngineCollector(manager))
+    registry.register(ImageEngineCollector(manager))
     return registry
 
 

@@ -6,12 +6,13 @@ from typing import Any, Callable
 
 from servables.errors import ModelUnavailable
 
+from .image_engine import ImageEngine
 from .llm_engine import LLMEngine
 
 log = logging.getLogger(__name__)
 
 # kind -> factory(servable) -> engine. Engines have start(), stop(), submit(job) and stats().
-ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine}
+ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "image": ImageEngine}
 
 
 def register_engine(kind: str, factory: Callable[[Any], Any]) -> None:

@@ -14,6 +14,7 @@ from .errors import ModelLoadError, ModelNotFound
 # task -> "module:Class"; imported on first use so that unused kinds cost nothing.
 SERVABLE_CLASSES: dict[str, str] = {
     "text_generation": "servables.llm:LLMServable",
+    "image_generation": "servables.image:ImageServable",
 }
 
 
