@@ -177,6 +177,7 @@ class ImageEngine:
                 self.step_gate()
             images = self.servable.generate(entry.job, on_step)
             if images is None or entry.cancelled:
+                log.info("%s: image request %d cancelled after %d steps", self.servable.name, entry.id, entry.steps)
                 return Cancelled(f"image request {entry.id} cancelled after {entry.steps} steps")
             return ImageResult([self.servable.to_png(pixels) for pixels in images], entry.steps)
         except ServingError as exc:
