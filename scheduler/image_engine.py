@@ -176,6 +176,8 @@ class ImageEngine:
             if self.step_gate is not None:
                 self.step_gate()
             images = self.servable.generate(entry.job, on_step)
+            if (images is None or entry.cancelled) and self._stopping and not entry.cancelled:
+                return ModelUnavailable(f"Model {self.servable.name} was unloaded during generation")
             if images is None or entry.cancelled:
                 log.info("%s: image request %d cancelled after %d steps", self.servable.name, entry.id, entry.steps)
                 return Cancelled(f"image request {entry.id} cancelled after {entry.steps} steps")
