@@ -18,6 +18,7 @@ from tests.fixtures_image import ensure_tiny_sd
 from tests.server import ServerProcess
 
 MODEL = "tiny-sd"
+SPLIT_MODEL = "tiny-sd-split"  # the same files, compiled per part (text encoder, denoiser, VAE)
 GEN = "/v3/images/generations"
 EDITS = "/v3/images/edits"
 MAX_UPLOAD = 200_000
@@ -30,7 +31,9 @@ def image_server(tmp_path_factory):
     config.write_text(json.dumps({"model_config_list": [{"config": {
         "name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
         "max_resolution": "512x512", "default_num_inference_steps": 3, "max_num_inference_steps": 1000,
-        "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}}]}))
+        "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}},
+        {"config": {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU",
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16"}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", log_name="images").start()
     yield server
     server.stop()
@@ -155,6 +158,14 @@ def test_ovms_extensions_change_the_image(sdk):
     assert one(guidance_scale=1.0) != plain
     assert one(num_inference_steps=3) != plain
     assert one(rng_seed=3) == plain  # OVMS's name for the seed
+
+
+def test_per_part_devices_plugin_config_and_default_resolution_from_config(sdk):
+    models = {m.id: m for m in sdk.models.list().data}
+    assert models[SPLIT_MODEL].model_extra["kind"] == "image"
+    assert models[SPLIT_MODEL].model_extra["modes"] == ["text2image", "image2image", "inpainting"]
+    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body=FAST)
+    assert decode(r.data[0].b64_json).size == (32, 16)
 
 
 def test_v1_prefix_serves_images_too(image_server):
