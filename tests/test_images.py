@@ -33,7 +33,8 @@ def image_server(tmp_path_factory):
         "max_resolution": "512x512", "default_num_inference_steps": 3, "max_num_inference_steps": 1000,
         "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}},
         {"config": {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU",
-                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16"}}]}))
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16",
+                    "max_upload_bytes": MAX_UPLOAD}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", log_name="images").start()
     yield server
     server.stop()
@@ -392,4 +393,16 @@ def test_edit_needs_multipart_and_one_image(http):
     body, headers = multipart({"model": MODEL, "prompt": "a"}, [("image", image), ("image", image)])
     r = http.post(EDITS, content=body, headers=headers)
     _assert_error(r, 400, "exactly one image")
+    _good_request_works(http)
+
+
+def test_oversize_edit_body_is_refused_before_it_is_read(http):
+    image = noise_png(32, 32)
+    body, headers = multipart({"model": MODEL, "prompt": "a"}, [("image", image), ("mask", b"\0" * 3_000_000)])
+    r = http.post(EDITS, content=body, headers=headers)
+    _assert_error(r, 400, "larger than the limit")
+    _good_request_works(http)
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))  # chunked: no Content-Length
+    r = http.post(EDITS, content=chunks, headers=headers)
+    _assert_error(r, 400, "larger than the limit")
     _good_request_works(http)
