@@ -107,27 +107,23 @@ class ImageServable:
         path = self.spec.base_path
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{self.name}: {path} is not a diffusers-layout model (no model_index.json)")
+        # The richest pipeline the model supports is the root; the simpler ones share its models.
+        family = (ov_genai.InpaintingPipeline, ov_genai.Image2ImagePipeline, ov_genai.Text2ImagePipeline)
         errors: list[str] = []
-        try:
-            self.inpainting = self._make(ov_genai.InpaintingPipeline)
-            self.image2image = ov_genai.Image2ImagePipeline(self.inpainting)
-            self.text2image = ov_genai.Text2ImagePipeline(self.inpainting)
-        except RuntimeError as exc:  # some model families have no inpainting: fall back step by step
-            errors.append(str(exc).splitlines()[0])
-            self.inpainting = None
+        for index, cls in enumerate(family):
             try:
-                self.image2image = self._make(ov_genai.Image2ImagePipeline)
-                self.text2image = ov_genai.Text2ImagePipeline(self.image2image)
-            except RuntimeError as exc2:
-                errors.append(str(exc2).splitlines()[0])
-                self.image2image = None
-                try:
-                    self.text2image = self._make(ov_genai.Text2ImagePipeline)
-                except RuntimeError as exc3:
-                    raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc3).splitlines()[0]}") from exc3
+                root = self._make(cls)
+            except Exception as exc:  # noqa: BLE001 - GenAI raises RuntimeError, bad properties TypeError
+                errors.append(f"{cls.__name__}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                continue
+            pipes = [None] * index + [root] + [derived(root) for derived in family[index + 1:]]
+            self.inpainting, self.image2image, self.text2image = pipes
+            break
+        else:
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {errors[-1]}")
         if errors:
-            log.warning("%s: serving without %s: %s", self.name,
-                        "inpainting" if self.image2image else "image edits", "; ".join(errors))
+            log.warning("%s: serving without %s: %s", self.name, "inpainting" if self.image2image else "image edits",
+                        "; ".join(errors))
         self.vae_scale_factor = _vae_scale_factor(path)
         cfg = self.text2image.get_generation_config()
         if cfg.width > 0 and cfg.height > 0:

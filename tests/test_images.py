@@ -406,3 +406,19 @@ def test_oversize_edit_body_is_refused_before_it_is_read(http):
     r = http.post(EDITS, content=chunks, headers=headers)
     _assert_error(r, 400, "larger than the limit")
     _good_request_works(http)
+
+
+@pytest.mark.parametrize("entry,fragment", [
+    ({"max_resolution": "huge"}, "max_resolution"),
+    ({"steps": 4}, "unknown image_generation option(s): steps"),
+    ({"device": "NPU"}, "cannot load"),
+    ({"base_path": "/"}, "no model_index.json"),
+], ids=["bad-resolution", "unknown-option", "missing-device", "not-a-diffusers-model"])
+def test_bad_image_model_config_stops_the_server_with_a_clear_message(tmp_path, entry, fragment):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_config_list": [{"config": {
+        "name": "bad", "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}}]}))
+    server = ServerProcess("--config_path", str(config), log_name="images-bad")
+    with pytest.raises(RuntimeError, match="server exited with 2") as failure:
+        server.start()
+    assert fragment in str(failure.value)
