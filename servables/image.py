@@ -21,6 +21,7 @@ import openvino as ov
 import openvino_genai as ov_genai
 
 from .base import ModelSpec
+from .config_file import ConfigError
 from .errors import InferenceError, InvalidRequest, ModelLoadError
 from .image_io import decode_image, decode_mask, encode_png
 from .image_options import ImageOptions, parse_size
@@ -82,7 +83,10 @@ class ImageServable:
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
-        self.options = ImageOptions.from_dict(spec.options)
+        try:
+            self.options = ImageOptions.from_dict(spec.options)
+        except ConfigError as exc:
+            raise ConfigError(f"{spec.name}: {exc}") from None
         self.text2image: ov_genai.Text2ImagePipeline | None = None
         self.image2image: ov_genai.Image2ImagePipeline | None = None
         self.inpainting: ov_genai.InpaintingPipeline | None = None
@@ -114,7 +118,7 @@ class ImageServable:
             try:
                 root = self._make(cls)
             except Exception as exc:  # noqa: BLE001 - GenAI raises RuntimeError, bad properties TypeError
-                errors.append(f"{cls.__name__}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                errors.append(f"{cls.__name__}: {ov_message(exc)}")
                 continue
             pipes = [None] * index + [root] + [derived(root) for derived in family[index + 1:]]
             self.inpainting, self.image2image, self.text2image = pipes
@@ -298,7 +302,14 @@ def _generation_error(exc: RuntimeError) -> Exception:
     match = _GENAI_CHECK.search(text)
     if match and "openvino.genai" in text:
         return InvalidRequest(match.group(1).strip().splitlines()[0])
-    return InferenceError(f"Image generation failed: {text.splitlines()[0] if text else type(exc).__name__}")
+    return InferenceError(f"Image generation failed: {ov_message(exc)}")
+
+
+def ov_message(exc: BaseException) -> str:
+    """The informative part of an OpenVINO error: without the `Exception from file:line:` frames."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line and not re.fullmatch(r"Exception from \S+:\d+:", line)]
+    return " ".join(lines) or type(exc).__name__
 
 
 def _vae_scale_factor(path) -> int:
