@@ -422,3 +422,27 @@ def test_bad_image_model_config_stops_the_server_with_a_clear_message(tmp_path, 
     with pytest.raises(RuntimeError, match="server exited with 2") as failure:
         server.start()
     assert fragment in str(failure.value)
+
+
+def test_engine_calls_the_step_gate_before_every_denoising_step():
+    """The hook a device arbiter will use to interleave diffusion steps with other engines' work."""
+    from scheduler.image_engine import ImageEngine
+    from servables.base import ModelSpec
+    from servables.image import ImageParams, ImageServable
+
+    servable = ImageServable(ModelSpec("gate", ensure_tiny_sd(), "image_generation"))
+    servable.load()
+    gate_calls: list[int] = []
+    engine = ImageEngine(servable, step_gate=lambda: gate_calls.append(engine.stats().steps_total))
+    engine.start()
+
+    async def run():
+        return await engine.submit(servable.prepare_generation(
+            ImageParams(prompt="a cat", size="16x16", num_inference_steps=5, rng_seed=1))).result()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        engine.stop()
+    assert result.steps == 5 and len(result.images) == 1
+    assert gate_calls == [0, 1, 2, 3, 4]  # before step 1, 2, ... 5: never after the last one
