@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
@@ -41,7 +41,10 @@ async def create_image(body: ImageGenerationRequest, request: Request) -> Respon
 
 @router.post("/images/edits")
 async def edit_image(request: Request) -> Response:
-    form = await _read_form(request, _body_limit(request))
+    try:
+        form = await _read_form(request, _body_limit(request))
+    except ClientDisconnect:  # the client went away during the upload
+        return Response(status_code=499)
     try:
         fields, image, mask = await _split_form(form)
     finally:
