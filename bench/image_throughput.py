@@ -1,11 +1,12 @@
 """Images/s and latency of the tiny SD model: through the server vs. directly on the pipeline.
 
-    python bench/image_throughput.py [--model_path DIR] [--steps 10] [--size 64] [--requests 8] [--rounds 2]
+    python bench/image_throughput.py [--model_path DIR] [--steps 10] [--size 64] [--requests 8] [--rounds 3]
 
-The in-process baseline runs in the same run, alternating with the server measurements so that
-machine noise hits both. Concurrency 4 on the pipeline means 4 threads sharing one pipeline
-behind a lock (what the server's image engine does: the pipelines share their infer requests);
-the "batched" row is one call with num_images_per_prompt=4, for reference. Medians over rounds.
+The in-process baseline runs in the same run, alternating with the server measurements (and which
+of the two goes first) so that machine noise hits both. Concurrency 4 on the pipeline means 4
+threads sharing one pipeline behind a lock (what the server's image engine does: the pipelines
+share their infer requests); the "batched" row is one call with num_images_per_prompt=4, for
+reference. Medians over rounds.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--requests", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.model_path is None:
         from tests.fixtures_image import ensure_tiny_sd
@@ -102,12 +103,13 @@ def main() -> None:
             direct.run(1, 2)  # warm-up
             server_run(server.url, args, 1, 2)
             results: dict[str, list[tuple[float, list[float]]]] = {}
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 for concurrency in (1, 4):
-                    results.setdefault(f"pipeline c={concurrency}", []).append(
-                        direct.run(concurrency, args.requests))
-                    results.setdefault(f"server   c={concurrency}", []).append(
-                        server_run(server.url, args, concurrency, args.requests))
+                    measures = [(f"pipeline c={concurrency}", lambda: direct.run(concurrency, args.requests)),
+                                (f"server   c={concurrency}",
+                                 lambda: server_run(server.url, args, concurrency, args.requests))]
+                    for name, measure in measures[:: 1 if round_ % 2 == 0 else -1]:  # alternate who goes first
+                        results.setdefault(name, []).append(measure())
                 results.setdefault("pipeline batched n=4", []).append(
                     direct.run(1, max(1, args.requests // 4), n=4))
         finally:
