@@ -92,6 +92,7 @@ class ImageServable:
         self.inpainting: ov_genai.InpaintingPipeline | None = None
         self.vae_scale_factor = 8
         self.model_default_size: tuple[int, int] = (512, 512)
+        self.static_guidance_scale: float | None = None  # set when the models are reshaped to static shapes
 
     @property
     def name(self) -> str:
@@ -100,10 +101,18 @@ class ImageServable:
     # --- loading --------------------------------------------------------------------------
 
     def _make(self, cls: type) -> Any:
-        path, devices, props = str(self.spec.base_path), self.options.devices, self.options.plugin_config
-        if len(devices) == 1:
+        opts = self.options
+        path, devices, props = str(self.spec.base_path), opts.devices, opts.plugin_config
+        if len(devices) == 1 and opts.static_size is None:
             return cls(path, devices[0], **props)
         pipe = cls(path)
+        if opts.static_size is not None:
+            width, height = opts.static_size
+            guidance = opts.guidance_scale
+            if guidance is None:
+                guidance = pipe.get_generation_config().guidance_scale
+            pipe.reshape(opts.num_images_per_prompt or 1, height, width, guidance)
+            self.static_guidance_scale = float(guidance)
         pipe.compile(*devices, **props)
         return pipe
 
@@ -140,11 +149,13 @@ class ImageServable:
     @property
     def modes(self) -> list[str]:
         pipes = ((TEXT2IMAGE, self.text2image), (IMAGE2IMAGE, self.image2image), (INPAINTING, self.inpainting))
+        if self.options.static_size and (self.options.num_images_per_prompt or 1) > 1:
+            pipes = pipes[:1]  # GenAI's VAE encoder takes a batch of 1 only: no edits on static batches
         return [mode for mode, pipe in pipes if pipe is not None]
 
     @property
     def default_size(self) -> tuple[int, int]:
-        return self.options.default_size or self.model_default_size
+        return self.options.static_size or self.options.default_size or self.model_default_size
 
     def describe(self) -> dict[str, Any]:
         width, height = self.default_size
@@ -180,7 +191,7 @@ class ImageServable:
                     f"{pixels.shape[1]}x{pixels.shape[0]}: they must have the same size", "mask")
         factor = self.vae_scale_factor
         from_image = (max(factor, pixels.shape[1] // factor * factor), max(factor, pixels.shape[0] // factor * factor))
-        width, height = self._size(params, from_image)
+        width, height = self._size(params, self.options.static_size or from_image)
         job = self._job(mode, prompt, params, width, height)
         job.image, job.mask = pixels, mask_pixels
         return job
@@ -215,6 +226,10 @@ class ImageServable:
         if width > max_w or height > max_h:
             raise InvalidRequest(
                 f"requested resolution {width}x{height} exceeds the maximum resolution {max_w}x{max_h}", param)
+        static = self.options.static_size
+        if static is not None and (width, height) != static:
+            raise InvalidRequest(f"this model is compiled for the static resolution {static[0]}x{static[1]}, "
+                                 f"got {width}x{height}", param)
         factor = self.vae_scale_factor
         if width % factor or height % factor:
             raise InvalidRequest(f"width and height must be multiples of {factor} for this model, "
@@ -223,7 +238,10 @@ class ImageServable:
 
     def _job(self, mode: str, prompt: str, params: ImageParams, width: int, height: int) -> ImageJob:
         opts = self.options
-        n = 1 if params.n is None else params.n
+        static_n = (self.options.num_images_per_prompt or 1) if self.options.static_size else None
+        n = (static_n or 1) if params.n is None else params.n
+        if static_n is not None and n != static_n:
+            raise InvalidRequest(f"this model is compiled for n={static_n} (static shapes)", "n")
         if n < 1:
             raise InvalidRequest("num_images_per_prompt/n must be greater than 0", "n")
         if n > opts.max_num_images_per_prompt:
@@ -241,6 +259,9 @@ class ImageServable:
         if params.guidance_scale is not None:
             if not math.isfinite(params.guidance_scale) or params.guidance_scale < 0:
                 raise InvalidRequest("guidance_scale must be a non-negative number", "guidance_scale")
+            if self.static_guidance_scale is not None and params.guidance_scale != self.static_guidance_scale:
+                raise InvalidRequest(f"this model is compiled for guidance_scale={self.static_guidance_scale} "
+                                     "(static shapes)", "guidance_scale")
             config["guidance_scale"] = float(params.guidance_scale)
         if params.strength is not None:
             if not math.isfinite(params.strength) or not 0 <= params.strength <= 1:
@@ -271,7 +292,7 @@ class ImageServable:
             return bool(on_step(step, num_steps))
 
         # GenAI's inpainting fails for num_images_per_prompt > 1 (latent shape check): one call per image.
-        per_call = 1 if job.mode == INPAINTING else job.num_images
+        per_call = 1 if job.mode == INPAINTING and self.options.static_size is None else job.num_images
         images: list[np.ndarray] = []
         for call in range(job.num_images // per_call):
             kwargs = dict(job.config, width=job.width, height=job.height, num_inference_steps=job.num_inference_steps,

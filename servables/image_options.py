@@ -26,6 +26,10 @@ class ImageOptions:
     max_num_images_per_prompt: int = 10
     default_num_inference_steps: int = 50
     max_num_inference_steps: int = 100
+    # static shapes (OVMS: required for NPU): reshape the models to one resolution at load
+    resolution: str | None = None  # "WxH"
+    num_images_per_prompt: int | None = None  # with `resolution`; default 1
+    guidance_scale: float | None = None  # with `resolution`; default the model's
     max_queue_size: int = 32  # requests waiting behind the running one before 503
     max_upload_bytes: int = 50 * 1024 * 1024  # per uploaded file (image or mask) on images/edits
 
@@ -50,7 +54,7 @@ class ImageOptions:
         return result
 
     def _check(self) -> None:
-        for name in ("max_resolution", "default_resolution"):
+        for name in ("max_resolution", "default_resolution", "resolution"):
             value = getattr(self, name)
             if value is not None and not _positive_size(value):
                 raise ConfigError(f"option '{name}' must be WxH with positive integers, got {value!r}")
@@ -60,6 +64,10 @@ class ImageOptions:
                 raise ConfigError(f"option '{name}' must be at least 1")
         if self.default_num_inference_steps > self.max_num_inference_steps:
             raise ConfigError("option 'default_num_inference_steps' exceeds 'max_num_inference_steps'")
+        if self.resolution is None and (self.num_images_per_prompt is not None or self.guidance_scale is not None):
+            raise ConfigError("options 'num_images_per_prompt' and 'guidance_scale' need 'resolution' (static shapes)")
+        if self.num_images_per_prompt is not None and self.num_images_per_prompt < 1:
+            raise ConfigError("option 'num_images_per_prompt' must be at least 1")
         if len(self.devices) not in (1, 3):
             raise ConfigError(f"option 'device' must name one device or three, got {self.device!r}")
 
@@ -72,6 +80,10 @@ class ImageOptions:
         return parse_size(self.max_resolution)  # type: ignore[return-value]
 
     @property
+    def static_size(self) -> tuple[int, int] | None:
+        return parse_size(self.resolution) if self.resolution else None
+
+    @property
     def default_size(self) -> tuple[int, int] | None:
         return parse_size(self.default_resolution) if self.default_resolution else None
 
@@ -82,8 +94,9 @@ def _positive_size(text: str) -> bool:
 
 
 def _check_type(name: str, value: Any, annotation: str) -> None:
-    expected = {"int": int, "str": str, "dict[str, Any]": dict, "str | None": (str, type(None))}[annotation]
-    if isinstance(value, bool) and annotation == "int":
+    expected = {"int": int, "str": str, "dict[str, Any]": dict, "str | None": (str, type(None)),
+                "int | None": (int, type(None)), "float | None": (int, float, type(None))}[annotation]
+    if isinstance(value, bool) and annotation != "str | None":
         raise ConfigError(f"option '{name}' must be an integer, got {value!r}")
     if not isinstance(value, expected):
         raise ConfigError(f"option '{name}' has the wrong type: {value!r}")

@@ -19,6 +19,7 @@ from tests.server import ServerProcess
 
 MODEL = "tiny-sd"
 SPLIT_MODEL = "tiny-sd-split"  # the same files, compiled per part (text encoder, denoiser, VAE)
+STATIC_MODEL = "tiny-sd-static"  # the same files, reshaped to static shapes (as NPU needs)
 GEN = "/v3/images/generations"
 EDITS = "/v3/images/edits"
 MAX_UPLOAD = 200_000
@@ -34,7 +35,9 @@ def image_server(tmp_path_factory):
         "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}},
         {"config": {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU",
                     "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16",
-                    "max_upload_bytes": MAX_UPLOAD}}]}))
+                    "max_upload_bytes": MAX_UPLOAD}},
+        {"config": {"name": STATIC_MODEL, "base_path": str(ensure_tiny_sd()), "resolution": "32x16",
+                    "num_images_per_prompt": 2, "max_upload_bytes": MAX_UPLOAD}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", log_name="images").start()
     yield server
     server.stop()
@@ -167,6 +170,20 @@ def test_per_part_devices_plugin_config_and_default_resolution_from_config(sdk):
     assert models[SPLIT_MODEL].model_extra["modes"] == ["text2image", "image2image", "inpainting"]
     r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body=FAST)
     assert decode(r.data[0].b64_json).size == (32, 16)
+
+
+def test_static_shape_model_serves_its_compiled_shape_and_rejects_others(http):
+    r = http.post(GEN, json={"model": STATIC_MODEL, "prompt": "a cat", **FAST})
+    assert r.status_code == 200, r.text
+    assert [decode(d["b64_json"]).size for d in r.json()["data"]] == [(32, 16), (32, 16)]
+    body, headers = multipart({"model": STATIC_MODEL, "prompt": "a dog", "num_inference_steps": "4",
+                               "strength": "0.5"}, [("image", noise_png(64, 64))])
+    r = http.post(EDITS, content=body, headers=headers)  # GenAI encodes one image per batch only
+    _assert_error(r, 400, "does not support image2image")
+    for extra, fragment in (({"size": "64x64"}, "static resolution 32x16"), ({"n": 1}, "n=2"),
+                            ({"guidance_scale": 1.0}, "guidance_scale=7.5")):
+        _assert_error(http.post(GEN, json={"model": STATIC_MODEL, "prompt": "a", **FAST, **extra}), 400, fragment)
+        _good_request_works(http)
 
 
 def test_v1_prefix_serves_images_too(image_server):
@@ -411,9 +428,10 @@ def test_oversize_edit_body_is_refused_before_it_is_read(http):
 @pytest.mark.parametrize("entry,fragment", [
     ({"max_resolution": "huge"}, "max_resolution"),
     ({"steps": 4}, "unknown image_generation option(s): steps"),
+    ({"num_images_per_prompt": 2}, "need 'resolution'"),
     ({"device": "NPU"}, "cannot load"),
     ({"base_path": "/"}, "no model_index.json"),
-], ids=["bad-resolution", "unknown-option", "missing-device", "not-a-diffusers-model"])
+], ids=["bad-resolution", "unknown-option", "static-n-without-resolution", "missing-device", "not-a-diffusers-model"])
 def test_bad_image_model_config_stops_the_server_with_a_clear_message(tmp_path, entry, fragment):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_config_list": [{"config": {
