@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -56,7 +57,8 @@ async def edit_image(request: Request) -> Response:
     deployment = resolve(request, body.model, "image", "images/edits")
     if image is None:
         raise InvalidRequest("image field is missing in multipart body", "image")
-    job = deployment.servable.prepare_edit(body.to_params(), image, mask)
+    # decoding uploads can take a while for large images: keep it off the event loop
+    job = await run_in_threadpool(deployment.servable.prepare_edit, body.to_params(), image, mask)
     return await _run(request, deployment, job)
 
 
