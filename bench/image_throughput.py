@@ -6,13 +6,15 @@ The in-process baseline runs in the same run, alternating with the server measur
 of the two goes first) so that machine noise hits both. Concurrency 4 on the pipeline means 4
 threads sharing one pipeline behind a lock (what the server's image engine does: the pipelines
 share their infer requests); the "batched" row is one call with num_images_per_prompt=4, for
-reference. Medians over rounds.
+reference. Medians over rounds. "CPU s/image" is the serving process's user+system CPU time per
+image (the bench process for the pipeline rows), which a busy machine distorts less than wall time.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +30,19 @@ import httpx  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
 
 from tests.server import ServerProcess  # noqa: E402
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all threads) from /proc: robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(run, pid: int, images: int) -> tuple[float, list[float], float]:
+    """(images/s, latencies, CPU seconds per image) of one run."""
+    cpu = process_cpu_seconds(pid)
+    rate, latencies = run()
+    return rate, latencies, (process_cpu_seconds(pid) - cpu) / images
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -102,33 +117,37 @@ def main() -> None:
             direct = Direct(args.model_path, args)
             direct.run(1, 2)  # warm-up
             server_run(server.url, args, 1, 2)
-            results: dict[str, list[tuple[float, list[float]]]] = {}
+            results: dict[str, list[tuple[float, list[float], float]]] = {}
             for round_ in range(args.rounds):
                 for concurrency in (1, 4):
-                    measures = [(f"pipeline c={concurrency}", lambda: direct.run(concurrency, args.requests)),
-                                (f"server   c={concurrency}",
-                                 lambda: server_run(server.url, args, concurrency, args.requests))]
-                    for name, measure in measures[:: 1 if round_ % 2 == 0 else -1]:  # alternate who goes first
-                        results.setdefault(name, []).append(measure())
+                    measures = [
+                        (f"pipeline c={concurrency}", os.getpid(), lambda: direct.run(concurrency, args.requests)),
+                        (f"server   c={concurrency}", server.proc.pid,
+                         lambda: server_run(server.url, args, concurrency, args.requests))]
+                    for name, pid, run in measures[:: 1 if round_ % 2 == 0 else -1]:  # alternate who goes first
+                        results.setdefault(name, []).append(measured(run, pid, args.requests))
+                batches = max(1, args.requests // 4)
                 results.setdefault("pipeline batched n=4", []).append(
-                    direct.run(1, max(1, args.requests // 4), n=4))
+                    measured(lambda: direct.run(1, batches, n=4), os.getpid(), batches * 4))
         finally:
             server.stop()
 
     print(f"\ntiny SD, {args.size}x{args.size}, {args.steps} steps, {args.requests} requests x {args.rounds} rounds "
           "(medians over rounds)\n")
-    print(f"{'config':<22} {'images/s':>9} {'p50 lat s':>10} {'p90 lat s':>10}")
-    summary: dict[str, tuple[float, float, float]] = {}
+    print(f"{'config':<22} {'images/s':>9} {'p50 lat s':>10} {'p90 lat s':>10} {'CPU s/image':>12}")
+    summary: dict[str, tuple[float, float, float, float]] = {}
     for name, runs in results.items():
         rate = statistics.median(r[0] for r in runs)
         p50 = statistics.median(statistics.median(r[1]) for r in runs)
         p90 = statistics.median(percentile(r[1], 0.9) for r in runs)
-        summary[name] = (rate, p50, p90)
-        print(f"{name:<22} {rate:>9.2f} {p50:>10.3f} {p90:>10.3f}")
+        cpu = statistics.median(r[2] for r in runs)
+        summary[name] = (rate, p50, p90, cpu)
+        print(f"{name:<22} {rate:>9.2f} {p50:>10.3f} {p90:>10.3f} {cpu:>12.3f}")
     print()
     for concurrency in (1, 4):
         s, d = summary[f"server   c={concurrency}"], summary[f"pipeline c={concurrency}"]
-        print(f"c={concurrency}: server/pipeline images/s = {s[0] / d[0]:.2f}, p50 latency ratio = {s[1] / d[1]:.2f}")
+        print(f"c={concurrency}: server/pipeline images/s = {s[0] / d[0]:.2f}, p50 latency = {s[1] / d[1]:.2f}, "
+              f"CPU per image = {s[3] / d[3]:.2f}")
 
 
 if __name__ == "__main__":
