@@ -1,32 +1,80 @@
-"""create_app: wires routers, error handlers and the model manager into one FastAPI app."""
+"""create_app: wires routers, middleware, error handlers and the model manager into one FastAPI app."""
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
+from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import metrics, ops
+from . import config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
+from .grpc.server import start_grpc_server
+from .guard import GuardMiddleware
+from .observability import ObservabilityMiddleware
 from .openai import chat, completions, images, models
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
 
-def create_app(manager: ModelManager, metrics_enable: bool = False) -> FastAPI:
+@dataclass
+class HttpSettings:
+    """Front-door settings from the CLI (defaults match `genai-gateway serve`)."""
+
+    metric_families: tuple[str, ...] | None = None  # None: metrics off
+    api_key: str | None = None
+    allowed_origins: list[str] = field(default_factory=lambda: ["*"])
+    allowed_methods: list[str] = field(default_factory=lambda: ["*"])
+    allowed_headers: list[str] = field(default_factory=lambda: ["*"])
+    allow_credentials: bool = False
+    max_body_bytes: int = 64 * 2**20
+    max_json_depth: int = 100
+
+
+def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
+               grpc_host: str = "127.0.0.1", reloader=None, poll_seconds: float = 0) -> FastAPI:
+    """`grpc_port` > 0 also serves KServe v2 / TFS gRPC in this event loop; `reloader` backs
+    /v1/config/reload and, with `poll_seconds` > 0, re-reads the config file and rescans model folders."""
+    settings = settings or HttpSettings()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder) if grpc_port else None
+        poller = (asyncio.create_task(config_api.poll_config(manager, reloader, poll_seconds))
+                  if poll_seconds > 0 else None)
         yield
+        if poller is not None:
+            poller.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=2)
         manager.close()
 
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
-    app.state.metrics_registry = metrics.build_registry(manager) if metrics_enable else None
+    app.state.reloader = reloader
+    recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
+    app.state.metrics = recorder
+    if recorder is not None:
+        telemetry.install(recorder)
     install_error_handlers(app)
+    app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
+    app.include_router(kserve.router)
+    app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
         for module in (chat, completions, models, images):
             app.include_router(module.router, prefix=prefix)
     app.include_router(ops.router)
+    app.include_router(config_api.router)
     app.include_router(metrics.router)
+    # added last = outermost: CORS answers preflights before the guard asks for an API key
+    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
+                       max_json_depth=settings.max_json_depth)
+    app.add_middleware(ObservabilityMiddleware, metrics=recorder)
+    app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
+                       allow_methods=settings.allowed_methods, allow_headers=settings.allowed_headers,
+                       allow_credentials=settings.allow_credentials)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest_bind_address", default="127.0.0.1")
     serve.add_argument("--model_path", help="an OpenVINO IR folder or a .gguf file")
     serve.add_argument("--model_name", help="the name clients use in `model`")
-    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation", "tensor"])
     serve.add_argument("--config_path", help="OVMS-style config.json with model_config_list")
     serve.add_argument("--target_device", default=None)
     serve.add_argument("--plugin_config", type=_json_object, default=None, help="OpenVINO properties (JSON)")
@@ -53,9 +55,61 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
-    serve.add_argument("--metrics_enable", action="store_true")
-    serve.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    tensor = serve.add_argument_group("classic tensor models (KServe v2 / TFS)")
+    tensor.add_argument("--port", type=int, default=0, help="gRPC port for KServe v2 and TFS (0 = no gRPC)")
+    tensor.add_argument("--grpc_bind_address", default=None, help="default: --rest_bind_address")
+    tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
+    tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
+    tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
+    tensor.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="re-scan model version folders and the config file every N s (0 = only on "
+                             "POST /v1/config/reload)")
+    tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
+    ops = serve.add_argument_group("operations and security")
+    ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
+    ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
+    ops.add_argument("--api_key_file", help="file whose first line is the API key (else env API_KEY)")
+    ops.add_argument("--allowed_origins", default="*", help="CORS origins, comma-separated")
+    ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
+    ops.add_argument("--allowed_headers", default="*", help="CORS headers, comma-separated")
+    ops.add_argument("--allow_credentials", action="store_true", help="CORS: allow credentials")
+    ops.add_argument("--max_request_bytes", type=int, default=64 * 2**20, help="largest accepted request body")
+    ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
+    ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
+                     help="on SIGTERM, how long in-flight requests may take to finish")
+    add_model_management_flags(serve)
+    ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
+    pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
+    add_pull_flags(pull)
+    pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def add_pull_flags(parser: argparse.ArgumentParser, serving: bool = False) -> None:
+    group = parser.add_argument_group("pulling from HuggingFace (HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE apply)")
+    group.add_argument("--source_model", required=not serving, help="HuggingFace id, e.g. OpenVINO/Qwen3-8B-int4-ov")
+    group.add_argument("--model_repository_path", default=os.environ.get("OVMS_MODEL_REPOSITORY_PATH"),
+                       required=not serving and "OVMS_MODEL_REPOSITORY_PATH" not in os.environ,
+                       help="folder the models are pulled into, as <dir>/<org>/<name> "
+                            "(default $OVMS_MODEL_REPOSITORY_PATH)")
+    if not serving:
+        group.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+    group.add_argument("--weight-format", "--weight_format", dest="weight_format",
+                       choices=["fp32", "fp16", "int8", "int4"], help="for conversions (default int8)")
+    group.add_argument("--extra_quantization_params", help="passed to optimum-cli export openvino")
+    group.add_argument("--gguf_filename", help="pull only this .gguf file of the repo (text_generation)")
+    group.add_argument("--overwrite_models", action="store_true", help="download again even if present")
+    group.add_argument("--revision", help="branch, tag or commit of the repo (default main)")
+
+
+def add_model_management_flags(parser: argparse.ArgumentParser) -> None:
+    add_pull_flags(parser, serving=True)
+    group = parser.add_argument_group("model repository management (these do not serve)")
+    group.add_argument("--pull", action="store_true", help="with --source_model: download, then exit")
+    group.add_argument("--list_models", action="store_true", help="list the models in --model_repository_path")
+    group.add_argument("--add_to_config", action="store_true",
+                       help="add --model_name (from --model_path or --model_repository_path) to --config_path")
+    group.add_argument("--remove_from_config", action="store_true", help="remove --model_name from --config_path")
 
 
 def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +119,28 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
     return options
+
+
+def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """`--model_path` options of a classic tensor model (config files carry them per entry)."""
+    options: dict[str, Any] = {}
+    for key in ("nireq", "batch_size", "model_version_policy", "target_device", "plugin_config"):
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    if args.shape is not None:
+        options["shape"] = json.loads(args.shape) if args.shape.lstrip().startswith("{") else args.shape
+    if isinstance(options.get("batch_size"), str) and options["batch_size"].isdigit():
+        options["batch_size"] = int(options["batch_size"])
+    return options
+
+
+def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
+    """CLI scheduler knobs are defaults for every text_generation entry of a config file."""
+    from servables.base import ModelSpec
+
+    if spec.task != "text_generation" or not llm_defaults:
+        return spec
+    return ModelSpec(spec.name, spec.base_path, spec.task, {**llm_defaults, **spec.options}, spec.version)
 
 
 def model_specs(args: argparse.Namespace):
@@ -77,38 +153,133 @@ def model_specs(args: argparse.Namespace):
     if args.config_path:
         if args.model_path:
             raise SystemExit("--config_path and --model_path cannot be used together")
-        specs = load_config_file(Path(args.config_path))
-        return [ModelSpec(s.name, s.base_path, s.task, {**llm_defaults, **s.options}) if s.task == "text_generation"
-                else s for s in specs]
+        return [with_cli_defaults(s, llm_defaults) for s in load_config_file(Path(args.config_path))]
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
         spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
-        options = llm_defaults if spec.task == "text_generation" else {}
+        if spec.task == "text_generation":
+            options = {**spec.options, **llm_defaults}
+        elif spec.task == "tensor":
+            options = {**spec.options, **tensor_options_from_args(args)}
+        else:
+            options = spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
     return [sources.default_llm_spec(llm_defaults)]
 
 
+def read_api_key(args: argparse.Namespace) -> str | None:
+    """First line of --api_key_file, else env API_KEY, else None (no authentication)."""
+    if args.api_key_file:
+        try:
+            key = Path(args.api_key_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise SystemExit(f"cannot read an API key from --api_key_file {args.api_key_file}: {exc}") from exc
+        if not key:
+            raise SystemExit(f"--api_key_file {args.api_key_file} has an empty first line")
+        return key
+    return os.environ.get("API_KEY") or None
+
+
+def http_settings(args: argparse.Namespace):
+    from gateway.app import HttpSettings
+    from gateway.metrics import MetricsConfigError, select_families
+
+    split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
+    try:
+        families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
+    except MetricsConfigError as exc:
+        raise SystemExit(str(exc)) from exc
+    return HttpSettings(
+        metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
+        allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
+        allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
+        max_json_depth=args.max_json_depth,
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
+    """Start HTTP at once (live), load the models in a worker thread (ready when done).
+
+    SIGTERM: readiness goes false, the listener closes, in-flight requests get
+    --shutdown_grace_seconds to finish, then the models are unloaded and the process exits 0.
+    """
+    import asyncio
+
     import uvicorn
 
     from gateway.app import create_app
+    from scheduler.config_reloader import ConfigReloader
     from scheduler.model_manager import ModelManager
     from servables.config_file import ConfigError
     from servables.errors import ServingError
 
+    from . import model_repo
+
+    if args.list_models or args.add_to_config or args.remove_from_config or args.pull:
+        return model_repo.run(args)
+    settings = http_settings(args)
     manager = ModelManager()
+    reloader = None
     try:
-        manager.load(model_specs(args))
+        if args.source_model:  # pull (when missing) before listening: serving starts with the model on disk
+            args.model_path, args.model_name = model_repo.pull_for_serving(args)
+        if args.config_path:  # the only mode with runtime changes; bad entries are skipped, not fatal
+            if args.model_path:
+                raise SystemExit("--config_path and --model_path cannot be used together")
+            defaults = llm_options_from_args(args)
+            reloader = ConfigReloader(manager, Path(args.config_path), lambda s: with_cli_defaults(s, defaults))
+            load = reloader.load_initial
+        else:
+            specs = model_specs(args)
+            load = lambda: manager.load(specs)  # noqa: E731
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
-        manager.close()
         return 2
-    app = create_app(manager, metrics_enable=args.metrics_enable)
-    log.info("serving on http://%s:%d", args.rest_bind_address, args.rest_port)
-    uvicorn.run(app, host=args.rest_bind_address, port=args.rest_port, log_level=args.log_level.lower()
-                if args.log_level != "TRACE" else "trace", access_log=False)
-    return 0
+    if settings.api_key is None:
+        log.info("no API key configured: authentication is disabled")
+    if args.port and args.port == args.rest_port:
+        log.error("--port and --rest_port must differ")
+        return 2
+    app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
+                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds)
+    config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
+                            log_level="trace" if args.log_level == "TRACE" else args.log_level.lower(),
+                            timeout_graceful_shutdown=args.shutdown_grace_seconds, log_config=None)
+
+    class GatewayServer(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            manager.ready = False  # readiness drops before the listener closes
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises SIGTERM after a graceful shutdown (exit status 143); a drained
+            # shutdown asked for by the orchestrator is a success: exit 0.
+            captured = getattr(self, "_captured_signals", None)
+            if captured and sig == signal.SIGTERM:
+                captured.remove(sig)
+
+    server = GatewayServer(config)
+    # sse-starlette would end every open stream at SIGTERM; we let them finish within the grace period
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.disable_automatic_graceful_drain()
+    failed: list[BaseException] = []
+
+    async def load_models() -> None:
+        try:
+            await asyncio.to_thread(load)
+            log.info("all models loaded; serving on http://%s:%d", args.rest_bind_address, args.rest_port)
+        except (ConfigError, ServingError) as exc:
+            log.error("%s", exc)
+            failed.append(exc)
+            server.should_exit = True
+
+    async def main_task() -> None:
+        loader = asyncio.create_task(load_models())
+        await server.serve()
+        loader.cancel()
+
+    asyncio.run(main_task())
+    return 2 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":
         return serve(args)
+    if args.command == "pull":
+        from . import model_repo
+
+        return model_repo.pull_command(args)
     return 1
 
 

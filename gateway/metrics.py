@@ -1,74 +1,230 @@
-"""Prometheus exposition. Engine state is read at scrape time by a custom collector."""
+"""Prometheus metrics: the OVMS families (OVMS_REFERENCE 4.2) plus generation metrics vLLM operators expect.
+
+Request-level families are recorded by gateway/observability.py; token and latency histograms come
+from the engines through scheduler.telemetry; engine gauges are read at scrape time.
+"""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from fastapi import APIRouter
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 router = APIRouter()
+disable_created_metrics()  # OVMS exposes no *_created series
+
+# OVMS: 33 fixed bounds floor(10 * 1.8^i) microseconds
+OVMS_BUCKETS_US = [float(int(10 * 1.8 ** i)) for i in range(33)]
+LATENCY_BUCKETS_S = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                     40.0, 80.0]
+TPOT_BUCKETS_S = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
+                  1.0, 2.5]
+
+OVMS_DEFAULT = (
+    "ovms_requests_success", "ovms_requests_fail", "ovms_request_time_us", "ovms_current_requests",
+    "ovms_requests_accepted", "ovms_requests_rejected", "ovms_responses", "ovms_graph_error",
+    "ovms_graph_processing_time_us", "ovms_current_graphs",
+)
+EXTENSIONS = (
+    "genai_prompt_tokens", "genai_generation_tokens", "genai_time_to_first_token_seconds",
+    "genai_time_per_output_token_seconds", "genai_e2e_request_latency_seconds", "genai_queue_rejections",
+    "genai_requests_running", "genai_requests_waiting", "genai_kv_cache_usage_percent",
+    "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
+)
+SUPPORTED = OVMS_DEFAULT + EXTENSIONS
+
+
+class MetricsConfigError(ValueError):
+    pass
+
+
+def select_families(metrics_enable: bool, metrics_list: Iterable[str] | None) -> tuple[str, ...] | None:
+    """None when metrics are off; raises with OVMS's messages for an invalid selection."""
+    names = [n.strip() for n in (metrics_list or []) if n.strip()]
+    if names and not metrics_enable:
+        raise MetricsConfigError("metrics_enable setting is missing, required when metrics_list is provided")
+    if not metrics_enable:
+        return None
+    for name in names:
+        if name not in SUPPORTED:
+            raise MetricsConfigError(f"Metrics family name not supported: {name}")
+    return tuple(names) or SUPPORTED
+
+
+class _Noop:
+    """Stands in for a family that is not selected."""
+
+    def labels(self, *args, **kwargs) -> "_Noop":
+        return self
+
+    def inc(self, *args) -> None: ...
+
+    def dec(self, *args) -> None: ...
+
+    def observe(self, *args) -> None: ...
+
+
+class Metrics:
+    """All families, created in one registry; unselected ones are no-ops."""
+
+    def __init__(self, families: tuple[str, ...], manager) -> None:
+        self.registry = CollectorRegistry()
+        self.families = families
+        v3 = ["api", "interface", "method", "name"]
+        classic = ["api", "interface", "method", "name", "version"]
+
+        self._counters: dict[str, Counter] = {}
+        counter_registry = CollectorRegistry()  # counters live here; exposed under OVMS names by _OvmsCounters
+
+        def make(kind, name, doc, labels, **kw):
+            if name not in families:
+                return _Noop()
+            if kind is Counter:
+                self._counters[name] = Counter(name, doc, labels, registry=counter_registry)
+                return self._counters[name]
+            return kind(name, doc, labels, registry=self.registry, **kw)
+
+        self.requests_success = make(Counter, "ovms_requests_success", "Successful requests to a model", classic)
+        self.requests_fail = make(Counter, "ovms_requests_fail", "Failed requests to a model", classic)
+        self.request_time = make(Histogram, "ovms_request_time_us", "Processing time of a model request",
+                                 ["interface", "name", "version"], buckets=OVMS_BUCKETS_US)
+        self.current_requests = make(Gauge, "ovms_current_requests", "Requests in flight", ["name", "version"])
+        self.accepted = make(Counter, "ovms_requests_accepted", "Generative requests accepted by a servable", v3)
+        self.rejected = make(Counter, "ovms_requests_rejected", "Generative requests rejected (queue full)", v3)
+        self.responses = make(Counter, "ovms_responses", "Responses sent (one per unary reply or streamed chunk)", v3)
+        self.graph_error = make(Counter, "ovms_graph_error", "Generative requests that ended in an error", v3)
+        self.processing_time = make(Histogram, "ovms_graph_processing_time_us", "Duration of a generative request",
+                                    ["name", "method"], buckets=OVMS_BUCKETS_US)
+        self.current_graphs = make(Gauge, "ovms_current_graphs", "Generative requests in flight", ["name"])
+        self.prompt_tokens = make(Counter, "genai_prompt_tokens", "Prompt tokens processed", ["name"])
+        self.generation_tokens = make(Counter, "genai_generation_tokens", "Tokens generated", ["name"])
+        self.ttft = make(Histogram, "genai_time_to_first_token_seconds", "Time to first token", ["name"],
+                         buckets=LATENCY_BUCKETS_S)
+        self.tpot = make(Histogram, "genai_time_per_output_token_seconds", "Time per output token after the first",
+                         ["name"], buckets=TPOT_BUCKETS_S)
+        self.e2e = make(Histogram, "genai_e2e_request_latency_seconds", "Generation latency from admission to end",
+                        ["name"], buckets=LATENCY_BUCKETS_S)
+        self.queue_rejections = make(Counter, "genai_queue_rejections", "Requests refused with 503 (queue full)",
+                                     ["name"])
+        self.registry.register(EngineCollector(manager, families))
+        self.registry.register(ImageEngineCollector(manager, families))
+        self.registry.register(_OvmsCounters(self._counters))
+        self.manager = manager
+        self._prepared: set[str] = set()
+
+    def _prepare_series(self) -> None:
+        """As OVMS: every servable's series exist from the start, at 0."""
+        for servable in self.manager.registry.all():
+            name = servable.name
+            if name in self._prepared or servable.kind == "tensor":
+                continue
+            self._prepared.add(name)
+            for method in ("Unary", "Stream"):
+                for family in (self.accepted, self.rejected, self.responses, self.graph_error):
+                    family.labels("V3", "REST", method, name)
+                self.processing_time.labels(name, method)
+            self.current_graphs.labels(name)
+
+    # scheduler.telemetry sink
+    def generation_finished(self, model: str, prompt_tokens: int, completion_tokens: int, ttft_s: float | None,
+                            tpot_s: float | None, e2e_s: float) -> None:
+        self.prompt_tokens.labels(model).inc(prompt_tokens)
+        self.generation_tokens.labels(model).inc(completion_tokens)
+        if ttft_s is not None:
+            self.ttft.labels(model).observe(ttft_s)
+        if tpot_s is not None:
+            self.tpot.labels(model).observe(tpot_s)
+        self.e2e.labels(model).observe(e2e_s)
+
+    def request_rejected(self, model: str) -> None:
+        self.queue_rejections.labels(model).inc()
+
+    def exposition(self) -> bytes:
+        self._prepare_series()
+        text = generate_latest(self.registry).decode()
+        for name in self._counters:  # prometheus_client names counter families *_total; OVMS does not
+            text = text.replace(f"# HELP {name}_total ", f"# HELP {name} ").replace(
+                f"# TYPE {name}_total counter", f"# TYPE {name} counter")
+        return text.encode()
+
+
+class _OvmsCounters:
+    """Re-emits counters with OVMS's sample names (`ovms_responses{...}`, not `ovms_responses_total`)."""
+
+    def __init__(self, counters: dict[str, Counter]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        for name, counter in self.counters.items():
+            for family in counter.collect():
+                metric = Metric(name, family.documentation, "counter")
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        metric.add_sample(name, sample.labels, sample.value)
+                yield metric
 
 
 class EngineCollector:
-    """Per-model engine gauges (an extension: OVMS has no such metrics, vLLM operators expect them)."""
+    """Per-model engine gauges read at scrape time (an extension: OVMS has no such metrics)."""
 
-    def __init__(self, manager) -> None:
+    def __init__(self, manager, families: tuple[str, ...]) -> None:
         self.manager = manager
+        self.families = families
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        running = GaugeMetricFamily("genai_requests_running", "Requests being generated now", labels=["name"])
-        waiting = GaugeMetricFamily("genai_requests_waiting", "Requests waiting for a slot", labels=["name"])
-        cache = GaugeMetricFamily("genai_kv_cache_usage_percent", "KV cache usage at the last step (percent)",
-                                  labels=["name"])
-        for name, engine in self.manager.scheduler.engines().items():
-            stats = engine.stats()
-            running.add_metric([name], stats.running)
-            waiting.add_metric([name], stats.waiting)
-            if hasattr(stats, "kv_cache_usage_percent"):
-                cache.add_metric([name], stats.kv_cache_usage_percent)
-        yield running
-        yield waiting
-        yield cache
+        gauges = {
+            "genai_requests_running": ("Requests being processed now", "running"),
+            "genai_requests_waiting": ("Requests waiting for a slot", "waiting"),
+            "genai_kv_cache_usage_percent": ("KV cache usage at the last step (percent)", "kv_cache_usage_percent"),
+        }
+        engines = self.manager.scheduler.engines().items()
+        stats = {name: engine.stats() for name, engine in engines}
+        for family, (doc, attr) in gauges.items():
+            if family not in self.families:
+                continue
+            gauge = GaugeMetricFamily(family, doc, labels=["name"])
+            for name, value in stats.items():
+                if hasattr(value, attr):
+                    gauge.add_metric([name], float(getattr(value, attr)))
+            yield gauge
 
 
 class ImageEngineCollector:
-    """Counters of the image engines: denoising steps run, images delivered, requests cancelled."""
+    """Image engine counters read at scrape time: denoising steps run, images delivered, requests cancelled."""
 
-    def __init__(self, manager) -> None:
+    COUNTERS = {
+        "genai_image_steps": ("Denoising steps run", "steps_total"),
+        "genai_images_generated": ("Images delivered", "images_total"),
+        "genai_image_requests_cancelled": ("Image requests stopped because their client went away",
+                                           "cancelled_total"),
+    }
+
+    def __init__(self, manager, families: tuple[str, ...]) -> None:
         self.manager = manager
+        self.families = families
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        steps = CounterMetricFamily("genai_image_steps", "Denoising steps run", labels=["name"])
-        images = CounterMetricFamily("genai_images_generated", "Images delivered", labels=["name"])
-        cancelled = CounterMetricFamily("genai_image_requests_cancelled",
-                                        "Image requests stopped because their client went away", labels=["name"])
-        for name, engine in self.manager.scheduler.engines().items():
-            stats = engine.stats()
-            if hasattr(stats, "steps_total"):
-                steps.add_metric([name], stats.steps_total)
-                images.add_metric([name], stats.images_total)
-                cancelled.add_metric([name], stats.cancelled_total)
-        yield steps
-        yield images
-        yield cancelled
-
-
-def build_registry(manager) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(EngineCollector(manager))
-    registry.register(ImageEngineCollector(manager))
-    return registry
+    def collect(self) -> Iterator[Metric]:
+        stats = {name: engine.stats() for name, engine in self.manager.scheduler.engines().items()}
+        for family, (doc, attr) in self.COUNTERS.items():
+            if family not in self.families:
+                continue
+            metric = Metric(family, doc, "counter")  # sample named like the family, as the OVMS counters
+            for name, value in stats.items():
+                if hasattr(value, attr):
+                    metric.add_sample(family, {"name": name}, float(getattr(value, attr)))
+            yield metric
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    registry = getattr(request.app.state, "metrics_registry", None)
-    if registry is None:
+    recorder: Metrics | None = getattr(request.app.state, "metrics", None)
+    if recorder is None:
         return JSONResponse({"error": {"message": "Metrics are disabled; start with --metrics_enable",
                                        "type": "invalid_request_error", "param": None, "code": None}},
                             status_code=400)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(recorder.exposition(), media_type=CONTENT_TYPE_LATEST)

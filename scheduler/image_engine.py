@@ -21,6 +21,8 @@ from typing import Callable
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 from servables.image import ImageJob, ImageServable
 
+from .telemetry import sink
+
 log = logging.getLogger(__name__)
 
 
@@ -100,10 +102,19 @@ class ImageEngine:
     def start(self) -> None:
         self._thread.start()
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until the queued and running jobs have finished (new submits are still taken).
+
+        Used before `stop()` when the model is unloaded or replaced, so that no request in flight
+        fails. Returns False when `timeout` passed first.
+        """
+        with self._cond:
+            return self._cond.wait_for(lambda: self._stopping or not (self._queue or self._current), timeout)
+
     def stop(self, timeout: float = 30.0) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     # --- asyncio side -----------------------------------------------------------------------
@@ -114,11 +125,12 @@ class ImageEngine:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
             if len(self._queue) >= self._max_queue:
+                sink().request_rejected(self.servable.name)
                 raise Overloaded(f"Model {self.servable.name} has {len(self._queue)} image requests waiting; "
                                  "retry later")
             entry = _Job(next(self._ids), job, loop, loop.create_future())
             self._queue.append(entry)
-            self._cond.notify()
+            self._cond.notify_all()
         return ImageTicket(entry, self)
 
     def cancel(self, job_id: int) -> None:
@@ -132,6 +144,7 @@ class ImageEngine:
                     self._queue.remove(entry)
                     self._cancelled_total += 1
                     self._requests_total += 1
+                    self._cond.notify_all()  # wakes drain()
                     return
 
     def stats(self) -> ImageEngineStats:
@@ -159,6 +172,7 @@ class ImageEngine:
                     self._images_total += len(outcome.images)
                 elif isinstance(outcome, Cancelled):
                     self._cancelled_total += 1
+                self._cond.notify_all()  # wakes drain()
             self._deliver(entry, outcome)
         self._shutdown()
 

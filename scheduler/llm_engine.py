@@ -22,6 +22,7 @@ from servables.llm import LLMJob, LLMServable
 
 from .bridge import RequestStream, deliver_batch
 from .events import Chunk, Event, Failed, RequestDone, SequenceDone
+from .telemetry import sink
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class _Request:
     seqs: dict[int, SequenceText] = field(default_factory=dict)
     done: dict[int, SequenceDone] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
 
 
 @dataclass
@@ -63,15 +65,28 @@ class LLMEngine:
         self._live: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._stopping = False
+        self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued and running request has finished (new submits are still taken).
+
+        Used before `stop()` when a model is unloaded or replaced, so that no request in flight fails.
+        Returns False when `timeout` passed first.
+        """
+        with self._cond:
+            return self._cond.wait_for(self._idle, timeout)
+
+    def _idle(self) -> bool:
+        return self._stopping or not (self._incoming or self._live or self._admitting)
+
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     # --- asyncio side -------------------------------------------------------------------
@@ -83,13 +98,14 @@ class LLMEngine:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
             if len(self._incoming) >= self._max_queue:
+                sink().request_rejected(self.servable.name)
                 raise Overloaded(
                     f"Model {self.servable.name} has {len(self._incoming)} requests waiting; retry later"
                 )
             request_id = next(self._ids)
             stream = RequestStream(request_id, loop, self.cancel)
             self._incoming.append(_Request(request_id, job, stream, loop))
-            self._cond.notify()
+            self._cond.notify_all()
         return stream
 
     def cancel(self, request_id: int) -> None:
@@ -98,9 +114,10 @@ class LLMEngine:
             for queued in self._incoming:
                 if queued.id == request_id:
                     self._incoming.remove(queued)
+                    self._cond.notify_all()
                     return
             self._cancelled.add(request_id)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def stats(self) -> EngineStats:
         with self._cond:
@@ -125,10 +142,12 @@ class LLMEngine:
                 admitted = []
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
                     admitted.append(self._incoming.popleft())
+                self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
             outbox: list[tuple[RequestStream, list[Event]]] = []
             for request in admitted:
                 self._admit(request, outbox)
+            self._admitting = 0
             for request_id in cancelled:
                 request = self._live.pop(request_id, None)
                 if request is not None:
@@ -144,6 +163,9 @@ class LLMEngine:
                     outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
                 self._live.clear()
             self._flush(outbox)
+            with self._cond:
+                if self._idle():
+                    self._cond.notify_all()  # wakes drain()
         self._shutdown()
 
     def _admit(self, request: _Request, outbox: list) -> None:
@@ -166,6 +188,8 @@ class LLMEngine:
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
                     seq.ids.extend(new_ids)
+                    if new_ids and request.first_token_at is None:
+                        request.first_token_at = time.monotonic()
                     logprobs = list(output.generated_log_probs) if request.job.logprobs else None
                     final = output.finish_reason != FinishReason.NONE
                     if final:
@@ -209,7 +233,16 @@ class LLMEngine:
                 events.append(request.done[index])
         completion = sum(d.completion_tokens for d in request.done.values())
         events.append(RequestDone(request.job.prompt_tokens, completion))
+        self._report(request, completion)
         return events
+
+    def _report(self, request: _Request, completion: int) -> None:
+        now = time.monotonic()
+        first = request.first_token_at
+        ttft = first - request.submitted_at if first is not None else None
+        tpot = (now - first) / (completion - 1) if first is not None and completion > 1 else None
+        sink().generation_finished(self.servable.name, request.job.prompt_tokens, completion, ttft, tpot,
+                                   now - request.submitted_at)
 
     def _finish_beams(self, request: _Request) -> list[Event]:
         events: list[Event] = []
@@ -222,6 +255,7 @@ class LLMEngine:
             events.append(Chunk(index, decode_all(self._tok, ids), ids[:count], logprobs))
             events.append(SequenceDone(index, _FINISH.get(output.finish_reason, "stop"), count))
         events.append(RequestDone(request.job.prompt_tokens, completion))
+        self._report(request, completion)
         return events
 
     @staticmethod

@@ -8,11 +8,20 @@ from servables.errors import ModelUnavailable
 
 from .image_engine import ImageEngine
 from .llm_engine import LLMEngine
+from .tensor_engine import TensorModelEngine
 
 log = logging.getLogger(__name__)
 
 # kind -> factory(servable) -> engine. Engines have start(), stop(), submit(job) and stats().
-ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "image": ImageEngine}
+ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "tensor": TensorModelEngine, "image": ImageEngine}
+
+
+def retire(engine: Any, timeout: float | None = None) -> None:
+    """Let an engine finish what it has (when it supports `drain()`), then stop it."""
+    drain = getattr(engine, "drain", None)
+    if drain is not None:
+        drain(timeout)
+    engine.stop()
 
 
 def register_engine(kind: str, factory: Callable[[Any], Any]) -> None:
@@ -23,18 +32,32 @@ class Scheduler:
     def __init__(self) -> None:
         self._engines: dict[str, Any] = {}
 
-    def attach(self, servable: Any) -> Any:
-        """Start an engine for a loaded servable (replacing any engine of the same name)."""
+    def create(self, servable: Any) -> Any:
+        """Start an engine for a loaded servable without routing anything to it yet."""
         factory = ENGINE_FACTORIES.get(servable.kind)
         if factory is None:
             raise ModelUnavailable(f"No engine for servables of kind {servable.kind!r}")
         engine = factory(servable)
         engine.start()
-        old = self._engines.get(servable.name)
-        self._engines[servable.name] = engine
-        if old is not None:
-            old.stop()
         return engine
+
+    def install(self, name: str, engine: Any) -> Any | None:
+        """Route `name` to `engine`; returns the engine it replaced (still running: drain, then stop it)."""
+        old = self._engines.get(name)
+        self._engines[name] = engine
+        return old
+
+    def attach(self, servable: Any) -> Any:
+        """Start an engine for a loaded servable (replacing and stopping any engine of the same name)."""
+        engine = self.create(servable)
+        old = self.install(servable.name, engine)
+        if old is not None:
+            retire(old)
+        return engine
+
+    def uninstall(self, name: str) -> Any | None:
+        """Stop routing to `name`; returns its engine, still running."""
+        return self._engines.pop(name, None)
 
     def detach(self, name: str) -> None:
         engine = self._engines.pop(name, None)

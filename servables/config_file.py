@@ -1,27 +1,131 @@
-"""Read an OVMS-style `config.json` into `ModelSpec`s.
+"""Read an OVMS-style `config.json` into `ModelSpec`s, validated against a JSON schema.
 
 Generative entries are `{"config": {"name", "base_path", "task"?, <node options>...}}`; the task is
-inferred from the model files when absent. Errors say which file, entry and field are wrong.
+inferred from the model files when absent. A file-level problem (not JSON, wrong top level) makes
+the whole file invalid; a problem in one entry skips that entry only. Every message names the
+file, the entry and the field.
 """
 from __future__ import annotations
 
+import importlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from . import model_dir
 from .base import ModelSpec
 from .tasks import TASKS, infer_task
 
 ENTRY_KEYS = {"name", "base_path", "task", "version"}
+
+# Top level (OVMS_REFERENCE 3.2). Lists we do not serve are accepted and ignored.
+FILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model_config_list"],
+    "additionalProperties": False,
+    "properties": {
+        "model_config_list": {"type": "array"},
+        "mediapipe_config_list": {"type": "array"},
+        "pipeline_config_list": {"type": "array"},
+        "custom_node_library_config_list": {"type": "array"},
+        "custom_loader_config_list": {"type": "array"},
+        "monitoring": {"type": "object"},
+    },
+}
+
+_POSITIVE_INT = {"type": "integer", "minimum": 0}
+_SHAPE = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]}
+
+# One `model_config_list` item. The OVMS fields are typed here; task node options (cache_size, pooling
+# ...) pass through and are checked by the task's option validator (`OPTION_VALIDATORS`).
+ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["config"],
+    "additionalProperties": False,
+    "properties": {
+        "config": {
+            "type": "object",
+            "required": ["name", "base_path"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "base_path": {"type": "string", "minLength": 1},
+                "task": {"enum": list(TASKS)},
+                "graph_path": {"type": "string"},
+                "subconfig": {"type": "string"},
+                "batch_size": {"oneOf": [_POSITIVE_INT, {"const": "auto"}]},
+                "shape": _SHAPE,
+                "layout": _SHAPE,
+                "model_version_policy": {
+                    "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+                    "properties": {
+                        "all": {"type": "object", "additionalProperties": False},
+                        "latest": {"type": "object", "required": ["num_versions"], "additionalProperties": False,
+                                   "properties": {"num_versions": {"type": "integer", "minimum": 1}}},
+                        "specific": {"type": "object", "required": ["versions"], "additionalProperties": False,
+                                     "properties": {"versions": {"type": "array", "minItems": 1,
+                                                                 "items": {"type": "integer", "minimum": 1}}}},
+                    },
+                },
+                "nireq": _POSITIVE_INT,
+                "target_device": {"type": "string"},
+                "device": {"type": "string"},
+                "allow_cache": {"type": "boolean"},
+                "plugin_config": {"oneOf": [
+                    {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                    {"type": "string"},
+                ]},
+            },
+        },
+    },
+}
+
+# task -> "module:callable(options dict)" that raises ConfigError (or ValueError) on a bad option.
+OPTION_VALIDATORS: dict[str, str] = {
+    "text_generation": "servables.llm_options:LLMOptions.from_dict",
+    "image_generation": "servables.image_options:ImageOptions.from_dict",
+}
 
 
 class ConfigError(ValueError):
     """The config file (or one entry of it) is invalid; the message names file, entry and field."""
 
 
-def _entry_error(path: Path, index: int, name: str | None, message: str) -> ConfigError:
-    where = f"{path}: model_config_list[{index}]" + (f" ({name})" if name else "")
-    return ConfigError(f"{where}: {message}")
+@dataclass
+class ConfigContents:
+    """A parsed file: the valid entries, and the skipped ones as {name or entry label: reason}."""
+
+    specs: list[ModelSpec] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+
+
+def _schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    messages = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+        where = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            messages.append(f"{'field ' + repr(where) + ': ' if where else ''}unknown field(s) {', '.join(extra)}")
+        elif error.validator == "required":
+            missing = [k for k in error.validator_value if k not in error.instance]
+            messages.append(f"{'in ' + repr(where) + ': ' if where else ''}missing field(s) {', '.join(missing)}")
+        else:
+            messages.append(f"field {where!r}: {error.message}" if where else error.message)
+    return messages
+
+
+def _validate_options(task: str, options: dict[str, Any]) -> None:
+    target = OPTION_VALIDATORS.get(task)
+    if target is None:
+        return
+    module_name, attr = target.split(":")
+    func: Callable[[dict[str, Any]], Any] = importlib.import_module(module_name)
+    for part in attr.split("."):
+        func = getattr(func, part)
+    func(options)
 
 
 def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> ModelSpec:
@@ -35,8 +139,12 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
     path = Path(base_path).expanduser()
     if not path.is_absolute():
         path = (base_dir / path).resolve()
-    task = config.get("task")
+    folder = model_dir.resolve(path)  # a pulled folder: its settings give task, file and defaults
+    path = folder.load_path
+    task = config.get("task") or folder.task
     if task is None:
+        if not path.exists():
+            raise ConfigError(f"{where}field 'base_path': {path} does not exist")
         task = infer_task(path)
         if task is None:
             raise ConfigError(
@@ -44,30 +152,52 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
             )
     elif task not in TASKS:
         raise ConfigError(f"{where}field 'task' must be one of {', '.join(TASKS)}, got {task!r}")
-    options = {k: v for k, v in config.items() if k not in ENTRY_KEYS}
+    options = {**folder.options, **{k: v for k, v in config.items() if k not in ENTRY_KEYS}}
+    try:
+        _validate_options(task, options)
+    except ValueError as exc:
+        raise ConfigError(f"{where}{exc}") from exc
     return ModelSpec(name=name, base_path=path, task=task, options=options)
 
 
-def load_config_file(path: Path) -> list[ModelSpec]:
-    """Parse the whole file; raise `ConfigError` on the first problem."""
+def read_config(path: Path) -> ConfigContents:
+    """Parse the file. Raises `ConfigError` when the file as a whole is invalid (then nothing
+    should change); entries that are invalid on their own are returned in `invalid`."""
+    path = Path(path)
     try:
-        document = json.loads(Path(path).read_text())
+        document = json.loads(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("model_config_list"), list):
-        raise ConfigError(f"{path}: top level must be an object with a 'model_config_list' array")
-    specs: list[ModelSpec] = []
+    problems = _schema_errors(document, FILE_SCHEMA)
+    if problems:
+        raise ConfigError(f"{path}: {'; '.join(problems)}")
+    contents = ConfigContents()
     seen: set[str] = set()
     for index, entry in enumerate(document["model_config_list"]):
-        if not isinstance(entry, dict) or set(entry) != {"config"} or not isinstance(entry["config"], dict):
-            raise _entry_error(path, index, None, 'each entry must be {"config": {...}}')
-        name = entry["config"].get("name")
-        where = f"{path}: model_config_list[{index}]" + (f" ({name})" if isinstance(name, str) else "") + ": "
-        spec = spec_from_entry(entry["config"], Path(path).parent, where)
-        if spec.name in seen:
-            raise _entry_error(path, index, spec.name, "duplicate model name")
+        inner = entry.get("config") if isinstance(entry, dict) else None
+        name = inner.get("name") if isinstance(inner, dict) and isinstance(inner.get("name"), str) else None
+        label = f"model_config_list[{index}]"
+        where = f"{path}: {label}" + (f" ({name})" if name else "") + ": "
+        problems = _schema_errors(entry, ENTRY_SCHEMA)
+        try:
+            if problems:
+                raise ConfigError(where + "; ".join(problems))
+            if name in seen:
+                raise ConfigError(where + "duplicate model name")
+            spec = spec_from_entry(inner, path.parent, where)
+        except ConfigError as exc:
+            contents.invalid[name if name and name not in seen else label] = str(exc)
+            continue
         seen.add(spec.name)
-        specs.append(spec)
-    return specs
+        contents.specs.append(spec)
+    return contents
+
+
+def load_config_file(path: Path) -> list[ModelSpec]:
+    """Parse the whole file; raise `ConfigError` on the first problem (strict)."""
+    contents = read_config(path)
+    if contents.invalid:
+        raise ConfigError(next(iter(contents.invalid.values())))
+    return contents.specs

@@ -56,3 +56,12 @@ class ModelLoadError(ServingError):
 class InferenceError(ServingError):
     status_code = 500
     error_type = "internal_error"
+
+
+class VersionNotFound(ModelNotFound):
+    """The model exists but does not serve the requested version (HTTP 404)."""
+
+    def __init__(self, name: str, version: int | None):
+        ServingError.__init__(self, f"Model {name} has no served version {version}" if version is not None
+                              else f"Model {name} has no served version", param="version",
+                              code="model_version_not_found")

@@ -15,6 +15,7 @@ from .errors import ModelLoadError, ModelNotFound
 SERVABLE_CLASSES: dict[str, str] = {
     "text_generation": "servables.llm:LLMServable",
     "image_generation": "servables.image:ImageServable",
+    "tensor": "servables.tensor_model:TensorModel",
 }
 
 

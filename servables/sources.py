@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from . import model_dir
 from .base import ModelSpec
 from .errors import ModelLoadError
 from .tasks import TEXT_GENERATION, infer_task
@@ -44,7 +45,8 @@ def local_spec(name: str, path: Path, task: str | None = None, options: dict | N
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise ModelLoadError(f"Model path does not exist: {path}")
-    task = task or infer_task(path)
+    folder = model_dir.resolve(path)  # a pulled folder: its settings give task, file and defaults
+    task = task or folder.task or infer_task(folder.load_path)
     if task is None:
         raise ModelLoadError(f"Cannot infer the task of {path}; pass --task")
-    return ModelSpec(name=name, base_path=path, task=task, options=dict(options or {}))
+    return ModelSpec(name=name, base_path=folder.load_path, task=task, options={**folder.options, **(options or {})})

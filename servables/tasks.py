@@ -8,7 +8,8 @@ TEXT_GENERATION = "text_generation"
 EMBEDDINGS = "embeddings"
 RERANK = "rerank"
 IMAGE_GENERATION = "image_generation"
-TASKS = (TEXT_GENERATION, EMBEDDINGS, RERANK, IMAGE_GENERATION)
+TENSOR = "tensor"  # classic IR/ONNX model with numeric version folders
+TASKS = (TEXT_GENERATION, EMBEDDINGS, RERANK, IMAGE_GENERATION, TENSOR)
 
 
 def _architectures(model_dir: Path) -> list[str]:
@@ -27,9 +28,11 @@ def infer_task(path: Path) -> str | None:
     Priority as in OVMS: rerank -> image_generation -> embeddings -> text_generation.
     """
     if path.is_file():
-        return TEXT_GENERATION if path.suffix == ".gguf" else None
+        return TEXT_GENERATION if path.suffix == ".gguf" else TENSOR if path.suffix in (".xml", ".onnx") else None
     if not path.is_dir():
         return None
+    if any(p.is_dir() and p.name.isdigit() for p in path.iterdir()):
+        return TENSOR
     if any(path.glob("*.gguf")):
         return TEXT_GENERATION
     archs = _architectures(path)

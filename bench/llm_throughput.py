@@ -1,0 +1,181 @@
+"""LLM throughput: the HTTP server vs an in-process ContinuousBatchingPipeline, same workload, one run.
+
+Workload: synthetic chat prompts, fixed output length (ignore_eos), closed loop at concurrency
+1, 4 and 16 (each of C workers sends its next request as soon as the previous one ends).
+Prints output tokens/s, TTFT p50/p99 and TPOT p50/p99 for both, and the ratio server/in-process.
+
+    .venv/bin/python bench/llm_throughput.py [--tokens 128] [--requests-per-worker 2] [--repeats 1]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass
+
+from common import median, pct, print_table  # noqa: E402  (also puts the repo on sys.path)
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import openvino as ov  # noqa: E402
+import openvino_genai as ov_genai  # noqa: E402
+
+from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+
+TOPICS = ["the sea", "a mountain", "a city at night", "an old library", "a robot", "the desert", "a violin",
+          "a train journey", "winter", "a garden", "the moon", "a storm", "a market", "a lighthouse", "a forest",
+          "a bakery"]
+
+
+def prompt(i: int) -> list[dict]:
+    return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}. Variant {i}."}]
+
+
+@dataclass
+class Sample:
+    ttft: float
+    tpot: float
+    tokens: int
+
+
+@dataclass
+class Result:
+    samples: list[Sample]
+    wall: float
+
+    def row(self, label: str, concurrency: int) -> list:
+        tokens = sum(s.tokens for s in self.samples)
+        ttft = [s.ttft * 1000 for s in self.samples]
+        tpot = [s.tpot * 1000 for s in self.samples]
+        return [label, concurrency, tokens / self.wall, pct(ttft, 0.5), pct(ttft, 0.99), pct(tpot, 0.5),
+                pct(tpot, 0.99)]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall
+
+
+def scheduler_config() -> ov_genai.SchedulerConfig:
+    """The server's defaults (servables/llm_options.py)."""
+    sc = ov_genai.SchedulerConfig()
+    sc.cache_size = 0
+    sc.max_num_batched_tokens = 256
+    sc.max_num_seqs = 256
+    sc.dynamic_split_fuse = True
+    sc.enable_prefix_caching = True
+    return sc
+
+
+def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: int) -> Result:
+    """Closed loop on the pipeline itself: the ceiling the server is compared with."""
+    total = concurrency * per_worker
+    prompts = [tokenizer.apply_chat_template(prompt(i), add_generation_prompt=True) for i in range(total)]
+    ids = [tokenizer.encode(p, add_special_tokens=False).input_ids.data for p in prompts]
+    cfg = pipe.get_config()
+    cfg.max_new_tokens = tokens
+    cfg.ignore_eos = True
+    cfg.apply_chat_template = False
+    samples: list[Sample] = []
+    live: dict[int, tuple] = {}
+    next_i = 0
+    start = time.perf_counter()
+
+    def add(i: int) -> None:
+        live[i] = (pipe.add_request(i, ov.Tensor(np.asarray(ids[i])), cfg), time.perf_counter(), [None], [0])
+
+    while next_i < concurrency:
+        add(next_i)
+        next_i += 1
+    while live:
+        pipe.step()
+        now = time.perf_counter()
+        for i, (handle, t0, first, count) in list(live.items()):
+            if handle.can_read():
+                for out in handle.read().values():
+                    if out.generated_ids and first[0] is None:
+                        first[0] = now
+                    count[0] += len(out.generated_ids)
+            if handle.get_status() != ov_genai.GenerationStatus.RUNNING:
+                del live[i]
+                samples.append(Sample(first[0] - t0, (now - first[0]) / max(count[0] - 1, 1), count[0]))
+                if next_i < total:
+                    add(next_i)
+                    next_i += 1
+    return Result(samples, time.perf_counter() - start)
+
+
+async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int) -> Sample:
+    body = {"model": DEFAULT_LLM_NAME, "messages": prompt(i), "max_tokens": tokens, "ignore_eos": True,
+            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+    t0 = time.perf_counter()
+    first = None
+    completion = 0
+    async with client.stream("POST", "/v3/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            if first is None and '"content":""' not in line:
+                first = time.perf_counter()
+            if '"usage":{' in line:
+                completion = json.loads(line[6:])["usage"]["completion_tokens"]
+    end = time.perf_counter()
+    first = first or end
+    return Sample(first - t0, (end - first) / max(completion - 1, 1), completion)
+
+
+async def _server_round(url: str, concurrency: int, per_worker: int, tokens: int) -> Result:
+    samples: list[Sample] = []
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        async def worker(w: int) -> None:
+            for k in range(per_worker):
+                samples.append(await _one_stream(client, w * per_worker + k, tokens))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        return Result(samples, time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--requests-per-worker", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=int, default=1, help="alternate in-process/server rounds; medians")
+    args = parser.parse_args()
+
+    pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU")
+    tokenizer = pipe.get_tokenizer()
+    server = ServerProcess(log_name="bench-llm").start()
+    try:
+        run_in_process(pipe, tokenizer, 2, 1, 16)  # warm-up both sides
+        asyncio.run(_server_round(server.url, 2, 1, 16))
+        rows, ratios = [], []
+        for c in args.concurrency:
+            local_runs, server_runs = [], []
+            for _ in range(args.repeats):
+                local_runs.append(run_in_process(pipe, tokenizer, c, args.requests_per_worker, args.tokens))
+                server_runs.append(asyncio.run(_server_round(server.url, c, args.requests_per_worker, args.tokens)))
+            local = sorted(local_runs, key=lambda r: r.tokens_per_s)[len(local_runs) // 2]
+            remote = sorted(server_runs, key=lambda r: r.tokens_per_s)[len(server_runs) // 2]
+            rows += [local.row("in-process", c), remote.row("server", c)]
+            ratios.append((c, remote.tokens_per_s / local.tokens_per_s, remote.tokens_per_s, local.tokens_per_s))
+        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), "
+              f"{args.requests_per_worker} requests per worker, median of {args.repeats} round(s)")
+        print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms"], rows)
+        print()
+        for c, ratio, remote_tps, _ in ratios:
+            print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x")
+        by_c = {c: tps for c, _, tps, _ in ratios}
+        if 1 in by_c and 16 in by_c:
+            print(f"server tokens/s at 16 vs 1: {by_c[16] / by_c[1]:.2f}x")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

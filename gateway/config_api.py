@@ -1,0 +1,47 @@
+"""`GET /v1/config` (status of every servable) and `POST /v1/config/reload`; the config file poller."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+@router.get("/v1/config")
+async def config_status(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.manager.status())
+
+
+@router.post("/v1/config/reload")
+async def config_reload(request: Request) -> JSONResponse:
+    """201 when something was (re)loaded or unloaded, 200 when nothing changed or there is no config
+    file; a rejected file is a 400 with the reason, and nothing changes."""
+    manager = request.app.state.manager
+    reloader = getattr(request.app.state, "reloader", None)
+    if reloader is None:  # no config file: only the servables' own folders can change
+        changed = await asyncio.to_thread(manager.refresh)
+        return JSONResponse(manager.status(), status_code=201 if changed else 200)
+    outcome = await asyncio.to_thread(reloader.reload)
+    if outcome.file_error is not None:
+        return JSONResponse({"error": f"Reloading config file failed: {outcome.file_error}"}, status_code=400)
+    # entries that were skipped or failed to load show their error in their own status
+    return JSONResponse(manager.status(), status_code=201 if outcome.changed else 200)
+
+
+async def poll_config(manager, reloader, interval: float) -> None:
+    """Runs with the app: re-reads the config file (when there is one) and lets servables rescan
+    their own files (tensor model version folders) every `interval` seconds."""
+    while True:
+        await asyncio.sleep(interval)
+        if not manager.ready:  # the initial load (or shutdown) owns the models now
+            continue
+        try:
+            await asyncio.to_thread(reloader.poll if reloader is not None else manager.refresh)
+        except Exception:
+            log.exception("config poll failed")

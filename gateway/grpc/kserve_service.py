@@ -1,0 +1,107 @@
+"""KServe v2 gRPC `inference.GRPCInferenceService`: typed `contents` or `raw_input_contents` in,
+`raw_output_contents` out (as OVMS and Triton answer)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from servables.errors import InvalidRequest, ModelNotFound
+from servables.tensor import datatype_of_array
+
+from .. import tensor_codec as codec
+from .. import tensor_service as service
+from . import kserve_v2_pb2 as pb
+from . import kserve_v2_pb2_grpc as pb_grpc
+from .status import rpc
+
+# KServe datatype -> InferTensorContents field
+CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+                  "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+                  "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+                  "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
+
+
+def _tensor_metadata(infos) -> list[pb.ModelMetadataResponse.TensorMetadata]:
+    return [pb.ModelMetadataResponse.TensorMetadata(name=t.name, datatype=t.datatype, shape=t.shape) for t in infos]
+
+
+def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidRequest(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+                             "either all inputs or none use raw_input_contents", "raw_input_contents")
+    inputs: dict[str, np.ndarray] = {}
+    for index, tensor in enumerate(request.inputs):
+        name = tensor.name
+        if name in inputs:
+            raise InvalidRequest(f"Input {name!r} is given twice", name)
+        shape = codec.check_shape(name, list(tensor.shape))
+        if raw:
+            if tensor.HasField("contents"):
+                raise InvalidRequest(f"Input {name!r} has both contents and raw_input_contents", name)
+            inputs[name] = codec.array_from_raw(name, tensor.datatype, shape, raw[index])
+            continue
+        codec.numpy_dtype(name, tensor.datatype)
+        field = CONTENTS_FIELD.get(tensor.datatype)
+        if field is None:
+            raise InvalidRequest(f"Input {name!r}: {tensor.datatype} data must be sent in raw_input_contents",
+                                 name)
+        inputs[name] = codec.array_from_list(name, tensor.datatype, shape, list(getattr(tensor.contents, field)))
+    return inputs
+
+
+class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
+    api = "KServe"
+
+    def __init__(self, manager: Any, metrics: Any = None):
+        self.manager = manager
+        self.metrics = metrics
+
+    @rpc
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    @rpc
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=bool(self.manager.ready))
+
+    @rpc
+    async def ServerMetadata(self, request, context):
+        return pb.ServerMetadataResponse(name=service.SERVER_NAME, version=service.server_version(),
+                                         extensions=service.EXTENSIONS)
+
+    @rpc
+    async def ModelReady(self, request, context):
+        group = self.manager.get(request.name)
+        if group.servable.kind != "tensor":
+            if request.version:
+                raise ModelNotFound(request.name)
+            return pb.ModelReadyResponse(ready=True)
+        version = service.parse_version(request.version)
+        return pb.ModelReadyResponse(ready=version is None or version in group.servable.versions())
+
+    @rpc
+    async def ModelMetadata(self, request, context):
+        group = self.manager.get(request.name)
+        if group.servable.kind != "tensor":
+            raise ModelNotFound(request.name)
+        servable = service.resolve(self.manager, request.name, request.version).servable
+        return pb.ModelMetadataResponse(name=servable.name, versions=[str(v) for v in group.servable.versions()],
+                                        platform="OpenVINO", inputs=_tensor_metadata(servable.inputs),
+                                        outputs=_tensor_metadata(servable.outputs))
+
+    @rpc
+    async def ModelInfer(self, request, context):
+        deployment = service.resolve(self.manager, request.model_name, request.model_version)
+        inputs = decode_inputs(request)
+        requested = [out.name for out in request.outputs]
+        service.check_requested_outputs(deployment, requested)
+        outputs = await service.infer(deployment, inputs)
+        response = pb.ModelInferResponse(model_name=deployment.servable.name,
+                                         model_version=str(deployment.servable.version), id=request.id)
+        for name in requested or list(outputs):
+            array = outputs[name]
+            response.outputs.add(name=name, datatype=datatype_of_array(array), shape=list(array.shape))
+            response.raw_output_contents.append(codec.array_to_raw(array))
+        return response

@@ -1,0 +1,70 @@
+"""Where gRPC calls end: `ServingError`s become gRPC status codes (OVMS_REFERENCE 1.2), and each
+model call is counted in the OVMS families (`ovms_requests_success|fail{interface="gRPC"}`,
+`ovms_request_time_us`) when metrics are on."""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+import grpc
+
+from servables.errors import ServingError
+
+log = logging.getLogger(__name__)
+
+_BY_HTTP = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
+            503: grpc.StatusCode.UNAVAILABLE}
+_TIMED = ("ModelInfer", "Predict")
+
+
+def grpc_code(exc: ServingError) -> grpc.StatusCode:
+    return _BY_HTTP.get(exc.status_code, grpc.StatusCode.INTERNAL)
+
+
+def _model_of(request: Any) -> tuple[str, str] | None:
+    """(name, requested version) of a model call; None for server-level calls."""
+    if hasattr(request, "model_spec"):
+        spec = request.model_spec
+        return spec.name, str(spec.version.value) if spec.HasField("version") else ""
+    if hasattr(request, "model_name"):
+        return request.model_name, request.model_version
+    if hasattr(request, "name"):
+        return request.name, request.version
+    return None
+
+
+def _served_version(response: Any, requested: str) -> str:
+    if hasattr(response, "model_version") and response.model_version:
+        return response.model_version
+    if hasattr(response, "model_spec") and response.model_spec.HasField("version"):
+        return str(response.model_spec.version.value)
+    return requested
+
+
+def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a servicer method (the servicer has `api` and `metrics`): a ServingError aborts the call
+    with the mapped status and its message; model calls are counted."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        started = time.perf_counter()
+        model = _model_of(request)
+        metrics = getattr(self, "metrics", None)
+        try:
+            response = await method(self, request, context)
+        except ServingError as exc:
+            if exc.status_code >= 500 and exc.status_code != 503:
+                log.error("%s: %s", type(exc).__name__, exc.message)
+            if metrics is not None and model is not None and exc.status_code != 404:
+                metrics.requests_fail.labels(self.api, "gRPC", method.__name__, model[0], model[1]).inc()
+            await context.abort(grpc_code(exc), exc.message)
+        if metrics is not None and model is not None:
+            version = _served_version(response, model[1])
+            metrics.requests_success.labels(self.api, "gRPC", method.__name__, model[0], version).inc()
+            if method.__name__ in _TIMED:
+                metrics.request_time.labels("gRPC", model[0], version).observe((time.perf_counter() - started) * 1e6)
+        return response
+
+    return wrapper

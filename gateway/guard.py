@@ -1,0 +1,120 @@
+"""ASGI middleware that refuses unsafe requests before any route runs.
+
+- `..` segments in the path: 400.
+- Bodies over `max_body_bytes`: 413 (checked on Content-Length and while reading).
+- JSON nested deeper than `max_json_depth`: 400 (Python's parser would recurse instead).
+- API key: `Authorization: Bearer <key>` on the generative POST endpoints, compared in constant time; 401.
+Every refusal uses the OpenAI error body.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import re
+
+from .observability import GENERATIVE
+
+_BRACKETS = re.compile(rb'[\[\]{}"\\]')
+
+
+def _error(status: int, message: str, error_type: str, code: str | None = None) -> tuple[int, bytes]:
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    return status, json.dumps(body).encode()
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """True when brackets outside strings nest deeper than `limit`."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth, in_string, skip_at = 0, False, -1
+    for match in _BRACKETS.finditer(body):
+        position, char = match.start(), match.group()
+        if position == skip_at:  # the character right after a backslash inside a string
+            continue
+        if in_string:
+            if char == b"\\":
+                skip_at = position + 1
+            elif char == b'"':
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+class GuardMiddleware:
+    def __init__(self, app, api_key: str | None = None, max_body_bytes: int = 64 * 2**20,
+                 max_json_depth: int = 100) -> None:
+        self.app = app
+        self.api_key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if ".." in path.split("/") or "/../" in scope.get("raw_path", b"").decode("latin-1", "replace"):
+            await self._refuse(send, *_error(400, "Invalid request URL: path traversal is not allowed",
+                                              "invalid_request_error"))
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.api_key and scope["method"] == "POST" and GENERATIVE.match(path):
+            supplied = headers.get(b"authorization", b"")
+            scheme, _, token = supplied.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.api_key):
+                await self._refuse(send, *_error(401, "Unauthorized request due to invalid or missing api-key",
+                                                  "invalid_request_error", "invalid_api_key"),
+                                   extra=[(b"www-authenticate", b"Bearer")])
+                return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await self._refuse(send, *self._too_large())
+            return
+        body, more_messages = bytearray(), True
+        while more_messages:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.extend(message.get("body", b""))
+            more_messages = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                await self._refuse(send, *self._too_large())
+                return
+        if headers.get(b"content-type", b"").startswith(b"application/json") and json_depth_exceeds(
+                bytes(body), self.max_json_depth):
+            await self._refuse(send, *_error(400, f"The JSON body is nested deeper than {self.max_json_depth} levels",
+                                              "invalid_request_error"))
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _too_large(self) -> tuple[int, bytes]:
+        return _error(413, f"Request body larger than {self.max_body_bytes} bytes", "invalid_request_error")
+
+    @staticmethod
+    async def _refuse(send, status: int, body: bytes, extra: list | None = None) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: wait for the disconnect, as the real receive would
+
+    return replayed

@@ -1,0 +1,130 @@
+"""ASGI middleware: request id, one structured access-log line per request, and request metrics.
+
+The route notes the model and token usage in the scope state (gateway/request_context.py); this
+middleware reads them when the response ends, so streaming responses are measured to their end.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .request_context import noted
+
+access_log = logging.getLogger("genai_gateway.access")
+
+GENERATIVE = re.compile(r"^/(?:v3/v1|v3|v1|v2)/(chat/completions|completions|embeddings|rerank|"
+                        r"images/generations|images/edits|responses|tokenize)$")
+KSERVE = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>\d+))?(?P<op>/infer|/ready)?/?$")
+TFS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<op>:predict|/metadata)?$")
+
+
+@dataclass
+class Route:
+    api: str  # V3 | KServe | TensorFlowServing | other
+    method: str = ""
+    name: str | None = None
+    version: str = ""
+
+
+def classify(http_method: str, path: str) -> Route:
+    if GENERATIVE.match(path):
+        return Route("V3")
+    m = KSERVE.match(path)
+    if m:
+        op = {"/infer": "ModelInfer", "/ready": "ModelReady"}.get(m["op"] or "", "ModelMetadata")
+        return Route("KServe", op, m["name"], m["version"] or "")
+    m = TFS.match(path)
+    if m and (m["op"] or http_method == "GET"):
+        op = {":predict": "Predict", "/metadata": "GetModelMetadata"}.get(m["op"] or "", "GetModelStatus")
+        return Route("TensorFlowServing", op, m["name"], m["version"] or "")
+    return Route("other")
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app, metrics=None) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        route = classify(scope["method"], scope["path"])
+        info: dict[str, Any] = {"status": 500, "stream": False, "chunks": 0, "counted": False}
+
+        async def send_wrapper(message) -> None:
+            if message["type"] == "http.response.start":
+                info["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode("latin-1"))]
+                content_type = dict(message["headers"]).get(b"content-type", b"")
+                info["stream"] = content_type.startswith(b"text/event-stream")
+                self._graph_started(scope, route, info)
+            elif message["type"] == "http.response.body" and message.get("body"):
+                info["chunks"] += 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            self._record(scope, route, info, elapsed)
+            self._log(scope, request_id, info, elapsed)
+
+    def _graph_started(self, scope, route: Route, info: dict) -> None:
+        name = noted(scope, "model")
+        if self.metrics is None or route.api != "V3" or name is None:
+            return
+        info["counted"] = True
+        self.metrics.current_graphs.labels(name).inc()
+
+    def _record(self, scope, route: Route, info: dict, elapsed: float) -> None:
+        metrics = self.metrics
+        if metrics is None:
+            return
+        status = info["status"]
+        if route.api == "V3":
+            name = noted(scope, "model")
+            if name is None:
+                return
+            method = "Stream" if info["stream"] else "Unary"
+            labels = ("V3", "REST", method, name)
+            if info["counted"]:
+                metrics.current_graphs.labels(name).dec()
+            if status == 503:
+                metrics.rejected.labels(*labels).inc()
+                return
+            metrics.accepted.labels(*labels).inc()
+            if status >= 400:
+                metrics.graph_error.labels(*labels).inc()
+                return
+            metrics.responses.labels(*labels).inc(max(info["chunks"], 1) if info["stream"] else 1)
+            metrics.processing_time.labels(name, method).observe(elapsed * 1e6)
+        elif route.api in ("KServe", "TensorFlowServing") and status != 404:
+            version = noted(scope, "model_version") or route.version
+            labels = (route.api, "REST", route.method, route.name, version)
+            (metrics.requests_success if status < 400 else metrics.requests_fail).labels(*labels).inc()
+            if route.method in ("ModelInfer", "Predict") and status < 400:
+                metrics.request_time.labels("REST", route.name, version).observe(elapsed * 1e6)
+
+    @staticmethod
+    def _log(scope, request_id: str, info: dict, elapsed: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        client = scope.get("client")
+        record = {
+            "request_id": request_id, "method": scope["method"], "path": scope["path"], "status": info["status"],
+            "model": noted(scope, "model"), "latency_ms": round(elapsed * 1000, 2),
+            "prompt_tokens": noted(scope, "prompt_tokens"), "completion_tokens": noted(scope, "completion_tokens"),
+            "stream": info["stream"], "client": f"{client[0]}:{client[1]}" if client else None,
+        }
+        access_log.info(json.dumps(record, separators=(",", ":")))
