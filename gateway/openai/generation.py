@@ -90,7 +90,7 @@ async def start_run(request: Request, stream, model: str, shape: ChoiceShape, nu
     return run
 
 
-async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
+async def collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
     choices = {i: Choice(i) for i in range(run.num_choices)}
     async for event in run.all_events():
         if isinstance(event, Chunk):
@@ -111,7 +111,7 @@ async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
 async def unary_response(request: Request, run: Run,
                          edit: Callable[[Choice], None] | None = None) -> Response:
     try:
-        choices, use = await unless_disconnected(request, _collect(run))
+        choices, use = await unless_disconnected(request, collect(run))
     finally:
         await run.events.aclose()
     note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
