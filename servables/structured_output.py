@@ -21,6 +21,7 @@ import openvino_genai as ov_genai
 from openvino import opset13 as ops
 
 from .errors import InvalidRequest
+from .json_grammar import compact_grammar
 
 S = ov_genai.StructuredOutputConfig
 VALIDATOR_VOCAB = 2**18  # logits wider than any vocabulary: the grammar mask only needs to fit in them
@@ -34,7 +35,7 @@ def from_response_format(response_format: dict[str, Any] | None) -> ov_genai.Str
     if kind in (None, "text"):
         return None
     if kind == "json_object":
-        return S(json_schema=json.dumps({"type": "object"}))
+        return json_constraint({"type": "object"})
     if kind == "json_schema":
         # chat: {"json_schema": {"name", "schema", "strict"}}; Responses: {"name", "schema", "strict"}
         holder = response_format.get("json_schema", response_format)
@@ -44,7 +45,7 @@ def from_response_format(response_format: dict[str, Any] | None) -> ov_genai.Str
         if not isinstance(schema, dict):
             raise InvalidRequest("response_format.json_schema.schema must be a JSON schema object",
                                  "response_format")
-        return S(json_schema=json.dumps(schema))
+        return json_constraint(schema)
     if kind == "regex":  # extension, as vLLM's guided_regex
         return S(regex=_string(response_format, "regex"))
     if kind == "grammar":  # extension: an EBNF grammar
@@ -53,6 +54,18 @@ def from_response_format(response_format: dict[str, Any] | None) -> ov_genai.Str
         f"response_format.type must be one of text, json_object, json_schema, regex, grammar; got {kind!r}",
         "response_format",
     )
+
+
+def json_constraint(schema: dict[str, Any]) -> ov_genai.StructuredOutputConfig:
+    """Compact JSON for the schema: our whitespace-free grammar when it can express it, else xgrammar's."""
+    grammar = compact_grammar(schema)
+    return S(grammar=grammar) if grammar is not None else S(json_schema=json.dumps(schema))
+
+
+def json_element(schema: dict[str, Any]):
+    """The same, as an element of a structural tag (`S.Tag` content)."""
+    grammar = compact_grammar(schema)
+    return S.EBNF(grammar) if grammar is not None else S.JSONSchema(json.dumps(schema))
 
 
 def _string(obj: dict[str, Any], key: str) -> str:

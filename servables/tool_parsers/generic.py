@@ -6,11 +6,11 @@ tool support (its "Example tool call syntax"), so it is the default for such mod
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import openvino_genai as ov_genai
 
+from ..structured_output import json_constraint
 from .base import ToolParser, call_schema
 from .json_scan import object_keys, skip_space, split_objects
 
@@ -47,4 +47,4 @@ class GenericJsonToolParser(ToolParser):
             array["maxItems"] = 1
         schema = {"type": "object", "properties": {"tool_calls": array}, "required": ["tool_calls"],
                   "additionalProperties": False}
-        return S(json_schema=json.dumps(schema))
+        return json_constraint(schema)

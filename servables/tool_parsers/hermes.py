@@ -1,11 +1,11 @@
 """Hermes / Qwen: `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`, one block per call."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import openvino_genai as ov_genai
 
+from ..structured_output import json_element
 from .base import ToolParser, call_schema
 from .json_scan import split_objects
 
@@ -30,6 +30,6 @@ class HermesToolParser(ToolParser):
         return objects
 
     def guide(self, tools: list[dict[str, Any]], parallel: bool) -> ov_genai.StructuredOutputConfig:
-        tags = [S.Tag(OPEN + "\n", S.JSONSchema(json.dumps(call_schema(t))), "\n" + CLOSE) for t in tools]
+        tags = [S.Tag(OPEN + "\n", json_element(call_schema(t)), "\n" + CLOSE) for t in tools]
         return S(structural_tags_config=S.TriggeredTags(
             triggers=[OPEN], tags=tags, at_least_one=True, stop_after_first=not parallel))

@@ -2,11 +2,11 @@
 several separated by `;`. The output must start with the call."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import openvino_genai as ov_genai
 
+from ..structured_output import json_constraint
 from .base import ToolParser, call_schema
 from .json_scan import object_keys, split_objects
 
@@ -30,4 +30,4 @@ class Llama3ToolParser(ToolParser):
 
     def guide(self, tools: list[dict[str, Any]], parallel: bool) -> ov_genai.StructuredOutputConfig:
         schema = {"anyOf": [call_schema(t, "parameters") for t in tools]}
-        return S(json_schema=json.dumps(schema))
+        return json_constraint(schema)

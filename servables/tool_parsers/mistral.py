@@ -4,11 +4,11 @@
 array of calls at the start of the output is recognised too."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import openvino_genai as ov_genai
 
+from ..structured_output import json_constraint
 from .base import ToolParser, call_schema
 from .json_scan import object_keys, skip_space, split_objects
 
@@ -43,4 +43,4 @@ class MistralToolParser(ToolParser):
                                   "minItems": 1}
         if not parallel:
             schema["maxItems"] = 1
-        return S(json_schema=json.dumps(schema))
+        return json_constraint(schema)
