@@ -145,7 +145,8 @@ class LLMServable:
         self.validator = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "max_model_len": self.max_model_len}
+        return {"kind": self.kind, "max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
+                "reasoning_parser": self.reasoning_parser}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""
