@@ -120,7 +120,10 @@ class LLMServable:
         elif self.options.chat_template:
             raise ModelLoadError(f"{self.name}: chat template file not found: {template_file}")
         self._choose_parsers()
-        self.validator = GrammarValidator(self.tokenizer, self.pipeline.get_config().eos_token_id)
+        try:
+            self.validator = GrammarValidator(self.tokenizer, self.pipeline.get_config().eos_token_id)
+        except Exception as exc:  # serve without structured output rather than not at all
+            log.warning("%s: structured output disabled, grammar validator failed: %s", self.name, exc)
         log.info("loaded %s from %s (context %s)", self.name, path, self.max_model_len)
 
     def _choose_parsers(self) -> None:
@@ -228,6 +231,8 @@ class LLMServable:
             model_sets_defaults=self.has_generation_config,
         )
         if constraint is not None:
+            if self.validator is None:
+                raise InvalidRequest(f"Model {self.name} cannot constrain its output ({param})", param)
             self.validator.check(constraint, param)  # a grammar that fails in the pipeline would break it
             cfg.structured_output_config = constraint
         stop_ids = set(cfg.stop_token_ids)
