@@ -42,6 +42,7 @@ class LLMJob:
     logprobs: bool
     stop_token_ids: frozenset[int]
     parse_tools: bool = False  # run the tool-call parser on the output
+    tool_names: frozenset[str] = frozenset()  # the functions offered to the model
     reasoning_open: bool = False  # the prompt ends inside a reasoning block
 
     @property
@@ -163,7 +164,7 @@ class LLMServable:
             reasoning = reasoning_parser.ReasoningParser(start, end, implicit_start=job.reasoning_open)
         tools = None
         if job.parse_tools and self.tool_parser is not None:
-            tools = tool_parsers.parser_class(self.tool_parser)()
+            tools = tool_parsers.parser_class(self.tool_parser)(job.tool_names)
         return OutputProcessor(reasoning, tools)
 
     # --- request preparation -------------------------------------------------------------
@@ -206,6 +207,7 @@ class LLMServable:
             constraint, param = parser.guide(offered, parallel=tools.parallel is True), "tools"
         job = self._job(prompt, self.tokenize(prompt, add_special_tokens=False), params, constraint, param)
         job.parse_tools = bool(offered)
+        job.tool_names = frozenset(t["function"]["name"] for t in offered)
         job.reasoning_open = self.reasoning_parser is not None and prompt.rstrip().endswith(
             reasoning_parser.PARSERS[self.reasoning_parser][0])
         return job

@@ -123,3 +123,15 @@ def test_implicit_reasoning_start_and_unclosed_reasoning():
     assert (parsed.reasoning, parsed.content) == ("never ends", "")
     parsed = OutputProcessor(ReasoningParser(), None).parse("No thinking here")
     assert (parsed.reasoning, parsed.content) == ("", "No thinking here")
+
+
+def test_an_object_naming_an_unoffered_function_is_content():
+    text = '{"name": "Bob", "age": 42}'
+    parsed = OutputProcessor(None, PARSERS["generic"](frozenset({"get_weather"}))).parse(text)
+    assert parsed.content == text and parsed.tool_calls == []
+    content, deltas = "", []
+    processor = OutputProcessor(None, PARSERS["generic"](frozenset({"get_weather"})))
+    for ch in text:
+        out = processor.feed(ch)
+        content, deltas = content + out.content, deltas + out.tool_calls
+    assert content + processor.finish().content == text and deltas == []

@@ -75,7 +75,8 @@ class ToolParser:
     markers: ClassVar[tuple[str, ...]] = ()
     json_openers: ClassVar[str] = ""  # the tool section may also start with one of these at output start
 
-    def __init__(self) -> None:
+    def __init__(self, tool_names: frozenset[str] | None = None) -> None:
+        self.tool_names = tool_names  # when given, an object naming another function is not a call
         self._text = ""
         self._emitted = 0  # content emitted up to here
         self._section: int | None = None
@@ -173,6 +174,11 @@ class ToolParser:
             if state.name is None:
                 if scan.name is None:
                     break
+                if self.tool_names is not None and scan.name not in self.tool_names and not self.calls_started:
+                    self._section, self._abandoned = None, True  # e.g. {"name": "Bob"} is an answer, not a call
+                    out.content += self._text[self._emitted:]
+                    self._emitted = len(self._text)
+                    return
                 state.id, state.name = new_call_id(), scan.name
                 out.calls.append(ToolCallStart(index, state.id, scan.name))
             if scan.arguments is not None and len(scan.arguments) > state.args_sent:
