@@ -50,6 +50,13 @@ def test_named_function_is_the_one_called(client):
     assert {c.function.name for c in calls} == {"add"}
 
 
+def test_flat_tool_definitions_are_accepted_as_by_ovms(client):
+    flat = {"type": "function", **ADD["function"]}
+    r = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Add 1 and 2."}], tools=[flat],
+                                       tool_choice="required", max_tokens=80, temperature=0)
+    _assert_valid_calls(r.choices[0].message.tool_calls)
+
+
 def test_streamed_tool_call_deltas_rebuild_the_unary_call(client):
     kwargs = dict(model=LLM, messages=[{"role": "user", "content": "What's the weather in Paris?"}], tools=TOOLS,
                   tool_choice="required", max_tokens=100, temperature=0)

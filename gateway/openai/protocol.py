@@ -68,11 +68,23 @@ class FunctionDef(_Strict):
 
 
 class ToolDef(_Strict):
+    """A function tool, nested (`{"type", "function": {...}}`, OpenAI) or flat (`{"type", "name", ...}`, as OVMS)."""
+
     type: Literal["function"]
-    function: FunctionDef
+    function: FunctionDef | None = None
+    name: StrictStr | None = Field(default=None, min_length=1)
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": "function", "function": self.function.model_dump(exclude_none=True)}
+        function = self.function
+        if function is None:
+            if self.name is None:
+                raise InvalidRequest("Function object does not contain a valid name field", "tools")
+            function = FunctionDef(name=self.name, description=self.description, parameters=self.parameters,
+                                   strict=self.strict)
+        return {"type": "function", "function": function.model_dump(exclude_none=True)}
 
 
 class NamedFunction(_Strict):
