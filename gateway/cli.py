@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import logging
 import os
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
+    device = serve.add_argument_group("device arbiter (scheduler/arbiter.py)")
+    device.add_argument("--arbiter", choices=["off", "fifo", "fair"], default="fair",
+                        help="how engines share the cores: off = all at once, fifo = one unit at a time in "
+                             "arrival order, fair = token streams first with weighted shares (default)")
+    device.add_argument("--arbiter_starvation_ms", type=float, default=250.0,
+                        help="fair: a unit that waited this long goes next whatever its class")
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
@@ -142,7 +149,7 @@ def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
 
     if spec.task != "text_generation" or not llm_defaults:
         return spec
-    return ModelSpec(spec.name, spec.base_path, spec.task, {**llm_defaults, **spec.options}, spec.version)
+    return replace(spec, options={**llm_defaults, **spec.options})
 
 
 def model_specs(args: argparse.Namespace):
@@ -227,6 +234,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.list_models or args.add_to_config or args.remove_from_config or args.pull:
         return model_repo.run(args)
     settings = http_settings(args)
+    from scheduler import arbiter
+
+    arbiter.configure(args.arbiter, args.arbiter_starvation_ms)
     manager = ModelManager()
     reloader = None
     try:

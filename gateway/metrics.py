@@ -5,6 +5,8 @@ from the engines through scheduler.telemetry; engine gauges are read at scrape t
 """
 from __future__ import annotations
 
+import re
+
 from typing import Iterable, Iterator
 
 from fastapi import APIRouter
@@ -35,6 +37,8 @@ EXTENSIONS = (
     "genai_time_per_output_token_seconds", "genai_e2e_request_latency_seconds", "genai_queue_rejections",
     "genai_requests_running", "genai_requests_waiting", "genai_kv_cache_usage_percent",
     "genai_batches", "genai_batch_items",
+    "genai_arbiter_units", "genai_arbiter_wait_seconds", "genai_arbiter_busy_seconds", "genai_arbiter_queued",
+    "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
@@ -114,6 +118,7 @@ class Metrics:
                                      ["name"])
         self.registry.register(EngineCollector(manager, families))
         self.registry.register(ImageEngineCollector(manager, families))
+        self.registry.register(ArbiterCollector(families))
         self.registry.register(_OvmsCounters(self._counters))
         self.manager = manager
         self._prepared: set[str] = set()
@@ -148,9 +153,12 @@ class Metrics:
     def exposition(self) -> bytes:
         self._prepare_series()
         text = generate_latest(self.registry).decode()
-        for name in self._counters:  # prometheus_client names counter families *_total; OVMS does not
-            text = text.replace(f"# HELP {name}_total ", f"# HELP {name} ").replace(
-                f"# TYPE {name}_total counter", f"# TYPE {name} counter")
+        # prometheus_client names every counter family *_total in HELP/TYPE; ours (as OVMS's) have
+        # samples without the suffix, so the header lines follow the samples' name
+        for name in re.findall(r"^# TYPE (\S+)_total counter$", text, flags=re.M):
+            if not re.search(rf"^{re.escape(name)}_total[{{ ]", text, flags=re.M):
+                text = text.replace(f"# HELP {name}_total ", f"# HELP {name} ").replace(
+                    f"# TYPE {name}_total counter", f"# TYPE {name} counter")
         return text.encode()
 
 
@@ -205,6 +213,35 @@ class EngineCollector:
                 if hasattr(value, attr):
                     counter.add_metric([name], float(getattr(value, attr)))
             yield counter
+
+
+class ArbiterCollector:
+    """The device arbiter's lanes: units run, time waited and busy, units queued and running now."""
+
+    COUNTERS = {
+        "genai_arbiter_units": ("Units of work granted the device", "units"),
+        "genai_arbiter_wait_seconds": ("Time units waited for the device", "wait_seconds"),
+        "genai_arbiter_busy_seconds": ("Time units held the device", "busy_seconds"),
+    }
+    GAUGES = {
+        "genai_arbiter_queued": ("Units waiting for the device now", "waiting"),
+        "genai_arbiter_running": ("Units holding the device now", "running"),
+    }
+
+    def __init__(self, families: tuple[str, ...]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        from scheduler import arbiter
+
+        lanes = arbiter.current().lanes()
+        for family, (doc, attr) in {**self.COUNTERS, **self.GAUGES}.items():
+            if family not in self.families:
+                continue
+            metric = Metric(family, doc, "counter" if family in self.COUNTERS else "gauge")
+            for lane in lanes:
+                metric.add_sample(family, {"name": lane.name, "kind": lane.kind}, float(getattr(lane.stats, attr)))
+            yield metric
 
 
 class ImageEngineCollector:

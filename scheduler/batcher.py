@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 
+from .arbiter import lane_for
+
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +69,7 @@ class BatchingEngine:
         self._last_batch_end = 0.0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"batcher:{servable.name}", daemon=True)
+        self._lane = lane_for(servable)  # the device arbiter's queue for this engine's batches
 
     def start(self) -> None:
         self._thread.start()
@@ -76,6 +79,7 @@ class BatchingEngine:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        self._lane.close()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued and running item is done (new requests are still taken); used before
@@ -172,7 +176,8 @@ class BatchingEngine:
     def _execute(self, batch: list[tuple[_Request, int, int]]) -> None:
         flat = [item for request, start, end in batch for item in request.items[start:end]]
         try:
-            outputs = self._infer(flat)
+            with self._lane.unit():
+                outputs = self._infer(flat)
             if len(outputs) != len(flat):
                 raise RuntimeError(f"{len(outputs)} outputs for {len(flat)} inputs")
         except Exception as exc:

@@ -21,6 +21,7 @@ from typing import Callable
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 from servables.image import ImageJob, ImageServable
 
+from .arbiter import lane_for
 from .telemetry import sink
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,10 @@ class ImageEngine:
                  step_gate: Callable[[], None] | None = None):
         self.servable = servable
         self._max_queue = servable.options.max_queue_size if max_queue_size is None else max_queue_size
-        self.step_gate = step_gate  # called before every denoising step, in the worker thread
+        # called before every denoising step, in the worker thread: by default the device arbiter's
+        # switch (let other engines' units in between two steps, then continue)
+        self._lane = lane_for(servable)
+        self.step_gate = step_gate or self._lane.switch
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._current: _Job | None = None
@@ -116,6 +120,7 @@ class ImageEngine:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        self._lane.close()
 
     # --- asyncio side -----------------------------------------------------------------------
 
@@ -189,7 +194,10 @@ class ImageEngine:
         try:
             if self.step_gate is not None:
                 self.step_gate()
-            images = self.servable.generate(entry.job, on_step)
+            try:
+                images = self.servable.generate(entry.job, on_step)
+            finally:
+                self._lane.release_if_held()
             if (images is None or entry.cancelled) and self._stopping and not entry.cancelled:
                 return ModelUnavailable(f"Model {self.servable.name} was unloaded during generation")
             if images is None or entry.cancelled:

@@ -20,6 +20,7 @@ from servables.detokenizer import SequenceText, decode_all, decode_steps
 from servables.errors import InferenceError, InvalidRequest, ModelUnavailable, Overloaded
 from servables.llm import LLMJob, LLMServable
 
+from .arbiter import lane_for
 from .bridge import RequestStream, deliver_batch
 from .events import Chunk, Event, Failed, RequestDone, SequenceDone
 from .telemetry import sink
@@ -67,6 +68,7 @@ class LLMEngine:
         self._stopping = False
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
+        self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
 
     def start(self) -> None:
         self._thread.start()
@@ -88,6 +90,7 @@ class LLMEngine:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        self._lane.close()
 
     # --- asyncio side -------------------------------------------------------------------
 
@@ -154,7 +157,8 @@ class LLMEngine:
                     request.handle.cancel()
             try:
                 if self._live or self._pipe.has_non_finished_requests():
-                    self._pipe.step()
+                    with self._lane.unit():
+                        self._pipe.step()
                 self._collect(outbox)
             except Exception as exc:  # a failed step fails everything in flight, the engine goes on
                 log.exception("step failed on %s", self.servable.name)

@@ -18,6 +18,8 @@ class ModelSpec:
     task: str
     options: dict[str, Any] = field(default_factory=dict)
     version: int | None = None
+    priority: int | None = None  # device arbiter: lower class goes first (default by kind)
+    weight: float | None = None  # device arbiter: share of device time within a class
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ from . import model_dir
 from .base import ModelSpec
 from .tasks import TASKS, infer_task
 
-ENTRY_KEYS = {"name", "base_path", "task", "version"}
+ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight"}
 
 # Top level (OVMS_REFERENCE 3.2). Lists we do not serve are accepted and ignored.
 FILE_SCHEMA: dict[str, Any] = {
@@ -68,6 +68,8 @@ ENTRY_SCHEMA: dict[str, Any] = {
                     },
                 },
                 "nireq": _POSITIVE_INT,
+                "priority": {"type": "integer", "minimum": 0},
+                "weight": {"type": "number", "exclusiveMinimum": 0},
                 "target_device": {"type": "string"},
                 "device": {"type": "string"},
                 "allow_cache": {"type": "boolean"},
@@ -159,7 +161,8 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
         _validate_options(task, options)
     except ValueError as exc:
         raise ConfigError(f"{where}{exc}") from exc
-    return ModelSpec(name=name, base_path=path, task=task, options=options)
+    return ModelSpec(name=name, base_path=path, task=task, options=options, priority=config.get("priority"),
+                     weight=config.get("weight"))
 
 
 def read_config(path: Path) -> ConfigContents:

@@ -1,0 +1,197 @@
+"""Device arbiter: every engine asks before each unit of work (one LLM step, one embedding/rerank
+batch, one diffusion step, one tensor inference) and reports when it ends.
+
+All engines share the same CPU cores, and each OpenVINO pipeline already uses every core for one
+unit. Running two units at once only oversubscribes the cores, so a long image generation or an
+embedding burst stretches every token step. The arbiter grants the device to one unit at a time:
+
+- `off`: no arbitration; every engine runs whenever it likes (the behaviour without an arbiter).
+- `fifo`: one unit at a time, in the order engines asked.
+- `fair`: one unit at a time; the waiting lane with the lowest priority class goes first, and within
+  a class, the lane with the least weighted device time (stride scheduling: a unit of d seconds
+  costs a lane d / weight). A lane that has waited longer than `starvation_ms` goes next whatever
+  its class, so queued images and embeddings always progress.
+
+Defaults per engine kind (overridable per model in config.json with `priority` and `weight`):
+interactive LLM token streams class 0 weight 8; embeddings / rerank class 1 weight 2; images class 1
+weight 1; tensor models class 1 weight 2.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+POLICIES = ("off", "fifo", "fair")
+IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
+KIND_DEFAULTS: dict[str, tuple[int, float]] = {
+    "llm": (0, 8.0), "embeddings": (1, 2.0), "rerank": (1, 2.0), "image": (1, 1.0), "tensor": (1, 2.0),
+}
+
+
+@dataclass
+class LaneStats:
+    units: int = 0
+    busy_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    waiting: int = 0
+    running: int = 0
+
+
+@dataclass(eq=False)
+class Lane:
+    """One engine's place in the arbiter's queue."""
+
+    arbiter: "Arbiter"
+    name: str
+    kind: str
+    priority: int
+    weight: float
+    vtime: float = 0.0
+    stats: LaneStats = field(default_factory=LaneStats)
+    _held_since: float | None = None
+    _released_at: float = float("-inf")
+    _held: bool = False  # a lane serves one engine, whose units run one after the other (maybe on
+    # different threads: GenAI calls the diffusion step callback from its own thread)
+
+    def acquire(self) -> None:
+        self.arbiter._acquire(self)
+
+    def release(self) -> None:
+        self.arbiter._release(self)
+
+    def switch(self) -> None:
+        """Between two units of one long job (diffusion steps): let others in, then continue."""
+        if self.held():
+            self.release()
+        self.acquire()
+
+    def release_if_held(self) -> None:
+        if self.held():
+            self.release()
+
+    def held(self) -> bool:
+        return self._held
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.arbiter._remove(self)
+
+
+@dataclass
+class _Waiter:
+    lane: Lane
+    ticket: int
+    since: float
+
+
+class Arbiter:
+    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"arbiter policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy = policy
+        self.starvation_s = starvation_ms / 1000.0
+        self._cond = threading.Condition()
+        self._lanes: list[Lane] = []
+        self._waiting: list[_Waiter] = []
+        self._busy = False
+        self._tickets = itertools.count()
+
+    def lane(self, name: str, kind: str, priority: int | None = None, weight: float | None = None) -> Lane:
+        default_priority, default_weight = KIND_DEFAULTS.get(kind, (1, 1.0))
+        lane = Lane(self, name, kind, default_priority if priority is None else priority,
+                    max(float(default_weight if weight is None else weight), 1e-3))
+        with self._cond:
+            lane.vtime = min((other.vtime for other in self._lanes), default=0.0)
+            self._lanes.append(lane)
+        return lane
+
+    def lanes(self) -> list[Lane]:
+        with self._cond:
+            return list(self._lanes)
+
+    def _remove(self, lane: Lane) -> None:
+        with self._cond:
+            if lane in self._lanes:
+                self._lanes.remove(lane)
+
+    def _next(self, now: float) -> _Waiter:
+        if self.policy == "fifo":
+            return min(self._waiting, key=lambda w: w.ticket)
+        starving = [w for w in self._waiting if now - w.since > self.starvation_s]
+        if starving:
+            return min(starving, key=lambda w: w.since)
+        return min(self._waiting, key=lambda w: (w.lane.priority, w.lane.vtime, w.ticket))
+
+    def _acquire(self, lane: Lane) -> None:
+        started = time.monotonic()
+        if self.policy == "off":
+            lane._held = True
+            lane._held_since = started
+            with self._cond:
+                lane.stats.running += 1
+            return
+        with self._cond:
+            waiter = _Waiter(lane, next(self._tickets), started)
+            # a lane that was idle does not bank credit: it rejoins at the current minimum
+            active = [w.lane.vtime for w in self._waiting]
+            idle = lane.stats.waiting == 0 and lane.stats.running == 0 and started - lane._released_at > IDLE_S
+            if active and idle:
+                lane.vtime = max(lane.vtime, min(active))
+            self._waiting.append(waiter)
+            lane.stats.waiting += 1
+            while self._busy or self._next(time.monotonic()) is not waiter:
+                self._cond.wait(self.starvation_s)
+            self._waiting.remove(waiter)
+            self._busy = True
+            lane.stats.waiting -= 1
+            lane.stats.running += 1
+            now = time.monotonic()
+            lane.stats.wait_seconds += now - started
+        lane._held = True
+        lane._held_since = now
+
+    def _release(self, lane: Lane) -> None:
+        now = time.monotonic()
+        elapsed = now - (lane._held_since or now)
+        lane._held = False
+        with self._cond:
+            lane.stats.units += 1
+            lane.stats.busy_seconds += elapsed
+            lane.stats.running -= 1
+            lane.vtime += elapsed / lane.weight
+            lane._released_at = now
+            if self.policy != "off":
+                self._busy = False
+                self._cond.notify_all()
+
+
+_arbiter = Arbiter("off")
+
+
+def configure(policy: str, starvation_ms: float = 250.0) -> Arbiter:
+    """Install the process-wide arbiter (call before models load)."""
+    global _arbiter
+    _arbiter = Arbiter(policy, starvation_ms)
+    return _arbiter
+
+
+def current() -> Arbiter:
+    return _arbiter
+
+
+def lane_for(servable, kind: str | None = None) -> Lane:
+    """The lane of a servable, with `priority` / `weight` from its config entry when given."""
+    spec = getattr(servable, "spec", None)
+    return _arbiter.lane(servable.name, kind or servable.kind, getattr(spec, "priority", None),
+                         getattr(spec, "weight", None))

@@ -1,0 +1,149 @@
+"""The device arbiter's policies, on real threads (no models): who gets the device next."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from scheduler.arbiter import Arbiter
+
+
+def _queue_behind(arbiter: Arbiter, lanes, order: list[str]) -> list[threading.Thread]:
+    """While the device is held, start one waiter per lane (in the given order); each records its turn."""
+    threads = []
+    for lane in lanes:
+        def run(lane=lane):
+            with lane.unit():
+                order.append(lane.name)
+        thread = threading.Thread(target=run)
+        thread.start()
+        threads.append(thread)
+        while lane.stats.waiting == 0:  # make the arrival order deterministic
+            time.sleep(0.001)
+    return threads
+
+
+def _grant_order(policy: str, make_lanes) -> list[str]:
+    arbiter = Arbiter(policy, starvation_ms=60_000)
+    holder = arbiter.lane("holder", "tensor")
+    lanes = make_lanes(arbiter)
+    order: list[str] = []
+    holder.acquire()
+    threads = _queue_behind(arbiter, lanes, order)
+    holder.release()
+    for thread in threads:
+        thread.join(10)
+    return order
+
+
+def test_fair_gives_token_streams_the_device_first():
+    order = _grant_order("fair", lambda a: [a.lane("image", "image"), a.lane("embed", "embeddings"),
+                                             a.lane("chat", "llm")])
+    assert order[0] == "chat"
+
+
+def test_fifo_grants_in_arrival_order():
+    order = _grant_order("fifo", lambda a: [a.lane("image", "image"), a.lane("embed", "embeddings"),
+                                             a.lane("chat", "llm")])
+    assert order == ["image", "embed", "chat"]
+
+
+def test_fair_prefers_the_lane_with_less_weighted_device_time():
+    arbiter = Arbiter("fair", starvation_ms=60_000)
+    holder = arbiter.lane("holder", "tensor")
+    busy, idle = arbiter.lane("busy", "embeddings"), arbiter.lane("idle", "embeddings")
+    order: list[str] = []
+    holder.acquire()
+    threads = _queue_behind(arbiter, [busy, idle], order)
+    busy.vtime, idle.vtime = 5.0, 1.0  # as if `busy` had used the device more
+    holder.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["idle", "busy"]
+
+
+def test_weights_divide_device_time_between_busy_lanes():
+    arbiter = Arbiter("fair", starvation_ms=60_000)
+    heavy, light = arbiter.lane("heavy", "embeddings", weight=3), arbiter.lane("light", "embeddings", weight=1)
+    stop = threading.Event()
+
+    def work(lane):
+        while not stop.is_set():
+            with lane.unit():
+                time.sleep(0.002)
+
+    threads = [threading.Thread(target=work, args=(lane,)) for lane in (heavy, light)]
+    for t in threads:
+        t.start()
+    while heavy.stats.units + light.stats.units < 200:
+        time.sleep(0.01)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    share = heavy.stats.busy_seconds / (heavy.stats.busy_seconds + light.stats.busy_seconds)
+    assert 0.6 < share < 0.9  # about 3/4 of the device time
+
+
+def test_fair_never_starves_a_low_priority_lane():
+    arbiter = Arbiter("fair", starvation_ms=20)
+    chat, image = arbiter.lane("chat", "llm"), arbiter.lane("image", "image")
+    stop = threading.Event()
+
+    def chat_loop():
+        while not stop.is_set():
+            with chat.unit():
+                time.sleep(0.002)
+
+    threads = [threading.Thread(target=chat_loop) for _ in range(3)]  # always a chat unit waiting
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            with image.unit():
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert image.stats.units == 5 and chat.stats.units > 0
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fair"])
+def test_one_unit_holds_the_device_at_a_time(policy):
+    arbiter = Arbiter(policy)
+    lanes = [arbiter.lane(f"l{i}", kind) for i, kind in enumerate(["llm", "image", "embeddings", "llm"])]
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def work(lane):
+        for _ in range(20):
+            with lane.unit():
+                with lock:
+                    inside[0] += 1
+                    peak[0] = max(peak[0], inside[0])
+                time.sleep(0.0005)
+                with lock:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=work, args=(lane,)) for lane in lanes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert peak[0] == 1
+    assert all(lane.stats.units == 20 and lane.stats.waiting == 0 and lane.stats.running == 0 for lane in lanes)
+
+
+def test_off_lets_units_overlap():
+    arbiter = Arbiter("off")
+    a, b = arbiter.lane("a", "llm"), arbiter.lane("b", "image")
+    a.acquire()
+    done = threading.Event()
+    threading.Thread(target=lambda: (b.acquire(), b.release(), done.set())).start()
+    assert done.wait(5)
+    a.release()
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="fifo"):
+        Arbiter("random")
