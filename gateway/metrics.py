@@ -35,6 +35,7 @@ EXTENSIONS = (
     "genai_time_per_output_token_seconds", "genai_e2e_request_latency_seconds", "genai_queue_rejections",
     "genai_requests_running", "genai_requests_waiting", "genai_kv_cache_usage_percent",
     "genai_batches", "genai_batch_items",
+    "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -112,6 +113,7 @@ class Metrics:
         self.queue_rejections = make(Counter, "genai_queue_rejections", "Requests refused with 503 (queue full)",
                                      ["name"])
         self.registry.register(EngineCollector(manager, families))
+        self.registry.register(ImageEngineCollector(manager, families))
         self.registry.register(_OvmsCounters(self._counters))
         self.manager = manager
         self._prepared: set[str] = set()
@@ -203,6 +205,32 @@ class EngineCollector:
                 if hasattr(value, attr):
                     counter.add_metric([name], float(getattr(value, attr)))
             yield counter
+
+
+class ImageEngineCollector:
+    """Image engine counters read at scrape time: denoising steps run, images delivered, requests cancelled."""
+
+    COUNTERS = {
+        "genai_image_steps": ("Denoising steps run", "steps_total"),
+        "genai_images_generated": ("Images delivered", "images_total"),
+        "genai_image_requests_cancelled": ("Image requests stopped because their client went away",
+                                           "cancelled_total"),
+    }
+
+    def __init__(self, manager, families: tuple[str, ...]) -> None:
+        self.manager = manager
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        stats = {name: engine.stats() for name, engine in self.manager.scheduler.engines().items()}
+        for family, (doc, attr) in self.COUNTERS.items():
+            if family not in self.families:
+                continue
+            metric = Metric(family, doc, "counter")  # sample named like the family, as the OVMS counters
+            for name, value in stats.items():
+                if hasattr(value, attr):
+                    metric.add_sample(family, {"name": name}, float(getattr(value, attr)))
+            yield metric
 
 
 @router.get("/metrics")

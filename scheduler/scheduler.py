@@ -7,6 +7,7 @@ from typing import Any, Callable
 from servables.errors import ModelUnavailable
 
 from .batcher import BatchingEngine
+from .image_engine import ImageEngine
 from .llm_engine import LLMEngine
 from .tensor_engine import TensorModelEngine
 
@@ -18,6 +19,7 @@ ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {
     "tensor": TensorModelEngine,
     "embeddings": BatchingEngine,
     "rerank": BatchingEngine,
+    "image": ImageEngine,
 }
 
 

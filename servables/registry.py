@@ -16,6 +16,7 @@ SERVABLE_CLASSES: dict[str, str] = {
     "text_generation": "servables.llm:LLMServable",
     "embeddings": "servables.embeddings:EmbeddingsServable",
     "rerank": "servables.rerank:RerankServable",
+    "image_generation": "servables.image:ImageServable",
     "tensor": "servables.tensor_model:TensorModel",
 }
 

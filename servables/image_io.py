@@ -1,0 +1,64 @@
+"""Uploaded image bytes -> RGB arrays, and generated arrays -> PNG bytes (Pillow)."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidRequest
+
+
+def _open(data: bytes, param: str, max_size: tuple[int, int]) -> Image.Image:
+    if not data:
+        raise InvalidRequest(f"{param} is empty", param)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size  # read from the header: nothing decoded yet
+            if width > max_size[0] or height > max_size[1]:
+                raise InvalidRequest(
+                    f"{param} is {width}x{height}, larger than the maximum resolution "
+                    f"{max_size[0]}x{max_size[1]}", param)
+            image.load()
+    except InvalidRequest:
+        raise
+    except UnidentifiedImageError as exc:
+        raise InvalidRequest(f"{param} is not an image file Pillow can read (PNG, JPEG, WebP ...)", param) from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
+        raise InvalidRequest(f"{param} is not a valid image: {exc}", param) from exc
+    if width < 1 or height < 1:
+        raise InvalidRequest(f"{param} has no pixels", param)
+    return image
+
+
+def decode_image(data: bytes, param: str, max_size: tuple[int, int]) -> np.ndarray:
+    """An RGB uint8 array [H, W, 3]; transparency is flattened onto black."""
+    return np.asarray(_open(data, param, max_size).convert("RGB"), dtype=np.uint8)
+
+
+def decode_mask(data: bytes, param: str, max_size: tuple[int, int]) -> np.ndarray:
+    """A mask as an RGB uint8 array [H, W, 3] where white marks the area to repaint.
+
+    OpenAI's convention (a PNG whose fully transparent pixels mark the area to edit) is honoured
+    when the mask has any transparent pixel; otherwise the luminance is used as is (the diffusers
+    and OpenVINO GenAI convention: white = repaint).
+    """
+    image = _open(data, param, max_size)
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA"), dtype=np.uint8)[..., 3]
+        if (alpha < 255).any():
+            gray = np.where(alpha == 0, 255, 0).astype(np.uint8)
+            return np.repeat(gray[..., None], 3, axis=2)
+    gray = np.asarray(image.convert("L"), dtype=np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """One generated image [H, W, 3] uint8 -> PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,475 @@
+"""OpenAI images API on a tiny random Stable Diffusion model, through the real openai SDK."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import time
+
+import httpx
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from tests.conftest import metric_value
+from tests.fixtures_image import ensure_tiny_sd
+from tests.server import ServerProcess
+
+MODEL = "tiny-sd"
+SPLIT_MODEL = "tiny-sd-split"  # the same files, compiled per part (text encoder, denoiser, VAE)
+STATIC_MODEL = "tiny-sd-static"  # the same files, reshaped to static shapes (as NPU needs)
+GEN = "/v3/images/generations"
+EDITS = "/v3/images/edits"
+MAX_UPLOAD = 200_000
+FAST = {"num_inference_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory):
+    config = tmp_path_factory.mktemp("images") / "config.json"
+    config.write_text(json.dumps({"model_config_list": [{"config": {
+        "name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
+        "max_resolution": "512x512", "default_num_inference_steps": 3, "max_num_inference_steps": 1000,
+        "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}},
+        {"config": {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU",
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16",
+                    "max_upload_bytes": MAX_UPLOAD}},
+        {"config": {"name": STATIC_MODEL, "base_path": str(ensure_tiny_sd()), "resolution": "32x16",
+                    "num_images_per_prompt": 2, "max_upload_bytes": MAX_UPLOAD}}]}))
+    server = ServerProcess("--config_path", str(config), "--metrics_enable", log_name="images").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk(image_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{image_server.url}/v3", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def http(image_server):
+    with httpx.Client(base_url=image_server.url, timeout=120) as client:
+        yield client
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    return png_bytes(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def openai_mask(width: int, height: int) -> bytes:
+    """OpenAI's mask convention: opaque everywhere except a transparent square to repaint."""
+    rgba = np.zeros((height, width, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[height // 4: 3 * height // 4, width // 4: 3 * width // 4, 3] = 0
+    return png_bytes(rgba, "RGBA")
+
+
+def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body even without files (httpx would send a urlencoded form then)."""
+    boundary = "genai-gateway-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    for name, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.png"\r\n'
+                     f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def decode(b64: str) -> Image.Image:
+    image = Image.open(io.BytesIO(base64.b64decode(b64)))
+    assert image.format == "PNG"
+    image.load()
+    return image
+
+
+def metric(http, name: str) -> float:
+    return metric_value(http.get("/metrics").text, name, f'name="{MODEL}"')
+
+
+def wait_idle(http, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(http, "genai_requests_running") == 0 and metric(http, "genai_requests_waiting") == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("image requests are still running")
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+# --- generations ---------------------------------------------------------------------------------
+
+def test_generate_returns_n_decodable_pngs_of_the_requested_size(sdk):
+    result = sdk.images.generate(model=MODEL, prompt="a red cat", n=3, size="64x32", response_format="b64_json",
+                                 extra_body=FAST)
+    assert isinstance(result.created, int) and result.created > 0
+    assert len(result.data) == 3
+    for item in result.data:
+        assert item.url is None
+        image = decode(item.b64_json)
+        assert image.size == (64, 32) and image.mode == "RGB"
+
+
+def test_default_size_is_the_models_and_width_height_are_accepted(http):
+    r = http.post(GEN, json={"model": MODEL, "prompt": "a dog", **FAST})
+    assert r.status_code == 200, r.text
+    assert decode(r.json()["data"][0]["b64_json"]).size == (64, 64)  # the tiny model's own default
+    r = http.post(GEN, json={"model": MODEL, "prompt": "a dog", "width": 48, "height": 16, **FAST})
+    assert r.status_code == 200, r.text
+    assert decode(r.json()["data"][0]["b64_json"]).size == (48, 16)
+
+
+def test_same_seed_gives_the_same_bytes_and_another_seed_differs(sdk):
+    def one(seed: int) -> str:
+        r = sdk.images.generate(model=MODEL, prompt="a cat", size="32x32", extra_body={**FAST, "seed": seed})
+        return r.data[0].b64_json
+
+    first, again, other = one(7), one(7), one(8)
+    assert first == again
+    assert first != other
+
+
+def test_unseeded_requests_differ(sdk):
+    a = sdk.images.generate(model=MODEL, prompt="a cat", size="32x32", extra_body=FAST).data[0].b64_json
+    b = sdk.images.generate(model=MODEL, prompt="a cat", size="32x32", extra_body=FAST).data[0].b64_json
+    assert a != b
+
+
+def test_ovms_extensions_change_the_image(sdk):
+    def one(**extra) -> str:
+        seed = {} if "rng_seed" in extra else {"seed": 3}
+        return sdk.images.generate(model=MODEL, prompt="a cat", size="32x32",
+                                   extra_body={**FAST, **seed, **extra}).data[0].b64_json
+
+    plain = one()
+    assert one(negative_prompt="a dog") != plain
+    assert one(guidance_scale=1.0) != plain
+    assert one(num_inference_steps=3) != plain
+    assert one(rng_seed=3) == plain  # OVMS's name for the seed
+
+
+def test_per_part_devices_plugin_config_and_default_resolution_from_config(sdk):
+    models = {m.id: m for m in sdk.models.list().data}
+    assert models[SPLIT_MODEL].model_extra["kind"] == "image"
+    assert models[SPLIT_MODEL].model_extra["modes"] == ["text2image", "image2image", "inpainting"]
+    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body=FAST)
+    assert decode(r.data[0].b64_json).size == (32, 16)
+
+
+def test_static_shape_model_serves_its_compiled_shape_and_rejects_others(http):
+    r = http.post(GEN, json={"model": STATIC_MODEL, "prompt": "a cat", **FAST})
+    assert r.status_code == 200, r.text
+    assert [decode(d["b64_json"]).size for d in r.json()["data"]] == [(32, 16), (32, 16)]
+    body, headers = multipart({"model": STATIC_MODEL, "prompt": "a dog", "num_inference_steps": "4",
+                               "strength": "0.5"}, [("image", noise_png(64, 64))])
+    r = http.post(EDITS, content=body, headers=headers)  # GenAI encodes one image per batch only
+    _assert_error(r, 400, "does not support image2image")
+    for extra, fragment in (({"size": "64x64"}, "static resolution 32x16"), ({"n": 1}, "n=2"),
+                            ({"guidance_scale": 1.0}, "guidance_scale=7.5")):
+        _assert_error(http.post(GEN, json={"model": STATIC_MODEL, "prompt": "a", **FAST, **extra}), 400, fragment)
+        _good_request_works(http)
+
+
+def test_v1_prefix_serves_images_too(image_server):
+    client = openai.OpenAI(base_url=f"{image_server.url}/v1", api_key="unused", max_retries=0)
+    r = client.images.generate(model=MODEL, prompt="a cat", size="16x16", extra_body=FAST)
+    assert decode(r.data[0].b64_json).size == (16, 16)
+
+
+# --- edits -------------------------------------------------------------------------------------
+
+def test_edit_without_mask_is_image_to_image(sdk):
+    source = noise_png(64, 48)
+    result = sdk.images.edit(model=MODEL, image=("in.png", source, "image/png"), prompt="a dog", n=2,
+                             extra_body={"num_inference_steps": 4, "strength": 0.5, "seed": 1})
+    assert len(result.data) == 2
+    assert all(decode(d.b64_json).size == (64, 48) for d in result.data)  # the input's size by default
+    resized = sdk.images.edit(model=MODEL, image=("in.png", source, "image/png"), prompt="a dog", size="32x32",
+                              extra_body={"num_inference_steps": 4, "strength": 0.5, "seed": 1})
+    assert decode(resized.data[0].b64_json).size == (32, 32)
+
+
+def test_edit_with_mask_is_inpainting(sdk):
+    source = noise_png(64, 64, seed=1)
+    body = {"num_inference_steps": 2, "seed": 5}
+    masked = sdk.images.edit(model=MODEL, image=("in.png", source, "image/png"),
+                             mask=("mask.png", openai_mask(64, 64), "image/png"), prompt="a dog", n=2,
+                             extra_body=body)
+    assert len(masked.data) == 2
+    assert all(decode(d.b64_json).size == (64, 64) for d in masked.data)
+    again = sdk.images.edit(model=MODEL, image=("in.png", source, "image/png"),
+                            mask=("mask.png", openai_mask(64, 64), "image/png"), prompt="a dog", n=2,
+                            extra_body=body)
+    assert [d.b64_json for d in again.data] == [d.b64_json for d in masked.data]
+    unmasked = sdk.images.edit(model=MODEL, image=("in.png", source, "image/png"), prompt="a dog",
+                               extra_body={**body, "strength": 1.0})
+    assert unmasked.data[0].b64_json != masked.data[0].b64_json
+
+
+def test_jpeg_input_and_grayscale_mask_are_accepted(http):
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(noise_png(32, 32))).save(buffer, format="JPEG")
+    gray_mask = np.zeros((32, 32), dtype=np.uint8)
+    gray_mask[8:24, 8:24] = 255
+    r = http.post(EDITS, data={"model": MODEL, "prompt": "a cat", "num_inference_steps": "2"},
+                  files={"image": ("in.jpg", buffer.getvalue(), "image/jpeg"),
+                         "mask": ("m.png", png_bytes(gray_mask, "L"), "image/png")})
+    assert r.status_code == 200, r.text
+    assert decode(r.json()["data"][0]["b64_json"]).size == (32, 32)
+
+
+# --- cancellation and admission ----------------------------------------------------------------
+
+def test_client_disconnect_stops_generation_within_steps(image_server, http):
+    wait_idle(http)
+    steps_before = metric(http, "genai_image_steps")
+    cancelled_before = metric(http, "genai_image_requests_cancelled")
+    images_before = metric(http, "genai_images_generated")
+
+    async def run() -> None:
+        client = openai.AsyncOpenAI(base_url=f"{image_server.url}/v3", api_key="unused", max_retries=0)
+        task = asyncio.create_task(client.images.generate(
+            model=MODEL, prompt="a long one", size="64x64", extra_body={"num_inference_steps": 1000}))
+        while metric(http, "genai_image_steps") < steps_before + 3:  # it is running
+            assert not task.done(), task
+            await asyncio.sleep(0.05)
+        task.cancel()  # the SDK closes the connection
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await client.close()
+
+    asyncio.run(run())
+    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 1)
+    wait_idle(http)
+    steps_run = metric(http, "genai_image_steps") - steps_before
+    assert 3 <= steps_run < 1000
+    assert metric(http, "genai_images_generated") == images_before
+    r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
+
+
+def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(image_server, http):
+    wait_idle(http)
+    cancelled_before = metric(http, "genai_image_requests_cancelled")
+    long_body = {"model": MODEL, "prompt": "slow", "size": "64x64", "num_inference_steps": 1000}
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=image_server.url, timeout=300) as client:
+            running = asyncio.create_task(client.post(GEN, json=long_body))
+            await asyncio.to_thread(wait_for, lambda: metric(http, "genai_requests_running") == 1)
+            queued = asyncio.create_task(client.post(GEN, json=long_body))  # max_queue_size is 1
+            await asyncio.to_thread(wait_for, lambda: metric(http, "genai_requests_waiting") == 1)
+            rejected = await client.post(GEN, json=long_body)
+            for task in (queued, running):
+                task.cancel()
+            await asyncio.gather(queued, running, return_exceptions=True)
+            return rejected
+
+    rejected = asyncio.run(run())
+    assert rejected.status_code == 503
+    assert rejected.headers["Retry-After"] == "1"
+    assert rejected.json()["error"]["type"] == "server_overloaded"
+    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 2)
+    wait_idle(http)
+    r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
+    assert r.status_code == 200
+
+
+# --- validation --------------------------------------------------------------------------------
+
+GEN_CASES = [
+    # (body, status, fragment of error.message or the error's param)
+    ({"model": MODEL}, 400, "prompt"),
+    ({"prompt": "a cat"}, 400, "model"),
+    ({"model": MODEL, "prompt": ""}, 400, "prompt"),
+    ({"model": MODEL, "prompt": 5}, 400, "prompt"),
+    ({"model": MODEL, "prompt": "a", "n": 0}, 400, "n"),
+    ({"model": MODEL, "prompt": "a", "n": 5}, 400, "maxNumImagesPerPrompt"),
+    ({"model": MODEL, "prompt": "a", "n": "2"}, 400, "n"),
+    ({"model": MODEL, "prompt": "a", "n": 2, "num_images_per_prompt": 2}, 400, "num_images_per_prompt"),
+    ({"model": MODEL, "prompt": "a", "size": "64"}, 400, "WxH"),
+    ({"model": MODEL, "prompt": "a", "size": "64x64x64"}, 400, "WxH"),
+    ({"model": MODEL, "prompt": "a", "size": "0x64"}, 400, "greater than 0"),
+    ({"model": MODEL, "prompt": "a", "size": "1024x64"}, 400, "maximum resolution"),
+    ({"model": MODEL, "prompt": "a", "size": "63x64"}, 400, "multiples of 2"),
+    ({"model": MODEL, "prompt": "a", "size": "64x64", "width": 64}, 400, "size"),
+    ({"model": MODEL, "prompt": "a", "height": 0}, 400, "height"),
+    ({"model": MODEL, "prompt": "a", "response_format": "url"}, 400, "Only b64_json is supported"),
+    ({"model": MODEL, "prompt": "a", "num_inference_steps": 0}, 400, "num_inference_steps"),
+    ({"model": MODEL, "prompt": "a", "num_inference_steps": 1001}, 400, "maxNumInferenceSteps"),
+    ({"model": MODEL, "prompt": "a", "num_inference_steps": 2.5}, 400, "num_inference_steps"),
+    ({"model": MODEL, "prompt": "a", "guidance_scale": -1}, 400, "guidance_scale"),
+    ({"model": MODEL, "prompt": "a", "guidance_scale": "high"}, 400, "guidance_scale"),
+    ({"model": MODEL, "prompt": "a", "strength": 1.5}, 400, "strength"),
+    ({"model": MODEL, "prompt": "a", "strength": 0.5, "num_inference_steps": 1}, 400, "Text 2 image"),
+    ({"model": MODEL, "prompt": "a", "negative_prompt": "b", "guidance_scale": 1.0, "num_inference_steps": 1},
+     400, "negative prompt"),
+    ({"model": MODEL, "prompt": "a", "prompt_2": "b", "num_inference_steps": 1}, 400, "Prompt 2"),
+    ({"model": MODEL, "prompt": "a", "seed": -1}, 400, "seed"),
+    ({"model": MODEL, "prompt": "a", "seed": 2**64}, 400, "seed"),
+    ({"model": MODEL, "prompt": "a", "seed": 1, "rng_seed": 1}, 400, "rng_seed"),
+    ({"model": MODEL, "prompt": "a", "max_sequence_length": 0}, 400, "max_sequence_length"),
+    ({"model": MODEL, "prompt": "a", "quality": "hd"}, 400, "quality"),
+    ({"model": MODEL, "prompt": "a", "style": "vivid"}, 400, "style"),
+    ({"model": MODEL, "prompt": "a", "user": "me"}, 400, "user"),
+    ({"model": MODEL, "prompt": "a", "stream": True}, 400, "stream"),
+    ({"model": MODEL, "prompt": "a", "partial_images": 2}, 400, "partial_images"),
+    ({"model": "missing-model", "prompt": "a"}, 404, "does not exist"),
+]
+
+
+def _good_request_works(http) -> None:
+    r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", "size": "16x16", **FAST})
+    assert r.status_code == 200, r.text
+    assert decode(r.json()["data"][0]["b64_json"]).size == (16, 16)
+
+
+def _assert_error(r: httpx.Response, status: int, fragment: str) -> None:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert fragment in error["message"] or fragment == error.get("param"), error
+
+
+@pytest.mark.parametrize("body,status,fragment", GEN_CASES, ids=[str(i) for i in range(len(GEN_CASES))])
+def test_invalid_generation_request_is_rejected_then_server_still_serves(http, body, status, fragment):
+    _assert_error(http.post(GEN, json=body), status, fragment)
+    _good_request_works(http)
+
+
+def test_image_model_does_not_serve_chat_and_malformed_json_is_a_400(http):
+    r = http.post("/v3/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    _assert_error(r, 400, "does not serve chat/completions")
+    _good_request_works(http)
+    r = http.post(GEN, content=b"{not json", headers={"Content-Type": "application/json"})
+    _assert_error(r, 400, "JSON")
+    _good_request_works(http)
+
+
+def _edit_cases():
+    image = noise_png(32, 32)
+    ok = {"model": MODEL, "prompt": "a dog", "num_inference_steps": "2"}
+    big = noise_png(300, 300)  # about 270 kB of incompressible noise, above the 200 kB upload limit
+    assert len(big) > MAX_UPLOAD
+    return [
+        # (form fields, files, status, fragment)
+        (ok, {}, 400, "image field is missing"),
+        ({**ok, "image": "not a file"}, {}, 400, "image must be sent as a file"),
+        ({"model": MODEL}, {"image": image}, 400, "prompt"),
+        ({"prompt": "x"}, {"image": image}, 400, "model"),
+        (ok, {"image": b"this is not an image"}, 400, "not an image file"),
+        (ok, {"image": noise_png(32, 32)[:60]}, 400, "not a valid image"),
+        (ok, {"image": b""}, 400, "image is empty"),
+        (ok, {"image": image, "mask": noise_png(16, 16)}, 400, "same size"),
+        (ok, {"image": image, "mask": b"junk"}, 400, "mask"),
+        (ok, {"image": big}, 400, "more than the limit"),
+        (ok, {"image": noise_png(600, 8)}, 400, "maximum resolution"),
+        ({**ok, "n": "two"}, {"image": image}, 400, "n"),
+        ({**ok, "n": "9"}, {"image": image}, 400, "maxNumImagesPerPrompt"),
+        ({**ok, "strength": "2"}, {"image": image}, 400, "strength"),
+        ({**ok, "strength": "nan"}, {"image": image}, 400, "strength"),
+        ({**ok, "strength": "0.1"}, {"image": image}, 400, "strength parameter"),
+        ({**ok, "size": "33x32"}, {"image": image}, 400, "multiples of 2"),
+        ({**ok, "response_format": "url"}, {"image": image}, 400, "Only b64_json"),
+        ({**ok, "quality": "high"}, {"image": image}, 400, "quality"),
+        ({**ok, "model": "missing-model"}, {"image": image}, 404, "does not exist"),
+    ]
+
+
+EDIT_CASES = _edit_cases()
+
+
+@pytest.mark.parametrize("fields,files,status,fragment", EDIT_CASES, ids=[str(i) for i in range(len(EDIT_CASES))])
+def test_invalid_edit_request_is_rejected_then_server_still_serves(http, fields, files, status, fragment):
+    body, headers = multipart(fields, list(files.items()))
+    r = http.post(EDITS, content=body, headers=headers)
+    _assert_error(r, status, fragment)
+    _good_request_works(http)
+
+
+def test_edit_needs_multipart_and_one_image(http):
+    _assert_error(http.post(EDITS, json={"model": MODEL, "prompt": "a"}), 400, "multipart/form-data")
+    _good_request_works(http)
+    image = noise_png(32, 32)
+    body, headers = multipart({"model": MODEL, "prompt": "a"}, [("image", image), ("image", image)])
+    r = http.post(EDITS, content=body, headers=headers)
+    _assert_error(r, 400, "exactly one image")
+    _good_request_works(http)
+
+
+def test_oversize_edit_body_is_refused_before_it_is_read(http):
+    image = noise_png(32, 32)
+    body, headers = multipart({"model": MODEL, "prompt": "a"}, [("image", image), ("mask", b"\0" * 3_000_000)])
+    r = http.post(EDITS, content=body, headers=headers)
+    _assert_error(r, 400, "larger than the limit")
+    _good_request_works(http)
+    chunks = (body[i:i + 65536] for i in range(0, len(body), 65536))  # chunked: no Content-Length
+    r = http.post(EDITS, content=chunks, headers=headers)
+    _assert_error(r, 400, "larger than the limit")
+    _good_request_works(http)
+
+
+BAD_ENTRIES = {
+    "bad-resolution": ({"max_resolution": "huge"}, "max_resolution"),
+    "unknown-option": ({"steps": 4}, "unknown image_generation option(s): steps"),
+    "static-n-without-resolution": ({"num_images_per_prompt": 2}, "need 'resolution'"),
+    "missing-device": ({"device": "NPU"}, "cannot load"),
+    "not-a-diffusers-model": ({"base_path": "/"}, "no model_index.json"),
+}
+
+
+def test_bad_image_model_entries_are_reported_with_a_clear_message(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_config_list": [{"config": {
+        "name": name, "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}}
+        for name, (entry, _) in BAD_ENTRIES.items()]}))
+    server = ServerProcess("--config_path", str(config), log_name="images-bad").start()
+    try:
+        status = httpx.get(f"{server.url}/v1/config", timeout=30).json()
+        for name, (_, fragment) in BAD_ENTRIES.items():
+            (version,) = status[name]["model_version_status"]
+            assert fragment in version["status"]["error_message"], (name, version)
+            r = httpx.post(f"{server.url}{GEN}", json={"model": name, "prompt": "a"}, timeout=30)
+            assert r.status_code in (404, 503), r.text
+    finally:
+        server.stop()
+
+
+def test_engine_calls_the_step_gate_before_every_denoising_step():
+    """The hook a device arbiter will use to interleave diffusion steps with other engines' work."""
+    from scheduler.image_engine import ImageEngine
+    from servables.base import ModelSpec
+    from servables.image import ImageParams, ImageServable
+
+    servable = ImageServable(ModelSpec("gate", ensure_tiny_sd(), "image_generation"))
+    servable.load()
+    gate_calls: list[int] = []
+    engine = ImageEngine(servable, step_gate=lambda: gate_calls.append(engine.stats().steps_total))
+    engine.start()
+
+    async def run():
+        return await engine.submit(servable.prepare_generation(
+            ImageParams(prompt="a cat", size="16x16", num_inference_steps=5, rng_seed=1))).result()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        engine.stop()
+    assert result.steps == 5 and len(result.images) == 1
+    assert gate_calls == [0, 1, 2, 3, 4]  # before step 1, 2, ... 5: never after the last one
