@@ -208,12 +208,14 @@ def main() -> None:
     # The machine is shared and noisy: every round measures everything once, interleaved, and the
     # table shows medians over rounds; the baseline is measured in every round too.
     direct: list[float] = []
+    direct_single: list[float] = []
     served: dict[tuple[str, int], list[dict[str, float]]] = {}
     per_inference: dict[tuple[str, int], list[float]] = {}
     rerank: dict[str, list[float]] = {"minilm-cosine": [], "cross-encoder": [], "cross-encoder-direct": []}
     try:
         for _ in range(args.rounds):
             direct.append(direct_embeddings(minilm, make_texts(256), rounds=1)[1])
+            direct_single.append(direct_embeddings(minilm, make_texts(128), batch=1, rounds=1)[1])
             for concurrency in levels:
                 for model in ("batched", "unbatched"):
                     before = batches(server.url, model)
@@ -229,7 +231,9 @@ def main() -> None:
 
     base = statistics.median(direct)
     print(f"baseline TextEmbeddingPipeline.embed_documents, batch 32, in-process: {base:.0f} tokens/s "
-          f"(median of {len(direct)} rounds: {', '.join(f'{d:.0f}' for d in direct)})\n")
+          f"(median of {len(direct)} rounds: {', '.join(f'{d:.0f}' for d in direct)})")
+    print(f"same pipeline, one text per call (what batching can gain over): "
+          f"{statistics.median(direct_single):.0f} tokens/s\n")
     print(f"{'model':<10} {'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'texts/inference':>15} {'vs direct b32':>13}")
     for model in ("batched", "unbatched"):

@@ -56,7 +56,3 @@ def context_length(model_dir: Path, override: int | None, prefer_sentence_transf
             return config[key]
     return DEFAULT_CONTEXT
 
-
-def hidden_size(model_dir: Path) -> int | None:
-    value = read_json(model_dir / "config.json").get("hidden_size")
-    return value if isinstance(value, int) else None
