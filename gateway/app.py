@@ -11,12 +11,12 @@ from starlette.middleware.cors import CORSMiddleware
 from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import config_api, kserve, metrics, ops, tfs
+from . import cohere, config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
 from .grpc.server import start_grpc_server
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
-from .openai import chat, completions, images, models
+from .openai import chat, completions, embeddings, images, models, responses, tokenize
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -65,8 +65,10 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(kserve.router)
     app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, models, images):
+        for module in (chat, completions, embeddings, images, models, responses, tokenize):
             app.include_router(module.router, prefix=prefix)
+    for prefix in cohere.PREFIXES:
+        app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)
     app.include_router(config_api.router)
     app.include_router(metrics.router)

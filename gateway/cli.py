@@ -13,7 +13,7 @@ from typing import Any
 log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
-             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size")
+             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser")
 
 
 def _bool(text: str) -> bool:
@@ -55,15 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    knobs.add_argument("--tool_parser", help="hermes, llama3, mistral, generic or none (default: from the chat template)")
+    knobs.add_argument("--reasoning_parser", help="qwen3 (<think>...</think>) or none (default: from the chat template)")
     tensor = serve.add_argument_group("classic tensor models (KServe v2 / TFS)")
     tensor.add_argument("--port", type=int, default=0, help="gRPC port for KServe v2 and TFS (0 = no gRPC)")
     tensor.add_argument("--grpc_bind_address", default=None, help="default: --rest_bind_address")
     tensor.add_argument("--nireq", type=int, help="inference requests per model version (default: optimal)")
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
-    tensor.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="re-scan model version folders and the config file every N s (0 = only on "
-                             "POST /v1/config/reload)")
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
@@ -77,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
                      help="on SIGTERM, how long in-flight requests may take to finish")
+    serve.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                       help="how often the config file and tensor model version folders are checked for "
+                            "changes; 0 = never (default 1)")
     add_model_management_flags(serve)
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
@@ -148,6 +150,7 @@ def model_specs(args: argparse.Namespace):
     from servables import sources
     from servables.base import ModelSpec
     from servables.config_file import load_config_file
+    from servables.errors import ServingError
 
     llm_defaults = llm_options_from_args(args)
     if args.config_path:
@@ -165,7 +168,12 @@ def model_specs(args: argparse.Namespace):
         else:
             options = spec.options
         return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
-    return [sources.default_llm_spec(llm_defaults)]
+    specs = [sources.default_llm_spec(llm_defaults)]
+    try:
+        specs.append(sources.default_embeddings_spec())
+    except ServingError as exc:
+        log.warning("not serving the default embedding model %s: %s", sources.DEFAULT_EMBEDDINGS_NAME, exc)
+    return specs
 
 
 def read_api_key(args: argparse.Namespace) -> str | None:

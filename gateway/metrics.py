@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -34,6 +34,7 @@ EXTENSIONS = (
     "genai_prompt_tokens", "genai_generation_tokens", "genai_time_to_first_token_seconds",
     "genai_time_per_output_token_seconds", "genai_e2e_request_latency_seconds", "genai_queue_rejections",
     "genai_requests_running", "genai_requests_waiting", "genai_kv_cache_usage_percent",
+    "genai_batches", "genai_batch_items",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
@@ -192,6 +193,18 @@ class EngineCollector:
                 if hasattr(value, attr):
                     gauge.add_metric([name], float(getattr(value, attr)))
             yield gauge
+        counters = {
+            "genai_batches": ("Batched inferences run by embeddings / rerank engines", "batches"),
+            "genai_batch_items": ("Inputs inferred in those batches", "items"),
+        }
+        for family, (doc, attr) in counters.items():
+            if family not in self.families:
+                continue
+            counter = CounterMetricFamily(family, doc, labels=["name"])
+            for name, value in stats.items():
+                if hasattr(value, attr):
+                    counter.add_metric([name], float(getattr(value, attr)))
+            yield counter
 
 
 class ImageEngineCollector:

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 from servables.errors import ModelUnavailable
 
+from .batcher import BatchingEngine
 from .image_engine import ImageEngine
 from .llm_engine import LLMEngine
 from .tensor_engine import TensorModelEngine
@@ -13,7 +14,13 @@ from .tensor_engine import TensorModelEngine
 log = logging.getLogger(__name__)
 
 # kind -> factory(servable) -> engine. Engines have start(), stop(), submit(job) and stats().
-ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {"llm": LLMEngine, "tensor": TensorModelEngine, "image": ImageEngine}
+ENGINE_FACTORIES: dict[str, Callable[[Any], Any]] = {
+    "llm": LLMEngine,
+    "tensor": TensorModelEngine,
+    "embeddings": BatchingEngine,
+    "rerank": BatchingEngine,
+    "image": ImageEngine,
+}
 
 
 def retire(engine: Any, timeout: float | None = None) -> None:

@@ -83,6 +83,8 @@ ENTRY_SCHEMA: dict[str, Any] = {
 # task -> "module:callable(options dict)" that raises ConfigError (or ValueError) on a bad option.
 OPTION_VALIDATORS: dict[str, str] = {
     "text_generation": "servables.llm_options:LLMOptions.from_dict",
+    "embeddings": "servables.embedding_options:validate_embeddings",
+    "rerank": "servables.embedding_options:validate_rerank",
     "image_generation": "servables.image_options:ImageOptions.from_dict",
 }
 

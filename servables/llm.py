@@ -15,11 +15,15 @@ from typing import Any, ClassVar, Sequence
 import openvino as ov
 import openvino_genai as ov_genai
 
+from . import reasoning_parser, tool_parsers
 from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
 from .llm_options import LLMOptions
+from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
+from .structured_output import GrammarValidator
+from .tools import ToolRequest, check_tools
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ class LLMJob:
     beam_search: bool
     logprobs: bool
     stop_token_ids: frozenset[int]
+    parse_tools: bool = False  # run the tool-call parser on the output
+    tool_names: frozenset[str] = frozenset()  # the functions offered to the model
+    reasoning_open: bool = False  # the prompt ends inside a reasoning block
 
     @property
     def prompt_tokens(self) -> int:
@@ -75,6 +82,9 @@ class LLMServable:
         self.max_model_len: int | None = None
         self.chat_template: str = ""
         self.has_generation_config = False
+        self.tool_parser: str | None = None
+        self.reasoning_parser: str | None = None
+        self.validator: GrammarValidator | None = None
 
     @property
     def name(self) -> str:
@@ -110,14 +120,52 @@ class LLMServable:
             self.chat_template = template_file.read_text()
         elif self.options.chat_template:
             raise ModelLoadError(f"{self.name}: chat template file not found: {template_file}")
+        self._choose_parsers()
+        try:
+            self.validator = GrammarValidator(self.tokenizer, self.pipeline.get_config().eos_token_id)
+        except Exception as exc:  # serve without structured output rather than not at all
+            log.warning("%s: structured output disabled, grammar validator failed: %s", self.name, exc)
         log.info("loaded %s from %s (context %s)", self.name, path, self.max_model_len)
+
+    def _choose_parsers(self) -> None:
+        template = self.chat_template or self.tokenizer.chat_template or ""
+        tool_name = self.options.tool_parser or tool_parsers.detect(template)
+        try:
+            tool_parsers.parser_class(tool_name)
+        except KeyError:
+            raise ModelLoadError(f"{self.name}: unknown tool_parser {tool_name!r}; known: "
+                                 f"{', '.join(sorted(tool_parsers.PARSERS))}, none") from None
+        self.tool_parser = None if tool_name == "none" else tool_name
+        reasoning_name = self.options.reasoning_parser or reasoning_parser.detect(template)
+        if reasoning_name not in (None, "none") and reasoning_name not in reasoning_parser.PARSERS:
+            raise ModelLoadError(f"{self.name}: unknown reasoning_parser {reasoning_name!r}; known: "
+                                 f"{', '.join(sorted(reasoning_parser.PARSERS))}, none")
+        self.reasoning_parser = None if reasoning_name in (None, "none") else reasoning_name
+        log.info("%s: tool parser %s, reasoning parser %s", self.name, self.tool_parser, self.reasoning_parser)
 
     def close(self) -> None:
         self.pipeline = None
         self.tokenizer = None
+        self.validator = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "max_model_len": self.max_model_len}
+        return {"kind": self.kind, "max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
+                "reasoning_parser": self.reasoning_parser}
+
+    def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids of each text (the `/tokenize` endpoint)."""
+        return [self.tokenize(text, add_special_tokens) for text in texts]
+
+    def output_processor(self, job: LLMJob) -> OutputProcessor:
+        """A fresh per-sequence parser chain for the output of `job`."""
+        reasoning = None
+        if self.reasoning_parser is not None:
+            start, end = reasoning_parser.PARSERS[self.reasoning_parser]
+            reasoning = reasoning_parser.ReasoningParser(start, end, implicit_start=job.reasoning_open)
+        tools = None
+        if job.parse_tools and self.tool_parser is not None:
+            tools = tool_parsers.parser_class(self.tool_parser)(job.tool_names)
+        return OutputProcessor(reasoning, tools)
 
     # --- request preparation -------------------------------------------------------------
 
@@ -138,20 +186,45 @@ class LLMServable:
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).input_ids.data[0].tolist()
 
     def prepare_chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
-                     chat_template_kwargs: dict[str, Any] | None = None) -> LLMJob:
-        prompt = self.render_chat(messages, chat_template_kwargs)
-        return self._job(prompt, self.tokenize(prompt, add_special_tokens=False), params)
+                     chat_template_kwargs: dict[str, Any] | None = None, tools: ToolRequest | None = None,
+                     constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
+        """`constraint` comes from `response_format`; a forced tool call takes precedence over it."""
+        offered = tools.offered() if tools else []
+        if offered:
+            check_tools(offered)
+        kwargs = dict(chat_template_kwargs or {})
+        add_generation_prompt = kwargs.pop("add_generation_prompt", True)
+        if not isinstance(add_generation_prompt, bool):
+            raise InvalidRequest("chat_template_kwargs.add_generation_prompt must be a boolean",
+                                 "chat_template_kwargs")
+        prompt = self.render_chat(messages, kwargs or None, offered or None, add_generation_prompt)
+        param = "response_format"
+        if tools is not None and tools.must_call and offered:
+            if self.tool_parser is None:
+                raise InvalidRequest("tool_choice needs a tool parser, and this model has none (tool_parser: none)",
+                                     "tool_choice")
+            parser = tool_parsers.parser_class(self.tool_parser)()
+            constraint, param = parser.guide(offered, parallel=tools.parallel is True), "tools"
+        job = self._job(prompt, self.tokenize(prompt, add_special_tokens=False), params, constraint, param)
+        job.parse_tools = bool(offered)
+        job.tool_names = frozenset(t["function"]["name"] for t in offered)
+        job.reasoning_open = self.reasoning_parser is not None and prompt.rstrip().endswith(
+            reasoning_parser.PARSERS[self.reasoning_parser][0])
+        return job
 
-    def prepare_completion(self, prompt: str, params: SamplingParams) -> LLMJob:
-        return self._job(prompt, self.tokenize(prompt, add_special_tokens=True), params)
+    def prepare_completion(self, prompt: str, params: SamplingParams,
+                           constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
+        return self._job(prompt, self.tokenize(prompt, add_special_tokens=True), params, constraint)
 
-    def prepare_completion_ids(self, input_ids: list[int], params: SamplingParams) -> LLMJob:
-        return self._job(self.detokenize(input_ids), list(input_ids), params)
+    def prepare_completion_ids(self, input_ids: list[int], params: SamplingParams,
+                               constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
+        return self._job(self.detokenize(input_ids), list(input_ids), params, constraint)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def _job(self, prompt: str, input_ids: list[int], params: SamplingParams) -> LLMJob:
+    def _job(self, prompt: str, input_ids: list[int], params: SamplingParams,
+             constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format") -> LLMJob:
         if not input_ids:
             raise InvalidRequest("The prompt is empty after tokenization", "prompt")
         cfg = build_generation_config(
@@ -159,6 +232,11 @@ class LLMServable:
             max_tokens_limit=self.options.max_tokens_limit, best_of_limit=self.options.best_of_limit,
             model_sets_defaults=self.has_generation_config,
         )
+        if constraint is not None:
+            if self.validator is None:
+                raise InvalidRequest(f"Model {self.name} cannot constrain its output ({param})", param)
+            self.validator.check(constraint, param)  # a grammar that fails in the pipeline would break it
+            cfg.structured_output_config = constraint
         stop_ids = set(cfg.stop_token_ids)
         if cfg.eos_token_id >= 0:
             stop_ids.add(cfg.eos_token_id)

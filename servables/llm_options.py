@@ -21,6 +21,8 @@ class LLMOptions:
     best_of_limit: int = 20  # exclusive upper bound for best_of
     max_queue_size: int = 512  # requests waiting for a slot before 503
     chat_template: str | None = None  # path to a Jinja file overriding the model's template
+    tool_parser: str | None = None  # hermes, llama3, mistral, generic, none; detected from the template if unset
+    reasoning_parser: str | None = None  # qwen3 (<think>...</think>), none; detected from the template if unset
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "LLMOptions":

@@ -14,6 +14,8 @@ from .errors import ModelLoadError, ModelNotFound
 # task -> "module:Class"; imported on first use so that unused kinds cost nothing.
 SERVABLE_CLASSES: dict[str, str] = {
     "text_generation": "servables.llm:LLMServable",
+    "embeddings": "servables.embeddings:EmbeddingsServable",
+    "rerank": "servables.rerank:RerankServable",
     "image_generation": "servables.image:ImageServable",
     "tensor": "servables.tensor_model:TensorModel",
 }

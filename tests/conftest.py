@@ -6,6 +6,8 @@ import pytest
 
 from tests.server import ServerProcess
 
+pytest_plugins = ["tests.fixtures_embed"]
+
 LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 

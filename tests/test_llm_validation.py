@@ -43,6 +43,10 @@ CASES = [
     (CHAT, {"model": LLM, "messages": MSG, "logprobs": True, "top_logprobs": 3}, 400, "top_logprobs"),
     (CHAT, {"model": LLM, "messages": MSG, "logit_bias": {"1": 5}}, 400, "logit_bias"),
     (CHAT, {"model": LLM, "messages": MSG, "tools": []}, 400, "tools"),
+    (CHAT, {"model": LLM, "messages": MSG, "tool_choice": "required"}, 400, "tool_choice"),
+    (CHAT, {"model": LLM, "messages": MSG, "response_format": "json"}, 400, "response_format"),
+    (CHAT, {"model": LLM, "messages": MSG, "response_format": {"type": "yaml"}}, 400, "response_format"),
+    (CHAT, {"model": LLM, "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]}, 400, "name"),
     (CHAT, {"model": LLM, "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "only text input"),
     (CHAT, {"model": LLM, "messages": [{"role": "user", "content": "hello " * 9000}]}, 400,
@@ -54,6 +58,11 @@ CASES = [
     (COMPLETIONS, {"model": LLM, "prompt": "x", "logprobs": 3}, 400, "logprobs"),
     (COMPLETIONS, {"model": LLM, "prompt": "x", "suffix": "y"}, 400, "suffix"),
     (COMPLETIONS, {"model": LLM, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+    (COMPLETIONS, {"model": LLM, "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nope"}}}}}}, 400, "nope"),
+    ("/v3/responses", {"model": LLM}, 400, "input"),
+    ("/v3/responses", {"model": LLM, "input": "x", "max_output_tokens": 0}, 400, "max_tokens"),
+    ("/v3/tokenize", {"model": LLM}, 400, "text"),
 ]
 
 

@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from servables.structured_output import from_response_format
+
 from .generation import Choice, start_run, streaming_response, unary_response
 from .logprobs import completion_logprobs
 from .protocol import CompletionRequest
@@ -60,10 +62,11 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     if echo_only:
         body = body.model_copy(update={"max_tokens": None})
     params = body.to_sampling_params()
+    constraint = from_response_format(body.response_format)
     if isinstance(prompt, str):
-        job = servable.prepare_completion(prompt, params)
+        job = servable.prepare_completion(prompt, params, constraint)
     else:
-        job = servable.prepare_completion_ids(prompt, params)
+        job = servable.prepare_completion_ids(prompt, params, constraint)
     echo_text = servable.detokenize(job.input_ids) if body.echo and not isinstance(prompt, str) else (
         prompt if body.echo else "")
     if echo_only:

@@ -42,7 +42,9 @@ class ChoiceShape(Protocol):
     def first_delta(self, index: int) -> dict[str, Any] | None: ...
 
     def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
-                     finish_reason: str | None) -> dict[str, Any]: ...
+                     finish_reason: str | None) -> dict[str, Any] | None:
+        """One chunk's choice; None when there is nothing to send yet (a parser holds text back)."""
+        ...
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -88,7 +90,7 @@ async def start_run(request: Request, stream, model: str, shape: ChoiceShape, nu
     return run
 
 
-async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
+async def collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
     choices = {i: Choice(i) for i in range(run.num_choices)}
     async for event in run.all_events():
         if isinstance(event, Chunk):
@@ -109,7 +111,7 @@ async def _collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
 async def unary_response(request: Request, run: Run,
                          edit: Callable[[Choice], None] | None = None) -> Response:
     try:
-        choices, use = await unless_disconnected(request, _collect(run))
+        choices, use = await unless_disconnected(request, collect(run))
     finally:
         await run.events.aclose()
     note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
@@ -138,7 +140,8 @@ async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] |
         async for event in run.all_events():
             if isinstance(event, Chunk):
                 choice = shape.chunk_choice(event.index, event.text, event.token_ids, event.logprobs, None)
-                yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+                if choice is not None:
+                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
             elif isinstance(event, SequenceDone):
                 choice = shape.chunk_choice(event.index, "", [], None, event.finish_reason)
                 yield _sse(run.envelope(shape.object_chunk, [choice], **extra))

@@ -5,12 +5,14 @@ rejected with a 400 naming them, except the few OpenAI itself accepts and ignore
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
+from servables.tools import ToolRequest
 
 Number = Union[StrictInt, StrictFloat]
 
@@ -33,10 +35,89 @@ class ImagePart(BaseModel):
     image_url: Any = None
 
 
+class FunctionCall(_Strict):
+    name: StrictStr
+    arguments: Union[StrictStr, dict[str, Any]] = "{}"
+
+
+class ToolCallIn(_Strict):
+    """An assistant message's earlier tool call, sent back in the conversation."""
+
+    id: StrictStr | None = None
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def as_template(self) -> dict[str, Any]:
+        arguments: Any = self.function.arguments
+        if isinstance(arguments, str):  # templates iterate over arguments: give them the object
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                pass
+        call: dict[str, Any] = {"type": "function", "function": {"name": self.function.name, "arguments": arguments}}
+        if self.id is not None:
+            call["id"] = self.id
+        return call
+
+
+class FunctionDef(_Strict):
+    name: StrictStr = Field(min_length=1)
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+
+class ToolDef(_Strict):
+    """A function tool, nested (`{"type", "function": {...}}`, OpenAI) or flat (`{"type", "name", ...}`, as OVMS)."""
+
+    type: Literal["function"]
+    function: FunctionDef | None = None
+    name: StrictStr | None = Field(default=None, min_length=1)
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        function = self.function
+        if function is None:
+            if self.name is None:
+                raise InvalidRequest("Function object does not contain a valid name field", "tools")
+            function = FunctionDef(name=self.name, description=self.description, parameters=self.parameters,
+                                   strict=self.strict)
+        return {"type": "function", "function": function.model_dump(exclude_none=True)}
+
+
+class NamedFunction(_Strict):
+    name: StrictStr
+
+
+class NamedToolChoice(_Strict):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+ToolChoice = Union[Literal["none", "auto", "required"], NamedToolChoice]
+
+
+def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, parallel: bool | None) -> ToolRequest | None:
+    if not tools:
+        if choice not in (None, "none"):
+            raise InvalidRequest("tool_choice is only allowed when tools are specified", "tool_choice")
+        return None
+    if isinstance(choice, NamedToolChoice):
+        choice_value: Any = {"type": "function", "function": {"name": choice.function.name}}
+    else:
+        choice_value = choice or "auto"
+    return ToolRequest([t.as_dict() for t in tools], choice_value, parallel)
+
+
 class ChatMessage(_Strict):
     role: StrictStr
     content: Union[StrictStr, list[Union[TextPart, ImagePart]], None] = None
     name: StrictStr | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: StrictStr | None = None
+    reasoning_content: StrictStr | None = None
 
     def as_template_message(self) -> dict[str, Any]:
         content = self.content
@@ -49,6 +130,12 @@ class ChatMessage(_Strict):
         message: dict[str, Any] = {"role": self.role, "content": content or ""}
         if self.name is not None:
             message["name"] = self.name
+        if self.tool_calls:
+            message["tool_calls"] = [call.as_template() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        if self.reasoning_content:
+            message["reasoning_content"] = self.reasoning_content
         return message
 
 
@@ -72,6 +159,7 @@ class _GenerationRequest(_Strict):
     ignore_eos: StrictBool = False
     include_stop_str_in_output: StrictBool | None = None
     user: StrictStr | None = None  # accepted and ignored, as OpenAI does
+    response_format: dict[str, Any] | None = None
 
     def check_stream_options(self) -> None:
         if self.stream_options is not None and not self.stream:
@@ -100,6 +188,12 @@ class ChatCompletionRequest(_GenerationRequest):
     logprobs: StrictBool = False
     top_logprobs: StrictInt | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    tools: list[ToolDef] | None = Field(default=None, min_length=1)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
+
+    def tool_request(self) -> ToolRequest | None:
+        return tool_request(self.tools, self.tool_choice, self.parallel_tool_calls)
 
     def to_sampling_params(self) -> SamplingParams:
         if self.top_logprobs:

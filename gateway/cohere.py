@@ -1,0 +1,40 @@
+"""POST /rerank (Cohere v1 and v2, OVMS /v3): cross-encoders, or any embedding model by cosine."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from servables.errors import InvalidRequest
+
+from .cohere_protocol import RerankRequest
+from .request_context import note_model, note_usage
+
+router = APIRouter()
+PREFIXES = ("/v3", "/v1", "/v2", "/v3/v1", "/v3/v2")
+RERANK_KINDS = ("rerank", "embeddings")
+
+
+@router.post("/rerank")
+async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
+    deployment = request.app.state.manager.get(body.model)
+    note_model(request.scope, body.model)
+    servable = deployment.servable
+    if servable.kind not in RERANK_KINDS:
+        raise InvalidRequest(f"Model {body.model} is a {servable.kind} model and does not serve rerank", "model")
+    job = servable.prepare_rerank(body.query, body.texts(), body.max_chunks_per_doc, body.max_tokens_per_doc)
+    scores = servable.rerank_scores(job, await deployment.engine.run(job.items))
+    note_usage(request.scope, job.input_tokens, None)
+    order = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)[: body.top_n or len(scores)]
+    results = []
+    for index in order:
+        result: dict[str, Any] = {"index": index, "relevance_score": scores[index]}
+        if body.return_documents:
+            result["document"] = body.document_body(index)
+        results.append(result)
+    version = "2" if "/v2/" in request.url.path else "1"
+    return {"id": str(uuid.uuid4()), "results": results,
+            "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1},
+                     "tokens": {"input_tokens": job.input_tokens, "output_tokens": 0}}}

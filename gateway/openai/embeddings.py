@@ -1,0 +1,35 @@
+"""POST /embeddings: prepare on the servable, run through the model's batching engine, format."""
+from __future__ import annotations
+
+import base64
+import numpy as np
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.request_context import note_usage
+
+from .embeddings_protocol import EmbeddingsRequest
+from .resolve import resolve
+
+router = APIRouter()
+
+
+def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return vector.tolist()
+
+
+@router.post("/embeddings")
+async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+    deployment = resolve(request, body.model, "embeddings", "embeddings")
+    servable = deployment.servable
+    job = servable.prepare(body.inputs(), body.dimensions)
+    vectors = servable.finish(job, await deployment.engine.run(job.texts))
+    note_usage(request.scope, job.prompt_tokens, None)
+    data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
+            for i, v in enumerate(vectors)]
+    # a JSONResponse skips FastAPI's jsonable_encoder walk over every float
+    return JSONResponse({"object": "list", "data": data, "model": body.model,
+                         "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})

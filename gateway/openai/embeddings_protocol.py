@@ -1,0 +1,27 @@
+"""The OpenAI embeddings wire protocol as pydantic models (strict types, unknown fields are a 400)."""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+EmbeddingInput = Union[StrictStr, list[StrictStr], list[StrictInt], list[list[StrictInt]]]
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: StrictStr = Field(min_length=1)
+    input: EmbeddingInput
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = Field(default=None, gt=0)
+    user: StrictStr | None = None  # accepted and ignored, as OpenAI does
+
+    def inputs(self) -> list[str] | list[list[int]]:
+        """The inputs as a list: one string, strings, one token-id list, or token-id lists."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        if value and isinstance(value[0], int):
+            return [value]  # a single pre-tokenised input
+        return list(value)

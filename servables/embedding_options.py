@@ -1,0 +1,84 @@
+"""The embeddings and rerank node options (OVMS_REFERENCE 3.3) accepted in a config entry."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .config_file import ConfigError
+
+POOLINGS = ("CLS", "MEAN", "LAST")
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    device: str = "CPU"
+    plugin_config: dict[str, Any] = field(default_factory=dict)
+    max_batch_size: int = 32  # texts (or query-document pairs) per inference; 1 turns dynamic batching off
+    max_wait_ms: int = 5  # how long the first queued request waits for company
+    max_queue_size: int = 1024  # queued texts before 503
+    max_position_embeddings: int | None = None  # overrides the context length read from the model
+
+
+@dataclass(frozen=True)
+class EmbeddingsOptions(BatchingOptions):
+    pooling: str | None = None  # CLS | MEAN | LAST; None = from the sentence-transformers files, else CLS
+    normalize: bool = True
+    truncate: bool = False  # False: an input longer than the context is a 400
+    matryoshka_dimensions: list[int] | None = None  # output sizes the model was trained to truncate to
+    max_allowed_chunks: int = 10000  # when the model answers rerank
+
+
+@dataclass(frozen=True)
+class RerankOptions(BatchingOptions):
+    max_allowed_chunks: int = 10000
+
+
+_ALIASES = {"target_device": "device", "normalize_embeddings": "normalize"}
+_TYPES = {
+    "int": int, "bool": bool, "str": str, "dict[str, Any]": dict, "int | None": (int, type(None)),
+    "str | None": (str, type(None)), "list[int] | None": (list, type(None)),
+}
+
+
+def parse_options(cls: type, options: dict[str, Any], task: str) -> Any:
+    """Build `cls` from a config entry's options; unknown names and wrong types are ConfigErrors."""
+    known = {f.name: f for f in fields(cls)}
+    values = {_ALIASES.get(k, k): v for k, v in options.items()}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {task} option(s): {', '.join(unknown)}")
+    if isinstance(values.get("plugin_config"), str):
+        try:
+            values["plugin_config"] = json.loads(values["plugin_config"] or "{}")
+        except ValueError as exc:
+            raise ConfigError(f"option 'plugin_config' is not valid JSON: {exc}") from exc
+    for name, value in values.items():
+        annotation = known[name].type
+        if isinstance(value, bool) and annotation.startswith("int"):
+            raise ConfigError(f"option '{name}' must be an integer, got {value!r}")
+        if not isinstance(value, _TYPES[annotation]):
+            raise ConfigError(f"option '{name}' has the wrong type: {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"option '{name}' must not be negative, got {value}")
+    if values.get("max_batch_size", 1) < 1:
+        raise ConfigError("option 'max_batch_size' must be at least 1")
+    pooling = values.get("pooling")
+    if pooling is not None:
+        values["pooling"] = pooling.upper()
+        if values["pooling"] not in POOLINGS:
+            raise ConfigError(f"option 'pooling' must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    dims = values.get("matryoshka_dimensions")
+    if dims is not None and not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise ConfigError("option 'matryoshka_dimensions' must be a list of positive integers")
+    return cls(**values)
+
+
+def validate_embeddings(options: dict[str, Any]) -> EmbeddingsOptions:
+    """config_file.OPTION_VALIDATORS entry for task `embeddings`."""
+    return parse_options(EmbeddingsOptions, options, "embeddings")
+
+
+def validate_rerank(options: dict[str, Any]) -> RerankOptions:
+    """config_file.OPTION_VALIDATORS entry for task `rerank`."""
+    return parse_options(RerankOptions, options, "rerank")
