@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -473,3 +474,31 @@ def test_engine_calls_the_step_gate_before_every_denoising_step():
         engine.stop()
     assert result.steps == 5 and len(result.images) == 1
     assert gate_calls == [0, 1, 2, 3, 4]  # before step 1, 2, ... 5: never after the last one
+
+
+def test_config_reload_swaps_and_removes_an_image_model_without_failing_its_request(tmp_path):
+    def write(entries: list[dict]) -> None:
+        config.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+
+    config = tmp_path / "config.json"
+    base = {"name": MODEL, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 1000}
+    write([base])
+    server = ServerProcess("--config_path", str(config), "--file_system_poll_wait_seconds", "0",
+                           "--metrics_enable", log_name="images-reload").start()
+    slow = {"model": MODEL, "prompt": "a cat", "size": "32x32", "num_inference_steps": 300}
+    try:
+        with httpx.Client(base_url=server.url, timeout=600) as client, ThreadPoolExecutor(1) as pool:
+            for change in ([{**base, "default_num_inference_steps": 2}], []):  # changed, then removed
+                in_flight = pool.submit(client.post, GEN, json=slow)
+                wait_for(lambda: in_flight.done() or metric(client, "genai_requests_running") == 1)
+                write(change)
+                assert client.post("/v1/config/reload").status_code == 201
+                r = in_flight.result()
+                assert r.status_code == 200, r.text  # the old instance finished it before unloading
+                assert decode(r.json()["data"][0]["b64_json"]).size == (32, 32)
+                if change:
+                    r = client.post(GEN, json={"model": MODEL, "prompt": "a cat", "size": "16x16"})
+                    assert r.status_code == 200, r.text  # the new instance serves, with its new default steps
+            assert client.post(GEN, json={"model": MODEL, "prompt": "a"}).status_code == 404
+    finally:
+        server.stop()
