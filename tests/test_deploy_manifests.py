@@ -91,3 +91,12 @@ def test_dockerfile_is_slim_non_root_and_healthchecked():
     assert "gcc" not in runs and "build-essential" not in runs and "torch" not in runs
     cmd = json.loads(next(i["value"] for i in final if i["instruction"] == "CMD"))
     assert build_parser().parse_args(cmd).rest_bind_address == "0.0.0.0"
+
+
+def test_example_config_file_follows_the_config_schema():
+    from servables.config_file import ENTRY_SCHEMA, FILE_SCHEMA
+
+    document = json.loads((ROOT / "configs" / "example.json").read_text())
+    jsonschema.validate(document, FILE_SCHEMA)
+    for entry in document["model_config_list"]:
+        jsonschema.validate(entry, ENTRY_SCHEMA)
