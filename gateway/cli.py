@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "arrival order, fair = token streams first with weighted shares (default)")
     device.add_argument("--arbiter_starvation_ms", type=float, default=250.0,
                         help="fair: a unit that waited this long goes next whatever its class")
+    device.add_argument("--arbiter_overlap_ms", type=float, default=25.0,
+                        help="fair: a token step starts next to a background unit that has run this long")
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
@@ -236,7 +238,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = http_settings(args)
     from scheduler import arbiter
 
-    arbiter.configure(args.arbiter, args.arbiter_starvation_ms)
+    arbiter.configure(args.arbiter, args.arbiter_starvation_ms, args.arbiter_overlap_ms)
     manager = ModelManager()
     reloader = None
     try:

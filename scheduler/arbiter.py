@@ -10,7 +10,10 @@ embedding burst stretches every token step. The arbiter grants the device to one
 - `fair`: one unit at a time; the waiting lane with the lowest priority class goes first, and within
   a class, the lane with the least weighted device time (stride scheduling: a unit of d seconds
   costs a lane d / weight). A lane that has waited longer than `starvation_ms` goes next whatever
-  its class, so queued images and embeddings always progress.
+  its class, so queued images and embeddings always progress. Units cannot be interrupted, so when
+  a background unit (class >= 1) has held the device for `overlap_ms` (a long diffusion step), an
+  interactive unit (class 0) starts next to it instead of waiting for its end: token streams slow
+  down by the overlap but never stall behind a long unit.
 
 Defaults per engine kind (overridable per model in config.json with `priority` and `weight`):
 interactive LLM token streams class 0 weight 8; embeddings / rerank class 1 weight 2; images class 1
@@ -27,6 +30,7 @@ from typing import Iterator
 
 POLICIES = ("off", "fifo", "fair")
 IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
+STREAM_GAP_S = 0.01  # fair: an interactive lane that released less than this ago is between two steps
 KIND_DEFAULTS: dict[str, tuple[int, float]] = {
     "llm": (0, 8.0), "embeddings": (1, 2.0), "rerank": (1, 2.0), "image": (1, 1.0), "tensor": (1, 2.0),
 }
@@ -96,15 +100,16 @@ class _Waiter:
 
 
 class Arbiter:
-    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0) -> None:
+    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"arbiter policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.policy = policy
         self.starvation_s = starvation_ms / 1000.0
+        self.overlap_s = overlap_ms / 1000.0
         self._cond = threading.Condition()
         self._lanes: list[Lane] = []
         self._waiting: list[_Waiter] = []
-        self._busy = False
+        self._holders: dict[int, tuple[Lane, float]] = {}  # id(lane) -> (lane, since)
         self._tickets = itertools.count()
 
     def lane(self, name: str, kind: str, priority: int | None = None, weight: float | None = None) -> Lane:
@@ -133,6 +138,20 @@ class Arbiter:
             return min(starving, key=lambda w: w.since)
         return min(self._waiting, key=lambda w: (w.lane.priority, w.lane.vtime, w.ticket))
 
+    def _may_start(self, waiter: _Waiter, now: float) -> bool:
+        if not self._holders:
+            if self._next(now) is not waiter:
+                return False
+            if self.policy != "fair" or waiter.lane.priority == 0 or now - waiter.since > self.starvation_s:
+                return True
+            # a token stream between two steps is still streaming: background units wait for a real
+            # gap (or until they starve) instead of slipping in and delaying its next step
+            return all(now - lane._released_at > STREAM_GAP_S for lane in self._lanes if lane.priority == 0)
+        if self.policy != "fair" or waiter.lane.priority != 0:
+            return False
+        # an interactive unit does not wait behind a long background unit: it runs next to it
+        return all(lane.priority > 0 and now - since >= self.overlap_s for lane, since in self._holders.values())
+
     def _acquire(self, lane: Lane) -> None:
         started = time.monotonic()
         if self.policy == "off":
@@ -150,14 +169,14 @@ class Arbiter:
                 lane.vtime = max(lane.vtime, min(active))
             self._waiting.append(waiter)
             lane.stats.waiting += 1
-            while self._busy or self._next(time.monotonic()) is not waiter:
-                self._cond.wait(self.starvation_s)
+            while not self._may_start(waiter, time.monotonic()):
+                self._cond.wait(min(self.starvation_s, self.overlap_s, STREAM_GAP_S))
             self._waiting.remove(waiter)
-            self._busy = True
             lane.stats.waiting -= 1
             lane.stats.running += 1
             now = time.monotonic()
             lane.stats.wait_seconds += now - started
+            self._holders[id(lane)] = (lane, now)
         lane._held = True
         lane._held_since = now
 
@@ -172,17 +191,17 @@ class Arbiter:
             lane.vtime += elapsed / lane.weight
             lane._released_at = now
             if self.policy != "off":
-                self._busy = False
+                self._holders.pop(id(lane), None)
                 self._cond.notify_all()
 
 
 _arbiter = Arbiter("off")
 
 
-def configure(policy: str, starvation_ms: float = 250.0) -> Arbiter:
+def configure(policy: str, starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> Arbiter:
     """Install the process-wide arbiter (call before models load)."""
     global _arbiter
-    _arbiter = Arbiter(policy, starvation_ms)
+    _arbiter = Arbiter(policy, starvation_ms, overlap_ms)
     return _arbiter
 
 

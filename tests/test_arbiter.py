@@ -147,3 +147,27 @@ def test_off_lets_units_overlap():
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="fifo"):
         Arbiter("random")
+
+
+def test_fair_lets_a_token_step_run_next_to_a_long_background_unit():
+    arbiter = Arbiter("fair", starvation_ms=60_000, overlap_ms=10)
+    image, embed, chat = arbiter.lane("image", "image"), arbiter.lane("embed", "embeddings"), arbiter.lane("chat", "llm")
+    image.acquire()  # a long diffusion step that cannot be interrupted
+    chat_done, embed_started = threading.Event(), threading.Event()
+    threading.Thread(target=lambda: (chat.acquire(), chat.release(), chat_done.set())).start()
+    threading.Thread(target=lambda: (embed.acquire(), embed_started.set(), embed.release())).start()
+    assert chat_done.wait(5)  # the token step did not wait for the image step to end
+    assert not embed_started.wait(0.2)  # another background unit still waits its turn
+    image.release()
+    assert embed_started.wait(5)
+
+
+def test_fifo_never_overlaps_even_behind_a_long_unit():
+    arbiter = Arbiter("fifo", overlap_ms=1)
+    image, chat = arbiter.lane("image", "image"), arbiter.lane("chat", "llm")
+    image.acquire()
+    done = threading.Event()
+    threading.Thread(target=lambda: (chat.acquire(), chat.release(), done.set())).start()
+    assert not done.wait(0.2)
+    image.release()
+    assert done.wait(5)
