@@ -99,8 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--image-steps", type=int, default=50)
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-steps", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--policies", nargs="+", default=["off", "fifo", "fair"])
     parser.add_argument("--background-threads", type=int, default=0,
                         help="INFERENCE_NUM_THREADS for the image and embedding models (0: OpenVINO's default)")
