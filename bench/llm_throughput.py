@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import threading
 import time
 from dataclasses import dataclass
 
-from common import median, pct, print_table  # noqa: E402  (also puts the repo on sys.path)
+from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402

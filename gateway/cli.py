@@ -147,8 +147,6 @@ def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
     """CLI scheduler knobs are defaults for every text_generation entry of a config file."""
-    from servables.base import ModelSpec
-
     if spec.task != "text_generation" or not llm_defaults:
         return spec
     return replace(spec, options={**llm_defaults, **spec.options})

@@ -6,13 +6,10 @@ exported with optimum-intel. Both are built once into ~/.cache/genai-gateway (te
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -27,6 +24,8 @@ SERIAL_QUEUE = 8
 CROSS_ENCODER = "tiny-cross-encoder"
 CE_CONTEXT = 64
 CE_MAX_CHUNKS = 8
+from tests.model_cache import cached  # noqa: E402
+
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 TINY_CE_PARAMS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -41,24 +40,7 @@ def minilm_source() -> Path:
 
 
 def cached_test_model(name: str, params: dict, build) -> Path:
-    """~/.cache/genai-gateway/test-models/<name>-<hash>: built by `build(folder)` once, renamed into place."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    root = Path(os.environ.get("GENAI_GATEWAY_CACHE") or Path.home() / ".cache" / "genai-gateway") / "test-models"
-    target = root / f"{name}-{digest}"
-    if (target / "openvino_model.xml").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=root))
-    try:
-        build(work / "model")
-        try:
-            os.rename(work / "model", target)
-        except OSError:
-            if not (target / "openvino_model.xml").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+    return cached(name, params, build)
 
 
 def build_tiny_cross_encoder(out: Path) -> None:

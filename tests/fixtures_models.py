@@ -1,15 +1,10 @@
 """Test models built on the fly and cached in ~/.cache/genai-gateway/test-models/<name>-<hash>."""
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Callable
 
-CACHE = Path(os.environ.get("GENAI_GATEWAY_TEST_MODELS", Path.home() / ".cache/genai-gateway/test-models"))
+from tests.model_cache import cached  # noqa: E402
+
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -20,26 +15,6 @@ CORPUS = [
     "What is the capital of France? Paris is the capital of France.", "Count to ten: one two three four five.",
     "Hello, how are you today? I am fine, thank you.", "OpenVINO runs models on CPUs, GPUs and NPUs.",
 ] * 20
-
-
-def cached(name: str, params: dict, build: Callable[[Path], None]) -> Path:
-    """Build once into a temp dir, then rename atomically into the cache."""
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    target = CACHE / f"{name}-{key}"
-    if target.is_dir():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=CACHE))
-    try:
-        build(work)
-        try:
-            os.replace(work, target)
-        except OSError:  # built concurrently by another run
-            shutil.rmtree(work, ignore_errors=True)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 TINY_LLAMA = {"vocab_size": 400, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

@@ -7,17 +7,14 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-CACHE = Path(os.environ.get("GENAI_GATEWAY_TEST_MODELS", Path.home() / ".cache/genai-gateway/test-models"))
+from tests.model_cache import cached  # noqa: E402
+
 W = np.arange(12, dtype=np.float32).reshape(4, 3) - 5
 B = np.array([1, -2, 3], dtype=np.float32)
 BUILDER_VERSION = 1
@@ -28,21 +25,7 @@ def dense_expected(x: np.ndarray, version: int) -> np.ndarray:
 
 
 def _cached(name: str, params: dict, build: Callable[[Path], None]) -> Path:
-    digest = hashlib.sha256(json.dumps({**params, "v": BUILDER_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
-    target = CACHE / f"{name}-{digest}"
-    if target.exists():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".{name}-"))
-    try:
-        build(tmp)
-        os.rename(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return cached(name, {**params, "v": BUILDER_VERSION}, build)
 
 
 def _dense_onnx(path: Path, version: int) -> None:
