@@ -1,11 +1,11 @@
 """The embeddings and rerank node options (OVMS_REFERENCE 3.3) accepted in a config entry."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config_file import ConfigError
+from .options import option_values
 
 POOLINGS = ("CLS", "MEAN", "LAST")
 
@@ -34,33 +34,9 @@ class RerankOptions(BatchingOptions):
     max_allowed_chunks: int = 10000
 
 
-_ALIASES = {"target_device": "device", "normalize_embeddings": "normalize"}
-_TYPES = {
-    "int": int, "bool": bool, "str": str, "dict[str, Any]": dict, "int | None": (int, type(None)),
-    "str | None": (str, type(None)), "list[int] | None": (list, type(None)),
-}
-
-
 def parse_options(cls: type, options: dict[str, Any], task: str) -> Any:
     """Build `cls` from a config entry's options; unknown names and wrong types are ConfigErrors."""
-    known = {f.name: f for f in fields(cls)}
-    values = {_ALIASES.get(k, k): v for k, v in options.items()}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"unknown {task} option(s): {', '.join(unknown)}")
-    if isinstance(values.get("plugin_config"), str):
-        try:
-            values["plugin_config"] = json.loads(values["plugin_config"] or "{}")
-        except ValueError as exc:
-            raise ConfigError(f"option 'plugin_config' is not valid JSON: {exc}") from exc
-    for name, value in values.items():
-        annotation = known[name].type
-        if isinstance(value, bool) and annotation.startswith("int"):
-            raise ConfigError(f"option '{name}' must be an integer, got {value!r}")
-        if not isinstance(value, _TYPES[annotation]):
-            raise ConfigError(f"option '{name}' has the wrong type: {value!r}")
-        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"option '{name}' must not be negative, got {value}")
+    values = option_values(cls, options, task, {"normalize_embeddings": "normalize"})
     if values.get("max_batch_size", 1) < 1:
         raise ConfigError("option 'max_batch_size' must be at least 1")
     pooling = values.get("pooling")

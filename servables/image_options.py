@@ -1,12 +1,12 @@
 """The image generation node options (OVMS_REFERENCE 3.3) accepted in a config entry."""
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config_file import ConfigError
+from .options import option_values
 
 SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 
@@ -35,21 +35,7 @@ class ImageOptions:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "ImageOptions":
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known) - {"target_device"})
-        if unknown:
-            raise ConfigError(f"unknown image_generation option(s): {', '.join(unknown)}")
-        values = dict(options)
-        if "target_device" in values:  # OVMS spells it both ways
-            values.setdefault("device", values.pop("target_device"))
-        if isinstance(values.get("plugin_config"), str):
-            try:
-                values["plugin_config"] = json.loads(values["plugin_config"] or "{}")
-            except ValueError as exc:
-                raise ConfigError(f"option 'plugin_config' is not valid JSON: {exc}") from exc
-        for name, value in values.items():
-            _check_type(name, value, known[name].type)
-        result = cls(**values)
+        result = cls(**option_values(cls, options, "image_generation"))
         result._check()
         return result
 
@@ -91,12 +77,3 @@ class ImageOptions:
 def _positive_size(text: str) -> bool:
     size = parse_size(text)
     return size is not None and size[0] > 0 and size[1] > 0
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    expected = {"int": int, "str": str, "dict[str, Any]": dict, "str | None": (str, type(None)),
-                "int | None": (int, type(None)), "float | None": (int, float, type(None))}[annotation]
-    if isinstance(value, bool) and annotation != "str | None":
-        raise ConfigError(f"option '{name}' must be an integer, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"option '{name}' has the wrong type: {value!r}")

@@ -1,11 +1,10 @@
 """The LLM node options (OVMS_REFERENCE 3.3) accepted in a config entry or on the CLI."""
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from .config_file import ConfigError
+from .options import option_values
 
 
 @dataclass(frozen=True)
@@ -26,31 +25,4 @@ class LLMOptions:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "LLMOptions":
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(options) - set(known) - {"target_device"})
-        if unknown:
-            raise ConfigError(f"unknown text_generation option(s): {', '.join(unknown)}")
-        values = dict(options)
-        if "target_device" in values:  # OVMS spells it both ways
-            values.setdefault("device", values.pop("target_device"))
-        if isinstance(values.get("plugin_config"), str):
-            try:
-                values["plugin_config"] = json.loads(values["plugin_config"] or "{}")
-            except ValueError as exc:
-                raise ConfigError(f"option 'plugin_config' is not valid JSON: {exc}") from exc
-        for name, value in values.items():
-            _check_type(name, value, known[name].type)
-        return cls(**values)
-
-
-def _check_type(name: str, value: Any, annotation: str) -> None:
-    expected = {
-        "int": int, "bool": bool, "str": str, "dict[str, Any]": dict,
-        "int | None": (int, type(None)), "str | None": (str, type(None)),
-    }[annotation]
-    if isinstance(value, bool) and annotation.startswith("int"):
-        raise ConfigError(f"option '{name}' must be an integer, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"option '{name}' has the wrong type: {value!r}")
-    if annotation.startswith("int") and value is not None and value < 0:
-        raise ConfigError(f"option '{name}' must not be negative, got {value}")
+        return cls(**option_values(cls, options, "text_generation"))
