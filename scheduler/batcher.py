@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 
 from .arbiter import lane_for
+from .bridge import settle_future
 
 log = logging.getLogger(__name__)
 
@@ -213,16 +214,4 @@ class BatchingEngine:
 
 def _deliver(request: _Request, result: Any = None, error: Exception | None = None) -> None:
     """The thread -> asyncio handoff: settle the request's future on its own event loop."""
-
-    def _settle() -> None:
-        if request.future.done():
-            return
-        if error is not None:
-            request.future.set_exception(error)
-        else:
-            request.future.set_result(result)
-
-    try:
-        request.loop.call_soon_threadsafe(_settle)
-    except RuntimeError:  # loop closed during shutdown: nobody is listening any more
-        pass
+    settle_future(request.loop, request.future, result, error)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 from .events import Event, Failed, RequestDone
 
@@ -51,5 +51,23 @@ def deliver_batch(loop: asyncio.AbstractEventLoop, batch: list[tuple[RequestStre
 
     try:
         loop.call_soon_threadsafe(_deliver)
+    except RuntimeError:  # loop closed during shutdown: nobody is listening any more
+        pass
+
+
+def settle_future(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: Any = None,
+                  error: BaseException | None = None) -> None:
+    """From a worker thread: complete `future` on its own event loop (unless its awaiting task is gone)."""
+
+    def _settle() -> None:
+        if future.done():  # the awaiting task was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    try:
+        loop.call_soon_threadsafe(_settle)
     except RuntimeError:  # loop closed during shutdown: nobody is listening any more
         pass

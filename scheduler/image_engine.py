@@ -22,6 +22,7 @@ from servables.errors import InferenceError, ModelUnavailable, Overloaded, Servi
 from servables.image import ImageJob, ImageServable
 
 from .arbiter import lane_for
+from .bridge import settle_future
 from .telemetry import sink
 
 log = logging.getLogger(__name__)
@@ -212,18 +213,10 @@ class ImageEngine:
 
     @staticmethod
     def _deliver(entry: _Job, outcome: ImageResult | Exception) -> None:
-        def _set() -> None:
-            if entry.future.done():  # the awaiting task was cancelled
-                return
-            if isinstance(outcome, Exception):
-                entry.future.set_exception(outcome)
-            else:
-                entry.future.set_result(outcome)
-
-        try:
-            entry.loop.call_soon_threadsafe(_set)
-        except RuntimeError:  # loop closed during shutdown: nobody is listening any more
-            pass
+        if isinstance(outcome, Exception):
+            settle_future(entry.loop, entry.future, error=outcome)
+        else:
+            settle_future(entry.loop, entry.future, outcome)
 
     def _shutdown(self) -> None:
         with self._cond:

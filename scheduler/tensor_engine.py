@@ -34,6 +34,8 @@ from servables.errors import InferenceError, ModelUnavailable, Overloaded, Servi
 from servables.tensor import TensorServable
 from servables.tensor_model import TensorModel
 
+from .bridge import settle_future
+
 log = logging.getLogger(__name__)
 
 INLINE_MAX_SECONDS = 0.0002  # run on the event loop when inference takes less than this
@@ -56,18 +58,7 @@ class EngineStats:
 
 
 def _resolve(job: _Job, result: object = None, error: Exception | None = None) -> None:
-    def _set() -> None:
-        if job.future.done():
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
-
-    try:
-        job.loop.call_soon_threadsafe(_set)
-    except RuntimeError:  # loop closed during shutdown
-        pass
+    settle_future(job.loop, job.future, result, error)
 
 
 class TensorEngine:
