@@ -121,14 +121,14 @@ def main() -> None:
             for round_ in range(args.rounds):
                 for concurrency in (1, 4):
                     measures = [
-                        (f"pipeline c={concurrency}", os.getpid(), lambda: direct.run(concurrency, args.requests)),
+                        (f"pipeline c={concurrency}", os.getpid(), lambda c=concurrency: direct.run(c, args.requests)),
                         (f"server   c={concurrency}", server.proc.pid,
-                         lambda: server_run(server.url, args, concurrency, args.requests))]
+                         lambda c=concurrency: server_run(server.url, args, c, args.requests))]
                     for name, pid, run in measures[:: 1 if round_ % 2 == 0 else -1]:  # alternate who goes first
                         results.setdefault(name, []).append(measured(run, pid, args.requests))
                 batches = max(1, args.requests // 4)
                 results.setdefault("pipeline batched n=4", []).append(
-                    measured(lambda: direct.run(1, batches, n=4), os.getpid(), batches * 4))
+                    measured(lambda b=batches: direct.run(1, b, n=4), os.getpid(), batches * 4))
         finally:
             server.stop()
 

@@ -14,12 +14,11 @@ import json
 import time
 from dataclasses import dataclass
 
-from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
-
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
+from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
 
 from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
@@ -167,7 +166,7 @@ def main() -> None:
               f"{args.requests_per_worker} requests per worker, median of {args.repeats} round(s)")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms"], rows)
         print()
-        for c, ratio, remote_tps, _ in ratios:
+        for c, ratio, _remote_tps, _ in ratios:
             print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x")
         by_c = {c: tps for c, _, tps, _ in ratios}
         if 1 in by_c and 16 in by_c:

@@ -19,11 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import pct, print_table  # noqa: E402  (puts the repo on sys.path)
-
 import httpx  # noqa: E402
-
+from common import pct, print_table  # noqa: E402  (puts the repo on sys.path)
 from llm_throughput import Sample, _one_stream  # noqa: E402
+
 from servables.sources import DEFAULT_EMBEDDINGS_NAME, DEFAULT_LLM_NAME, default_embeddings_dir, packaged_gguf  # noqa: E402
 from tests.fixtures_image import ensure_tiny_sd  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402

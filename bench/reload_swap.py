@@ -52,7 +52,7 @@ def run(url: str, during=None) -> tuple[float, float, float]:
     started = time.monotonic()
     results = asyncio.run(main())
     elapsed = time.monotonic() - started
-    gaps = [b - a for stamps in results for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for stamps in results for a, b in zip(stamps, stamps[1:], strict=False)]
     return statistics.median(gaps) * 1000, max(gaps) * 1000, STREAMS * TOKENS / elapsed
 
 

@@ -16,9 +16,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from common import pct, print_table  # noqa: E402
-
 import httpx  # noqa: E402
+from common import pct, print_table  # noqa: E402
 
 from servables.sources import DEFAULT_LLM_NAME  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402

@@ -1,7 +1,7 @@
 """The Cohere rerank wire protocol (v1 and v2 request shapes) as pydantic models."""
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -13,7 +13,7 @@ class RerankRequest(BaseModel):
 
     model: StrictStr = Field(min_length=1)
     query: StrictStr
-    documents: list[Union[StrictStr, dict[str, Any]]]  # objects: `text` is scored, the rest returned as given
+    documents: list[StrictStr | dict[str, Any]]  # objects: `text` is scored, the rest returned as given
     top_n: StrictInt | None = Field(default=None, gt=0)
     return_documents: StrictBool = False
     rank_fields: list[StrictStr] | None = None

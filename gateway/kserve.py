@@ -18,8 +18,8 @@ from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import datatype_of_array
 
 from . import tensor_codec as codec
-from .request_context import note_model_version
 from . import tensor_service as service
+from .request_context import note_model_version
 from .tensor_errors import TensorAPIRoute
 
 router = APIRouter(route_class=TensorAPIRoute)

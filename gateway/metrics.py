@@ -6,14 +6,13 @@ from the engines through scheduler.telemetry; engine gauges are read at scrape t
 from __future__ import annotations
 
 import re
-
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -64,7 +63,7 @@ def select_families(metrics_enable: bool, metrics_list: Iterable[str] | None) ->
 class _Noop:
     """Stands in for a family that is not selected."""
 
-    def labels(self, *args, **kwargs) -> "_Noop":
+    def labels(self, *args, **kwargs) -> _Noop:
         return self
 
     def inc(self, *args) -> None: ...

@@ -1,7 +1,8 @@
 """What a route tells the observability middleware about its request (kept in the ASGI scope state)."""
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 
 def _state(scope: MutableMapping[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Every decoding error is an `InvalidRequest` that names the tensor.
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -6,7 +6,7 @@ body with the status of the error class (404 unknown model/version, 400 invalid 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request

@@ -20,9 +20,9 @@ from servables.errors import InvalidRequest, ModelNotFound, ServingError
 from servables.tensor import TensorInfo
 
 from . import tensor_codec as codec
-from .request_context import note_model_version
 from . import tensor_service as service
 from .openai.models import model_object
+from .request_context import note_model_version
 from .tensor_errors import tensor_error_response
 
 router = APIRouter()

@@ -24,9 +24,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 POLICIES = ("off", "fifo", "fair")
 IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
@@ -49,7 +49,7 @@ class LaneStats:
 class Lane:
     """One engine's place in the arbiter's queue."""
 
-    arbiter: "Arbiter"
+    arbiter: Arbiter
     name: str
     kind: str
     priority: int

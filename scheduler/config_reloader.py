@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from servables.base import ModelSpec
 from servables.config_file import ConfigError, read_config

@@ -15,8 +15,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 from servables.image import ImageJob, ImageServable
@@ -65,7 +65,7 @@ class _Job:
 class ImageTicket:
     """A submitted job. `await ticket.result()`; cancelling the awaiting task cancels the job."""
 
-    def __init__(self, job: _Job, engine: "ImageEngine"):
+    def __init__(self, job: _Job, engine: ImageEngine):
         self._job = job
         self._engine = engine
 

@@ -207,7 +207,7 @@ class LLMEngine:
                 finished.append(request)
         texts = decode_steps(self._tok, [p[2] for p in pending], [p[5] for p in pending])
         events: dict[int, list[Event]] = {}
-        for (request, index, _seq, new_ids, logprobs, final), text in zip(pending, texts):
+        for (request, index, _seq, new_ids, logprobs, final), text in zip(pending, texts, strict=False):
             bucket = events.setdefault(request.id, [])
             if text or logprobs:
                 bucket.append(Chunk(index, text, new_ids, logprobs))

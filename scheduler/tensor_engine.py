@@ -116,7 +116,8 @@ class TensorEngine:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} version {self.servable.version} is unloading")
             inline = (self._samples >= _MIN_SAMPLES and self._waiting == 0
-                      and self._seconds_per_element * _elements(inputs) < INLINE_MAX_SECONDS and self._running == 0 and not self.servable.auto_shape)
+                      and self._seconds_per_element * _elements(inputs) < INLINE_MAX_SECONDS
+                      and self._running == 0 and not self.servable.auto_shape)
             if not inline:
                 if self._waiting - max(0, len(self._threads) - self._running) >= self._max_queue:
                     raise Overloaded(f"Model {self.servable.name} has {self._waiting} requests waiting; retry later")

@@ -2,8 +2,9 @@
 fold chunk scores back into one score per document (the max over its chunks)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import InvalidRequest
 
@@ -27,7 +28,7 @@ class RerankJob:
 
     def max_per_document(self, chunk_scores: Sequence[float]) -> list[float]:
         scores = [float("-inf")] * self.num_documents
-        for doc, score in zip(self.chunk_doc, chunk_scores):
+        for doc, score in zip(self.chunk_doc, chunk_scores, strict=False):
             scores[doc] = max(scores[doc], float(score))
         return scores
 
@@ -56,7 +57,7 @@ def chunk_documents(documents: Sequence[str], encode_many: Callable[[list[str]],
     texts: list[str] = []
     owners: list[int] = []
     total = 0
-    for index, (document, ids) in enumerate(zip(documents, encode_many(list(documents)))):
+    for index, (document, ids) in enumerate(zip(documents, encode_many(list(documents)), strict=False)):
         if max_tokens_per_doc is not None and len(ids) > max_tokens_per_doc:
             ids = ids[:max_tokens_per_doc]
             document = decode(ids)

@@ -7,8 +7,8 @@ in one batched tokenizer call.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import openvino_genai as ov_genai
 

@@ -8,8 +8,9 @@ query and document embeddings): `prepare_rerank` / `rerank_scores`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import openvino_genai as ov_genai
@@ -104,7 +105,7 @@ class EmbeddingsServable:
         """Token ids of each text (no special tokens), from one batched tokenizer call."""
         encoded = self.tokenizer.encode(texts, add_special_tokens=False)
         ids, mask = encoded.input_ids.data, encoded.attention_mask.data.astype(bool)
-        return [row[keep].tolist() for row, keep in zip(ids, mask)]
+        return [row[keep].tolist() for row, keep in zip(ids, mask, strict=False)]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -141,7 +142,7 @@ class EmbeddingsServable:
         suspects = [i for i, t in enumerate(texts) if len(t.encode()) + SPECIAL_TOKENS_BOUND > self.max_model_len]
         if not suspects:
             return
-        for index, count in zip(suspects, self.count_tokens([texts[i] for i in suspects])):
+        for index, count in zip(suspects, self.count_tokens([texts[i] for i in suspects]), strict=False):
             if count > self.max_model_len:
                 raise InvalidRequest(
                     f"input[{index}] has {count} tokens, longer than allowed {self.max_model_len} "
@@ -164,7 +165,7 @@ class EmbeddingsServable:
         """One batched inference; called by the engine's worker thread. Returns (vector, tokens) per text."""
         counts = [min(c, self.max_model_len) for c in self.count_tokens(texts)]
         vectors = np.asarray(self.pipeline.embed_documents(texts), dtype=np.float32)
-        return list(zip(vectors, counts))
+        return list(zip(vectors, counts, strict=False))
 
     def finish(self, job: EmbedJob, outputs: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
         """Stack the job's vectors (and record its token counts); cut to `dimensions` when asked."""

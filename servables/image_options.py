@@ -34,7 +34,7 @@ class ImageOptions:
     max_upload_bytes: int = 50 * 1024 * 1024  # per uploaded file (image or mask) on images/edits
 
     @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> "ImageOptions":
+    def from_dict(cls, options: dict[str, Any]) -> ImageOptions:
         result = cls(**option_values(cls, options, "image_generation"))
         result._check()
         return result

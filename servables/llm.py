@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import openvino as ov
 import openvino_genai as ov_genai
@@ -113,7 +114,8 @@ class LLMServable:
         self.tokenizer = self.pipeline.get_tokenizer()
         self.max_model_len = read_context_length(path)
         self.has_generation_config = (model_dir / "generation_config.json").is_file() and path.is_dir()
-        template_file = Path(self.options.chat_template) if self.options.chat_template else model_dir / "chat_template.jinja"
+        template = self.options.chat_template
+        template_file = Path(template) if template else model_dir / "chat_template.jinja"
         if not template_file.is_absolute():
             template_file = model_dir / template_file
         if template_file.is_file():

@@ -24,5 +24,5 @@ class LLMOptions:
     reasoning_parser: str | None = None  # qwen3 (<think>...</think>), none; detected from the template if unset
 
     @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> "LLMOptions":
+    def from_dict(cls, options: dict[str, Any]) -> LLMOptions:
         return cls(**option_values(cls, options, "text_generation"))

@@ -8,8 +8,9 @@ requests; pairs that share a query go to the pipeline in one call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from itertools import groupby
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import openvino_genai as ov_genai
 
@@ -88,7 +89,7 @@ class RerankServable:
         """Token ids of each text (no special tokens), from one batched tokenizer call."""
         encoded = self.tokenizer.encode(texts, add_special_tokens=False)
         ids, mask = encoded.input_ids.data, encoded.attention_mask.data.astype(bool)
-        return [row[keep].tolist() for row, keep in zip(ids, mask)]
+        return [row[keep].tolist() for row, keep in zip(ids, mask, strict=False)]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

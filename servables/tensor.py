@@ -76,7 +76,7 @@ class TensorOptions:
     max_queue_size: int = 1024
 
     @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> "TensorOptions":
+    def from_dict(cls, options: dict[str, Any]) -> TensorOptions:
         batch = options.get("batch_size")
         if batch is not None and batch != "auto" and not (isinstance(batch, int) and batch >= 0):
             batch = str(batch)

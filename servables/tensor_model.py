@@ -30,7 +30,7 @@ class VersionPolicy:
     versions: tuple[int, ...] = ()
 
     @classmethod
-    def parse(cls, value: Any) -> "VersionPolicy":
+    def parse(cls, value: Any) -> VersionPolicy:
         if value is None:
             return cls()
         if not isinstance(value, dict) or len(value) != 1:

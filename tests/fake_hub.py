@@ -48,7 +48,7 @@ class FakeHub:
             digest.update(f"{name}:{(self.repos[repo_id] / name).stat().st_size};".encode())
         return digest.hexdigest()
 
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         self._thread.start()
         return self
 

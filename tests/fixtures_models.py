@@ -5,7 +5,6 @@ from pathlib import Path
 
 from tests.model_cache import cached  # noqa: E402
 
-
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

@@ -23,7 +23,8 @@ class ServerProcess:
     def __init__(self, *args: str, log_name: str = "server", env: dict[str, str] | None = None):
         self.port = free_port()
         self.args = ["serve", "--rest_port", str(self.port), *args]
-        self.log_path = Path(os.environ.get("PYTEST_SERVER_LOG_DIR", "/tmp")) / f"genai-gateway-{log_name}-{self.port}.log"
+        log_dir = Path(os.environ.get("PYTEST_SERVER_LOG_DIR", "/tmp"))
+        self.log_path = log_dir / f"genai-gateway-{log_name}-{self.port}.log"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
@@ -31,7 +32,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 300.0) -> "ServerProcess":
+    def start(self, timeout: float = 300.0) -> ServerProcess:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *self.args], cwd=ROOT, stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env)

@@ -151,7 +151,8 @@ def test_unknown_policy_is_refused():
 
 def test_fair_lets_a_token_step_run_next_to_a_long_background_unit():
     arbiter = Arbiter("fair", starvation_ms=60_000, overlap_ms=10)
-    image, embed, chat = arbiter.lane("image", "image"), arbiter.lane("embed", "embeddings"), arbiter.lane("chat", "llm")
+    image, embed = arbiter.lane("image", "image"), arbiter.lane("embed", "embeddings")
+    chat = arbiter.lane("chat", "llm")
     image.acquire()  # a long diffusion step that cannot be interrupted
     chat_done, embed_started = threading.Event(), threading.Event()
     threading.Thread(target=lambda: (chat.acquire(), chat.release(), chat_done.set())).start()

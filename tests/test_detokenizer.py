@@ -38,6 +38,6 @@ def test_several_sequences_decode_in_one_batch(tokenizer):
         for i in active:
             seqs[i].ids.append(ids[i][position])
         pieces = decode_steps(tokenizer, [seqs[i] for i in active], [position == len(ids[i]) - 1 for i in active])
-        for i, piece in zip(active, pieces):
+        for i, piece in zip(active, pieces, strict=False):
             outs[i] += piece
     assert outs == texts

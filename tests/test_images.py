@@ -490,7 +490,7 @@ def test_config_reload_swaps_and_removes_an_image_model_without_failing_its_requ
         with httpx.Client(base_url=server.url, timeout=600) as client, ThreadPoolExecutor(1) as pool:
             for change in ([{**base, "default_num_inference_steps": 2}], []):  # changed, then removed
                 in_flight = pool.submit(client.post, GEN, json=slow)
-                wait_for(lambda: in_flight.done() or metric(client, "genai_requests_running") == 1)
+                wait_for(lambda in_flight=in_flight: in_flight.done() or metric(client, "genai_requests_running") == 1)
                 write(change)
                 assert client.post("/v1/config/reload").status_code == 201
                 r = in_flight.result()

@@ -42,7 +42,8 @@ def test_tool_choice_required_always_yields_a_valid_call(client, seed):
 
 
 def test_named_function_is_the_one_called(client):
-    r = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+    weather = [{"role": "user", "content": "What's the weather in Paris?"}]
+    r = client.chat.completions.create(model=LLM, messages=weather,
                                        tools=TOOLS, tool_choice={"type": "function", "function": {"name": "add"}},
                                        max_tokens=80, temperature=0)
     calls = r.choices[0].message.tool_calls

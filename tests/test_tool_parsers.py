@@ -17,14 +17,14 @@ RECORDED = [
     ("generic", '{\n  "tool_calls": [\n    {\n      "name": "get_weather",\n      "arguments": {\n        "city": '
                 '"Paris"\n      },\n      "id": "call_1___"\n    }\n  ]\n}', "", [("get_weather", {"city": "Paris"})]),
     ("generic", '{"name": "add", "arguments": {"a": 3, "b": 10}}', "", [("add", {"a": 3, "b": 10})]),
-    ("generic", '{\n  "tool_response": {\n    "content": "sunny"\n}', '{\n  "tool_response": {\n    "content": "sunny"\n}',
-     []),
+    ("generic", '{\n  "tool_response": {\n    "content": "sunny"\n}',
+     '{\n  "tool_response": {\n    "content": "sunny"\n}', []),
     ("generic", "The weather in Paris is sunny.", "The weather in Paris is sunny.", []),
     # Qwen 2.5 / Hermes
     ("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>',
      "", [("get_weather", {"city": "Paris", "unit": "celsius"})]),
-    ("hermes", 'I will check both.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-               '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Berlin"}}\n</tool_call>',
+    ("hermes", 'I will check both.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}'
+               '\n</tool_call>\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Berlin"}}\n</tool_call>',
      "I will check both.\n", [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Berlin"})]),
     ("hermes", 'Use <b>tags</b> freely: 3 < 4.', "Use <b>tags</b> freely: 3 < 4.", []),
     ("hermes", '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>', "", [("get_time", {})]),
@@ -44,7 +44,7 @@ RECORDED = [
 def _stream(parser: str, text: str, cuts: list[int]):
     processor = OutputProcessor(None, PARSERS[parser]())
     content, deltas, bounds = "", [], [0, *cuts, len(text)]
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         out = processor.feed(text[start:end])
         content += out.content
         deltas += out.tool_calls

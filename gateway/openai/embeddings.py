@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+
 import numpy as np
 from fastapi import APIRouter
 from starlette.requests import Request

@@ -10,7 +10,7 @@ def _safe(value: float) -> float | None:
 
 def chat_logprobs(tokenizer, token_ids: list[int], logprobs: list[float]) -> dict[str, Any]:
     content = []
-    for token_id, logprob in zip(token_ids, logprobs):
+    for token_id, logprob in zip(token_ids, logprobs, strict=False):
         token = tokenizer.decode([token_id], skip_special_tokens=False)
         content.append({"token": token, "logprob": _safe(logprob), "bytes": list(token.encode("utf-8")),
                         "top_logprobs": []})

@@ -6,7 +6,7 @@ rejected with a 400 naming them, except the few OpenAI itself accepts and ignore
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
@@ -14,7 +14,7 @@ from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
 from servables.tools import ToolRequest
 
-Number = Union[StrictInt, StrictFloat]
+Number = StrictInt | StrictFloat
 
 
 class _Strict(BaseModel):
@@ -37,7 +37,7 @@ class ImagePart(BaseModel):
 
 class FunctionCall(_Strict):
     name: StrictStr
-    arguments: Union[StrictStr, dict[str, Any]] = "{}"
+    arguments: StrictStr | dict[str, Any] = "{}"
 
 
 class ToolCallIn(_Strict):
@@ -96,7 +96,7 @@ class NamedToolChoice(_Strict):
     function: NamedFunction
 
 
-ToolChoice = Union[Literal["none", "auto", "required"], NamedToolChoice]
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
 
 
 def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, parallel: bool | None) -> ToolRequest | None:
@@ -113,7 +113,7 @@ def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, paralle
 
 class ChatMessage(_Strict):
     role: StrictStr
-    content: Union[StrictStr, list[Union[TextPart, ImagePart]], None] = None
+    content: StrictStr | list[TextPart | ImagePart] | None = None
     name: StrictStr | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: StrictStr | None = None
@@ -149,7 +149,7 @@ class _GenerationRequest(_Strict):
     top_k: StrictInt | None = None
     min_p: Number | None = None
     seed: StrictInt | None = None
-    stop: Union[StrictStr, list[StrictStr], None] = None
+    stop: StrictStr | list[StrictStr] | None = None
     n: StrictInt = 1
     best_of: StrictInt | None = None
     presence_penalty: Number | None = None
@@ -208,7 +208,7 @@ class ChatCompletionRequest(_GenerationRequest):
 
 
 class CompletionRequest(_GenerationRequest):
-    prompt: Union[StrictStr, list[StrictInt], list[StrictStr]]
+    prompt: StrictStr | list[StrictInt] | list[StrictStr]
     echo: StrictBool = False
     logprobs: StrictInt | None = None
 

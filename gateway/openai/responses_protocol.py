@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -48,7 +48,7 @@ class ReasoningConfig(_Strict):
 
 class ResponsesRequest(_Strict):
     model: StrictStr = Field(min_length=1)
-    input: Union[StrictStr, list[dict[str, Any]]]
+    input: StrictStr | list[dict[str, Any]]
     instructions: StrictStr | None = None
     stream: StrictBool = False
     max_output_tokens: StrictInt | None = None
@@ -56,7 +56,7 @@ class ResponsesRequest(_Strict):
     top_p: Number | None = None
     seed: StrictInt | None = None
     tools: list[FunctionTool] | None = None
-    tool_choice: Union[Literal["none", "auto", "required"], NamedFunctionChoice, None] = None
+    tool_choice: Literal["none", "auto", "required"] | NamedFunctionChoice | None = None
     parallel_tool_calls: StrictBool | None = None
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None

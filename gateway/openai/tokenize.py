@@ -1,7 +1,7 @@
 """POST /tokenize: token ids of a text (or texts) for any servable that provides `tokenize_texts`."""
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -18,7 +18,7 @@ class TokenizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: StrictStr = Field(min_length=1)
-    text: Union[StrictStr, list[StrictStr]]
+    text: StrictStr | list[StrictStr]
     add_special_tokens: StrictBool = True
     max_length: StrictInt | None = Field(default=None, gt=0)
     pad_to_max_length: StrictBool = False
