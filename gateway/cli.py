@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
-    knobs.add_argument("--tool_parser", 
+    knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
-    knobs.add_argument("--reasoning_parser", 
+    knobs.add_argument("--reasoning_parser",
                        help="qwen3 (<think>...</think>) or none (default: from the chat template)")
     tensor = serve.add_argument_group("classic tensor models (KServe v2 / TFS)")
     tensor.add_argument("--port", type=int, default=0, help="gRPC port for KServe v2 and TFS (0 = no gRPC)")
