@@ -56,6 +56,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
     app.state.metrics = recorder
     if recorder is not None:
@@ -70,11 +71,9 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)
-    app.include_router(config_api.router)
     app.include_router(metrics.router)
-    # added last = outermost: CORS answers preflights before the guard asks for an API key
-    app.add_middleware(GuardMiddleware, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
-                       max_json_depth=settings.max_json_depth)
+    # added last = outermost: CORS answers preflights before anything else
+    app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
     app.add_middleware(ObservabilityMiddleware, metrics=recorder)
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
                        allow_methods=settings.allowed_methods, allow_headers=settings.allowed_headers,

@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from servables import kinds
+
 log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest_bind_address", default="127.0.0.1")
     serve.add_argument("--model_path", help="an OpenVINO IR folder or a .gguf file")
     serve.add_argument("--model_name", help="the name clients use in `model`")
-    serve.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation", "tensor"])
+    serve.add_argument("--task", choices=kinds.NAMES)
     serve.add_argument("--config_path", help="OVMS-style config.json with model_config_list")
     serve.add_argument("--target_device", default=None)
     serve.add_argument("--plugin_config", type=_json_object, default=None, help="OpenVINO properties (JSON)")
@@ -106,7 +108,7 @@ def add_pull_flags(parser: argparse.ArgumentParser, serving: bool = False) -> No
                        help="folder the models are pulled into, as <dir>/<org>/<name> "
                             "(default $OVMS_MODEL_REPOSITORY_PATH)")
     if not serving:
-        group.add_argument("--task", choices=["text_generation", "embeddings", "rerank", "image_generation"])
+        group.add_argument("--task", choices=[k.name for k in kinds.KINDS if k.pullable])
     group.add_argument("--weight-format", "--weight_format", dest="weight_format",
                        choices=["fp32", "fp16", "int8", "int4"], help="for conversions (default int8)")
     group.add_argument("--extra_quantization_params", help="passed to optimum-cli export openvino")

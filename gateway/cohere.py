@@ -4,26 +4,21 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 
-from servables.errors import InvalidRequest
-
 from .cohere_protocol import RerankRequest
-from .request_context import note_model, note_usage
+from .openai.resolve import resolve
+from .request_context import note_usage
+from .routes import Api, declared_router
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 PREFIXES = ("/v3", "/v1", "/v2", "/v3/v1", "/v3/v2")
-RERANK_KINDS = ("rerank", "embeddings")
 
 
 @router.post("/rerank")
 async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
-    deployment = request.app.state.manager.get(body.model)
-    note_model(request.scope, body.model)
+    deployment = resolve(request, body.model, "rerank")
     servable = deployment.servable
-    if servable.kind not in RERANK_KINDS:
-        raise InvalidRequest(f"Model {body.model} is a {servable.kind} model and does not serve rerank", "model")
     job = servable.prepare_rerank(body.query, body.texts(), body.max_chunks_per_doc, body.max_tokens_per_doc)
     scores = servable.rerank_scores(job, await deployment.engine.run(job.items))
     note_usage(request.scope, job.input_tokens, None)

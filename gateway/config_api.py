@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .routes import declared_router
+
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = declared_router()  # POST /v1/config/reload is a management route: API key
 
 
 @router.get("/v1/config")

@@ -1,27 +1,19 @@
-"""The one place that maps exceptions to HTTP responses in OpenAI's error shape."""
-from __future__ import annotations
+"""The app-level exception handlers: request validation and Starlette's HTTP errors in OpenAI's shape.
 
-import logging
+Errors raised inside a route are rendered by the route itself (gateway/routes.py) in its API's
+family; the handlers below cover what FastAPI raises before or around a route (body validation,
+404/405 of unknown paths) and anything a route let through (gateway/error_policy.py).
+"""
+from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servables.errors import Overloaded, ServingError
+from servables.errors import ServingError
 
-log = logging.getLogger(__name__)
-
-
-def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
-
-
-def error_response(exc: ServingError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, Overloaded) else None
-    return JSONResponse(
-        error_body(exc.message, exc.error_type, exc.param, exc.code), status_code=exc.status_code, headers=headers
-    )
+from .error_policy import http_response, openai_error, unexpected_response
 
 
 def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -48,22 +40,19 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
     async def _serving_error(_: Request, exc: ServingError) -> JSONResponse:
-        if exc.status_code >= 500 and not isinstance(exc, Overloaded):
-            log.error("%s: %s", type(exc).__name__, exc.message)
-        return error_response(exc)
+        return http_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _describe_validation_error(exc)
-        return JSONResponse(error_body(message, "invalid_request_error", param), status_code=400)
+        return JSONResponse(openai_error(message, "invalid_request_error", param), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
+        return JSONResponse(openai_error(str(exc.detail), kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("Internal server error", "internal_error"), status_code=500)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return unexpected_response(exc, where=f"{request.method} {request.url.path}")

@@ -3,23 +3,21 @@
 - `..` segments in the path: 400.
 - Bodies over `max_body_bytes`: 413 (checked on Content-Length and while reading).
 - JSON nested deeper than `max_json_depth`: 400 (Python's parser would recurse instead).
-- API key: `Authorization: Bearer <key>` on the generative POST endpoints, compared in constant time; 401.
-Every refusal uses the OpenAI error body.
+Every refusal uses the OpenAI error body. The API key is checked by the routes that declare
+themselves protected (gateway/routes.py), not here.
 """
 from __future__ import annotations
 
-import hmac
 import json
 import re
 
-from .observability import GENERATIVE
+from .error_policy import openai_error
 
 _BRACKETS = re.compile(rb'[\[\]{}"\\]')
 
 
-def _error(status: int, message: str, error_type: str, code: str | None = None) -> tuple[int, bytes]:
-    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-    return status, json.dumps(body).encode()
+def _error(status: int, message: str, error_type: str) -> tuple[int, bytes]:
+    return status, json.dumps(openai_error(message, error_type)).encode()
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -48,10 +46,8 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
 
 
 class GuardMiddleware:
-    def __init__(self, app, api_key: str | None = None, max_body_bytes: int = 64 * 2**20,
-                 max_json_depth: int = 100) -> None:
+    def __init__(self, app, max_body_bytes: int = 64 * 2**20, max_json_depth: int = 100) -> None:
         self.app = app
-        self.api_key = api_key.encode() if api_key else None
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
 
@@ -65,14 +61,6 @@ class GuardMiddleware:
                                               "invalid_request_error"))
             return
         headers = dict(scope.get("headers") or [])
-        if self.api_key and scope["method"] == "POST" and GENERATIVE.match(path):
-            supplied = headers.get(b"authorization", b"")
-            scheme, _, token = supplied.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.api_key):
-                await self._refuse(send, *_error(401, "Unauthorized request due to invalid or missing api-key",
-                                                  "invalid_request_error", "invalid_api_key"),
-                                   extra=[(b"www-authenticate", b"Bearer")])
-                return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
@@ -101,9 +89,9 @@ class GuardMiddleware:
         return _error(413, f"Request body larger than {self.max_body_bytes} bytes", "invalid_request_error")
 
     @staticmethod
-    async def _refuse(send, status: int, body: bytes, extra: list | None = None) -> None:
+    async def _refuse(send, status: int, body: bytes) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

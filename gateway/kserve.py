@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,10 +18,11 @@ from servables.tensor import datatype_of_array
 
 from . import tensor_codec as codec
 from . import tensor_service as service
+from .error_policy import ErrorFamily
 from .request_context import note_model_version
-from .tensor_errors import TensorAPIRoute
+from .routes import Access, Api, declared_router
 
-router = APIRouter(route_class=TensorAPIRoute)
+router = declared_router(Access.PUBLIC, Api.KSERVE, ErrorFamily.TENSOR)  # open, as in OVMS
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
@@ -30,18 +30,18 @@ def _manager(request: Request):
     return request.app.state.manager
 
 
-@router.get("/v2")
-@router.get("/v2/")
+@router.get("/v2", name="ServerMetadata")
+@router.get("/v2/", name="ServerMetadata")
 async def server_metadata() -> dict[str, Any]:
     return {"name": service.SERVER_NAME, "version": service.server_version(), "extensions": service.EXTENSIONS}
 
 
-@router.get("/v2/models/{name}/ready")
-@router.get("/v2/models/{name}/versions/{version}/ready")
+@router.get("/v2/models/{name}/ready", name="ModelReady")
+@router.get("/v2/models/{name}/versions/{version}/ready", name="ModelReady")
 async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
     manager = _manager(request)
     deployment = manager.get(name)
-    if deployment.servable.kind != "tensor":
+    if deployment.kind.name != "tensor":
         if version is not None:
             raise ModelNotFound(name)
         return JSONResponse({"name": name, "ready": True})
@@ -50,22 +50,22 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
     return JSONResponse({"name": name, "version": str(resolved.servable.version), "ready": True})
 
 
-@router.get("/v2/models/{name}")
-@router.get("/v2/models/{name}/")
-@router.get("/v2/models/{name}/versions/{version}")
-@router.get("/v2/models/{name}/versions/{version}/")
+@router.get("/v2/models/{name}", name="ModelMetadata")
+@router.get("/v2/models/{name}/", name="ModelMetadata")
+@router.get("/v2/models/{name}/versions/{version}", name="ModelMetadata")
+@router.get("/v2/models/{name}/versions/{version}/", name="ModelMetadata")
 async def model_metadata(name: str, request: Request, version: str | None = None) -> dict[str, Any]:
     manager = _manager(request)
     group = manager.get(name)
-    if group.servable.kind != "tensor":
+    if group.kind.name != "tensor":
         raise ModelNotFound(name)
     deployment = service.resolve(manager, name, version)
     note_model_version(request.scope, str(deployment.servable.version))
     return service.kserve_metadata(deployment, group.servable.versions())
 
 
-@router.post("/v2/models/{name}/infer")
-@router.post("/v2/models/{name}/versions/{version}/infer")
+@router.post("/v2/models/{name}/infer", name="ModelInfer")
+@router.post("/v2/models/{name}/versions/{version}/infer", name="ModelInfer")
 async def model_infer(name: str, request: Request, version: str | None = None) -> Response:
     deployment = service.resolve(_manager(request), name, version)
     note_model_version(request.scope, str(deployment.servable.version))

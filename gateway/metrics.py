@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from fastapi import APIRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -16,7 +15,10 @@ from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-router = APIRouter()
+from .error_policy import openai_error
+from .routes import Access, declared_router
+
+router = declared_router(Access.PUBLIC)
 disable_created_metrics()  # OVMS exposes no *_created series
 
 # OVMS: 33 fixed bounds floor(10 * 1.8^i) microseconds
@@ -124,9 +126,9 @@ class Metrics:
 
     def _prepare_series(self) -> None:
         """As OVMS: every servable's series exist from the start, at 0."""
-        for servable in self.manager.registry.all():
-            name = servable.name
-            if name in self._prepared or servable.kind == "tensor":
+        for deployment in self.manager.deployments():
+            name = deployment.name
+            if name in self._prepared or deployment.kind.name == "tensor":
                 continue
             self._prepared.add(name)
             for method in ("Unary", "Stream"):
@@ -190,8 +192,7 @@ class EngineCollector:
             "genai_requests_waiting": ("Requests waiting for a slot", "waiting"),
             "genai_kv_cache_usage_percent": ("KV cache usage at the last step (percent)", "kv_cache_usage_percent"),
         }
-        engines = self.manager.scheduler.engines().items()
-        stats = {name: engine.stats() for name, engine in engines}
+        stats = {d.name: d.engine.stats() for d in self.manager.deployments()}
         for family, (doc, attr) in gauges.items():
             if family not in self.families:
                 continue
@@ -258,7 +259,7 @@ class ImageEngineCollector:
         self.families = families
 
     def collect(self) -> Iterator[Metric]:
-        stats = {name: engine.stats() for name, engine in self.manager.scheduler.engines().items()}
+        stats = {d.name: d.engine.stats() for d in self.manager.deployments()}
         for family, (doc, attr) in self.COUNTERS.items():
             if family not in self.families:
                 continue
@@ -273,7 +274,6 @@ class ImageEngineCollector:
 async def metrics(request: Request) -> Response:
     recorder: Metrics | None = getattr(request.app.state, "metrics", None)
     if recorder is None:
-        return JSONResponse({"error": {"message": "Metrics are disabled; start with --metrics_enable",
-                                       "type": "invalid_request_error", "param": None, "code": None}},
+        return JSONResponse(openai_error("Metrics are disabled; start with --metrics_enable", "invalid_request_error"),
                             status_code=400)
     return Response(recorder.exposition(), media_type=CONTENT_TYPE_LATEST)

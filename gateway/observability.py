@@ -1,48 +1,48 @@
-"""ASGI middleware: request id, one structured access-log line per request, and request metrics.
+"""ASGI middleware: request id, one structured access-log line per request, request metrics, and the
+last word on exceptions.
 
-The route notes the model and token usage in the scope state (gateway/request_context.py); this
-middleware reads them when the response ends, so streaming responses are measured to their end.
+The route notes its declaration (gateway/routes.py), the model and token usage in the scope state
+(gateway/request_context.py); this middleware reads them when the response ends, so streaming
+responses are measured to their end. An exception that escapes everything inside becomes a 500 in
+the OpenAI shape here, logged once, so that the keep-alive connection stays usable.
 """
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from .error_policy import unexpected_response
 from .request_context import noted
+from .routes import ROUTE_STATE_KEY, Api, RouteNote
 
 access_log = logging.getLogger("genai_gateway.access")
-
-GENERATIVE = re.compile(r"^/(?:v3/v1|v3|v1|v2)/(chat/completions|completions|embeddings|rerank|"
-                        r"images/generations|images/edits|responses|tokenize)$")
-KSERVE = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>\d+))?(?P<op>/infer|/ready)?/?$")
-TFS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<op>:predict|/metadata)?$")
 
 
 @dataclass
 class Route:
-    api: str  # V3 | KServe | TensorFlowServing | other
-    method: str = ""
+    """The metric labels of a request, from the declaration of the route that answered it."""
+
+    api: Api
+    method: str = ""  # KServe/TFS operation (ModelInfer, Predict, ...)
     name: str | None = None
     version: str = ""
 
 
-def classify(http_method: str, path: str) -> Route:
-    if GENERATIVE.match(path):
-        return Route("V3")
-    m = KSERVE.match(path)
-    if m:
-        op = {"/infer": "ModelInfer", "/ready": "ModelReady"}.get(m["op"] or "", "ModelMetadata")
-        return Route("KServe", op, m["name"], m["version"] or "")
-    m = TFS.match(path)
-    if m and (m["op"] or http_method == "GET"):
-        op = {":predict": "Predict", "/metadata": "GetModelMetadata"}.get(m["op"] or "", "GetModelStatus")
-        return Route("TensorFlowServing", op, m["name"], m["version"] or "")
-    return Route("other")
+def route_of(scope: dict[str, Any]) -> Route:
+    note: RouteNote | None = noted(scope, ROUTE_STATE_KEY)
+    if note is None:
+        return Route(Api.OTHER)
+    api = note.declaration.api
+    if api not in (Api.KSERVE, Api.TFS):
+        return Route(api)
+    operation = noted(scope, "operation")  # TFS notes it; KServe routes are named after it
+    if operation is not None:
+        return Route(api, *operation)
+    return Route(api, note.operation, note.path_params.get("name"), note.path_params.get("version") or "")
 
 
 class ObservabilityMiddleware:
@@ -58,8 +58,7 @@ class ObservabilityMiddleware:
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        route = classify(scope["method"], scope["path"])
-        info: dict[str, Any] = {"status": 500, "stream": False, "chunks": 0, "counted": False}
+        info: dict[str, Any] = {"status": 500, "stream": False, "chunks": 0, "counted": False, "started": False}
 
         async def send_wrapper(message) -> None:
             if message["type"] == "http.response.start":
@@ -68,21 +67,30 @@ class ObservabilityMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode("latin-1"))]
                 content_type = dict(message["headers"]).get(b"content-type", b"")
                 info["stream"] = content_type.startswith(b"text/event-stream")
-                self._graph_started(scope, route, info)
+                info["started"] = True
+                self._graph_started(scope, info)
             elif message["type"] == "http.response.body" and message.get("body"):
                 info["chunks"] += 1
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if info["started"]:  # a stream broke after its headers: nothing to send, log it once
+                logging.getLogger("genai_gateway.errors").error(
+                    "unhandled error in %s %s after the response started", scope["method"], scope["path"],
+                    exc_info=exc)
+            else:
+                await unexpected_response(exc, where=f"{scope['method']} {scope['path']}")(
+                    scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            self._record(scope, route, info, elapsed)
+            self._record(scope, route_of(scope), info, elapsed)
             self._log(scope, request_id, info, elapsed)
 
-    def _graph_started(self, scope, route: Route, info: dict) -> None:
+    def _graph_started(self, scope, info: dict) -> None:
         name = noted(scope, "model")
-        if self.metrics is None or route.api != "V3" or name is None:
+        if self.metrics is None or route_of(scope).api != Api.V3 or name is None:
             return
         info["counted"] = True
         self.metrics.current_graphs.labels(name).inc()
@@ -92,7 +100,7 @@ class ObservabilityMiddleware:
         if metrics is None:
             return
         status = info["status"]
-        if route.api == "V3":
+        if route.api == Api.V3:
             name = noted(scope, "model")
             if name is None:
                 return
@@ -109,9 +117,9 @@ class ObservabilityMiddleware:
                 return
             metrics.responses.labels(*labels).inc(max(info["chunks"], 1) if info["stream"] else 1)
             metrics.processing_time.labels(name, method).observe(elapsed * 1e6)
-        elif route.api in ("KServe", "TensorFlowServing") and status != 404:
+        elif route.api in (Api.KSERVE, Api.TFS) and route.name is not None and status != 404:
             version = noted(scope, "model_version") or route.version
-            labels = (route.api, "REST", route.method, route.name, version)
+            labels = (route.api.value, "REST", route.method, route.name, version)
             (metrics.requests_success if status < 400 else metrics.requests_fail).labels(*labels).inc()
             if route.method in ("ModelInfer", "Predict") and status < 400:
                 metrics.request_time.labels("REST", route.name, version).observe(elapsed * 1e6)

@@ -1,11 +1,12 @@
-"""Health and readiness (KServe v2 paths), and the Prometheus endpoint."""
+"""Health and readiness (KServe v2 paths). The Prometheus endpoint is in metrics.py."""
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-router = APIRouter()
+from .routes import Access, declared_router
+
+router = declared_router(Access.PUBLIC)
 
 
 @router.get("/v2/health/live")

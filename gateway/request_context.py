@@ -18,6 +18,11 @@ def note_model_version(scope: MutableMapping[str, Any], version: str) -> None:
     _state(scope)["model_version"] = version
 
 
+def note_operation(scope: MutableMapping[str, Any], operation: str, model: str, version: str | None) -> None:
+    """A tensor API call whose operation and model the route's path parameters do not name (TFS)."""
+    _state(scope)["operation"] = (operation, model, version or "")
+
+
 def note_usage(scope: MutableMapping[str, Any], prompt_tokens: int, completion_tokens: int | None) -> None:
     state = _state(scope)
     state["prompt_tokens"] = prompt_tokens

@@ -37,11 +37,11 @@ def resolve(manager: ModelManager, name: str, version: str | int | None) -> Depl
 
 
 def exists(manager: ModelManager, name: str) -> bool:
-    return any(s.name == name for s in manager.registry.all())
+    return any(d.name == name for d in manager.deployments())
 
 
 def is_tensor(manager: ModelManager, name: str) -> bool:
-    return any(s.name == name and s.kind == "tensor" for s in manager.registry.all())
+    return any(d.name == name and d.kind.name == "tensor" for d in manager.deployments())
 
 
 def kserve_metadata(deployment: Deployment, group_versions: list[int]) -> dict[str, Any]:

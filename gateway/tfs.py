@@ -12,20 +12,20 @@ import re
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from servables.errors import InvalidRequest, ModelNotFound, ServingError
+from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import TensorInfo
 
 from . import tensor_codec as codec
 from . import tensor_service as service
+from .error_policy import ErrorFamily, http_response
 from .openai.models import model_object
-from .request_context import note_model_version
-from .tensor_errors import tensor_error_response
+from .request_context import note_model_version, note_operation
+from .routes import Access, Api, declared_router
 
-router = APIRouter()
+router = declared_router(Access.PUBLIC, Api.TFS, ErrorFamily.TENSOR)  # open, as in OVMS
 
 _GET_PATH = re.compile(r"^(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<metadata>/metadata)?/?$")
 _POST_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?:(?P<verb>[a-z]+)$")
@@ -42,33 +42,33 @@ async def get_model(path: str, request: Request) -> Response:
     match = _GET_PATH.match(path)
     if match is None or not service.is_tensor(manager, match["name"]):
         if match is not None and (match["version"] or match["metadata"]) and not service.exists(manager, path):
-            return tensor_error_response(ModelNotFound(match["name"]))
-        return JSONResponse(model_object(manager.get(path)))  # OpenAI model object (or OpenAI 404)
-    try:
-        if match["metadata"]:
-            return JSONResponse(metadata_json(manager, match["name"], match["version"]))
-        return JSONResponse(status_json(manager, match["name"], match["version"]))
-    except ServingError as exc:
-        return tensor_error_response(exc)
+            raise ModelNotFound(match["name"])
+        try:
+            return JSONResponse(model_object(manager.get(path)))  # the OpenAI model object
+        except ModelNotFound as exc:
+            return http_response(exc, ErrorFamily.OPENAI)  # as the OpenAI models API answers
+    operation = "GetModelMetadata" if match["metadata"] else "GetModelStatus"
+    note_operation(request.scope, operation, match["name"], match["version"])
+    if match["metadata"]:
+        return JSONResponse(metadata_json(manager, match["name"], match["version"]))
+    return JSONResponse(status_json(manager, match["name"], match["version"]))
 
 
 @router.post("/v1/models/{path:path}")
 async def post_model(path: str, request: Request) -> Response:
     match = _POST_PATH.match(path)
+    if match is None:
+        raise InvalidRequest("Invalid request URL")
+    if match["verb"] != "predict":
+        raise InvalidRequest(f"Method :{match['verb']} is not implemented; use :predict")
+    note_operation(request.scope, "Predict", match["name"], match["version"])
+    deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
+    note_model_version(request.scope, str(deployment.servable.version))
     try:
-        if match is None:
-            raise InvalidRequest("Invalid request URL")
-        if match["verb"] != "predict":
-            raise InvalidRequest(f"Method :{match['verb']} is not implemented; use :predict")
-        deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
-        note_model_version(request.scope, str(deployment.servable.version))
-        try:
-            body = json.loads(await request.body())
-        except ValueError as exc:
-            raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
-        return JSONResponse(await predict(deployment, body))
-    except ServingError as exc:
-        return tensor_error_response(exc)
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    return JSONResponse(await predict(deployment, body))
 
 
 def status_json(manager, name: str, version: str | None) -> dict[str, Any]:

@@ -1,6 +1,4 @@
-"""The engine: admission, queues, continuous batching, and the asyncio bridge per request."""
-from .events import Chunk, Failed, RequestDone, SequenceDone
-from .llm_engine import LLMEngine
-from .scheduler import Scheduler
+"""The engine: admission, queues, continuous batching, the device arbiter and the asyncio bridge.
 
-__all__ = ["Chunk", "Failed", "LLMEngine", "RequestDone", "Scheduler", "SequenceDone"]
+Submodules are imported where used (an engine imports its pipeline's libraries on first use).
+"""

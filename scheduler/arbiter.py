@@ -15,9 +15,9 @@ embedding burst stretches every token step. The arbiter grants the device to one
   interactive unit (class 0) starts next to it instead of waiting for its end: token streams slow
   down by the overlap but never stall behind a long unit.
 
-Defaults per engine kind (overridable per model in config.json with `priority` and `weight`):
-interactive LLM token streams class 0 weight 8; embeddings / rerank class 1 weight 2; images class 1
-weight 1; tensor models class 1 weight 2.
+Defaults per kind come from the kind table (servables/kinds.py: `priority`, `weight`), overridable
+per model in config.json with `priority` and `weight`: LLM token streams class 0 weight 8;
+embeddings / rerank class 1 weight 2; images class 1 weight 1.
 """
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from servables.base import ModelSpec
+from servables.kinds import BY_NAME
 
 POLICIES = ("off", "fifo", "fair")
 IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
 STREAM_GAP_S = 0.01  # fair: an interactive lane that released less than this ago is between two steps
-KIND_DEFAULTS: dict[str, tuple[int, float]] = {
-    "llm": (0, 8.0), "embeddings": (1, 2.0), "rerank": (1, 2.0), "image": (1, 1.0), "tensor": (1, 2.0),
-}
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Lane:
 
     arbiter: Arbiter
     name: str
-    kind: str
+    kind: str  # the kind's label, for metrics
     priority: int
     weight: float
     vtime: float = 0.0
@@ -113,8 +114,12 @@ class Arbiter:
         self._tickets = itertools.count()
 
     def lane(self, name: str, kind: str, priority: int | None = None, weight: float | None = None) -> Lane:
-        default_priority, default_weight = KIND_DEFAULTS.get(kind, (1, 1.0))
-        lane = Lane(self, name, kind, default_priority if priority is None else priority,
+        """A lane for an engine of `kind` (a task name of servables/kinds.py); priority and weight
+        default to the kind's."""
+        declared = BY_NAME.get(kind)
+        default_priority, default_weight = (declared.priority, declared.weight) if declared else (1, 1.0)
+        lane = Lane(self, name, declared.label if declared else kind,
+                    default_priority if priority is None else priority,
                     max(float(default_weight if weight is None else weight), 1e-3))
         with self._cond:
             lane.vtime = min((other.vtime for other in self._lanes), default=0.0)
@@ -209,17 +214,13 @@ def current() -> Arbiter:
     return _arbiter
 
 
-def lane_for(servable, kind: str | None = None) -> Lane:
+def lane_for(servable: Any) -> Lane:
     """The lane of a servable, with `priority` / `weight` from its config entry when given."""
-    spec = getattr(servable, "spec", None)
-    return _arbiter.lane(servable.name, kind or servable.kind, getattr(spec, "priority", None),
-                         getattr(spec, "weight", None))
+    spec: ModelSpec = servable.spec
+    return _arbiter.lane(servable.name, spec.task, spec.priority, spec.weight)
 
 
-BACKGROUND_KINDS = {"embeddings", "rerank", "image_generation"}
-
-
-def thread_defaults(spec, policy: str, cores: int):
+def thread_defaults(spec: ModelSpec, policy: str, cores: int) -> ModelSpec:
     """OpenVINO thread settings for pipelines that share the cores under the arbiter.
 
     Measured with bench/mixed_load.py on 2 cores: with OpenVINO's defaults a diffusion or embedding
@@ -227,15 +228,15 @@ def thread_defaults(spec, policy: str, cores: int):
     to, and chat TPOT grows 1.6-4x. With CPU pinning off everywhere and background pipelines
     (embeddings, rerank, images) on half the cores, chat TPOT stays within 1.5x while they run. The
     LLM keeps every core. Values the user put in `plugin_config` win; `--arbiter off` changes nothing.
+    The kind table says which plan a kind follows (`threads`: all, half, or own = untouched).
     """
-    from dataclasses import replace
-
-    if policy == "off" or spec.task not in BACKGROUND_KINDS | {"text_generation"}:
+    declared = BY_NAME.get(spec.task)
+    if policy == "off" or declared is None or declared.threads == "own":
         return spec
     plugin_config = spec.options.get("plugin_config")
     if isinstance(plugin_config, str):  # a JSON string, as OVMS graphs carry it: leave it alone
         return spec
-    defaults: dict = {"ENABLE_CPU_PINNING": False}
-    if spec.task in BACKGROUND_KINDS:
+    defaults: dict[str, Any] = {"ENABLE_CPU_PINNING": False}
+    if declared.threads == "half":
         defaults["INFERENCE_NUM_THREADS"] = max(1, cores // 2)
     return replace(spec, options={**spec.options, "plugin_config": {**defaults, **(plugin_config or {})}})

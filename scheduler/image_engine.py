@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
+from servables.errors import Cancelled, InferenceError, ModelUnavailable, Overloaded, ServingError
 from servables.image import ImageJob, ImageServable
 
 from .arbiter import lane_for
@@ -32,13 +32,6 @@ log = logging.getLogger(__name__)
 class ImageResult:
     images: list[bytes]  # PNG, one per generated image
     steps: int  # denoising steps run for this job
-
-
-class Cancelled(ServingError):
-    """The job was cancelled (client gone); nobody normally sees this."""
-
-    status_code = 499
-    error_type = "cancelled"
 
 
 @dataclass

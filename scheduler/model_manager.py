@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from servables.base import ModelSpec
+from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound
-from servables.registry import Registry, create_servable
+from servables.kinds import Kind, create_servable, kind
 
-from .scheduler import Scheduler, retire
+from .engine import Engine, retire, start_engine
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,19 @@ log = logging.getLogger(__name__)
 SWITCH_GRACE_SECONDS = 0.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class Deployment:
-    servable: Any
-    engine: Any
-    created: int
+    servable: Servable
+    engine: Engine
+    created: int  # unix time it was loaded (OpenAI `created`)
+
+    @property
+    def kind(self) -> Kind:
+        return kind(self.servable.spec.task)
+
+    @property
+    def name(self) -> str:
+        return self.servable.name
 
 
 class State(str, Enum):
@@ -69,26 +77,16 @@ class ApplyResult:
 
 class ModelManager:
     def __init__(self) -> None:
-        self.registry = Registry()
-        self.scheduler = Scheduler()
         self.ready = False
         self._lock = threading.RLock()  # guards the maps below; held only for dict updates
         self._apply_lock = threading.RLock()  # one model-list change (or refresh) at a time
-        self._deployments: dict[str, Deployment] = {}
+        self._deployments: dict[str, Deployment] = {}  # the one name -> (servable, engine) map
         self._specs: dict[str, ModelSpec] = {}  # the spec last applied per name (loaded or failed)
         self._status: dict[str, VersionStatus] = {}
         self._retiring: dict[int, Deployment] = {}
         self._closed = False
 
     # --- lookups (any thread) -------------------------------------------------------------
-
-    def unload(self, name: str) -> None:
-        """Remove a model: new requests get 404, in-flight ones finish (engines drain on stop)."""
-        servable = self.registry.remove(name)
-        self.scheduler.detach(name)
-        self._created.pop(name, None)
-        if servable is not None:
-            servable.close()
 
     def get(self, name: str) -> Deployment:
         with self._lock:
@@ -100,10 +98,10 @@ class ModelManager:
     def get_version(self, name: str, version: int | None = None) -> Deployment:
         """A versioned (tensor) model's `version`, or its default version when None."""
         group = self.get(name)
-        if getattr(group.servable, "kind", None) != "tensor":
+        if group.kind.name != "tensor":
             raise ModelNotFound(name)
-        servable = group.servable.version(version)
-        return Deployment(servable, group.engine.engine(servable.version), group.created)
+        servable = group.servable.version(version)  # type: ignore[attr-defined]
+        return Deployment(servable, group.engine.engine(servable.version), group.created)  # type: ignore[attr-defined]
 
     def deployments(self) -> list[Deployment]:
         with self._lock:
@@ -197,7 +195,6 @@ class ModelManager:
             deployments = list(self._deployments.values()) + list(self._retiring.values())
             self._deployments.clear()
             self._retiring.clear()
-        self.scheduler.close()
         for deployment in deployments:
             deployment.engine.stop()
             deployment.servable.close()
@@ -216,7 +213,7 @@ class ModelManager:
         servable = create_servable(spec)
         try:
             servable.load()
-            engine = self.scheduler.create(servable)
+            engine = start_engine(servable)
         except Exception:
             servable.close()
             raise
@@ -240,8 +237,6 @@ class ModelManager:
         with self._lock:
             old = self._deployments.get(name)
             self._deployments[name] = deployment
-            self.registry.add(deployment.servable)
-            self.scheduler.install(name, deployment.engine)
             self._status[name] = VersionStatus(State.AVAILABLE)
         if old is not None:
             log.info("model %s replaced; the previous one finishes its requests", name)
@@ -252,8 +247,6 @@ class ModelManager:
         with self._lock:
             old = self._deployments.pop(name, None)
             if old is not None:
-                self.registry.remove(name)
-                self.scheduler.uninstall(name)
                 self._status[name] = VersionStatus(State.UNLOADING)
             else:
                 self._status[name] = VersionStatus(State.END)

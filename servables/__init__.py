@@ -1,1 +1,1 @@
-"""What can be served: one module per model kind, plus the registry and model sources."""
+"""What can be served: the kind table (kinds.py), one module per model kind, and model sources."""

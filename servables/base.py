@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,7 @@ class ModelSpec:
 
 @runtime_checkable
 class Servable(Protocol):
-    kind: ClassVar[str]
-    spec: ModelSpec
+    spec: ModelSpec  # spec.task names its kind (servables/kinds.py)
 
     @property
     def name(self) -> str: ...
@@ -35,5 +34,5 @@ class Servable(Protocol):
     def close(self) -> None: ...
 
     def describe(self) -> dict[str, Any]:
-        """Extra metadata for `/v3/models` (kind, context length ...)."""
+        """Extra metadata for `/v3/models` (context length, parsers ...)."""
         ...

@@ -7,16 +7,14 @@ file, the entry and the field.
 """
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import model_dir
 from .base import ModelSpec
-from .tasks import TASKS, infer_task
+from .kinds import NAMES, infer_task, validate_options
 
 ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight"}
 
@@ -39,7 +37,7 @@ _POSITIVE_INT = {"type": "integer", "minimum": 0}
 _SHAPE = {"oneOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]}
 
 # One `model_config_list` item. The OVMS fields are typed here; task node options (cache_size, pooling
-# ...) pass through and are checked by the task's option validator (`OPTION_VALIDATORS`).
+# ...) pass through and are checked by the kind's option validator (servables/kinds.py).
 ENTRY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["config"],
@@ -51,7 +49,7 @@ ENTRY_SCHEMA: dict[str, Any] = {
             "properties": {
                 "name": {"type": "string", "minLength": 1},
                 "base_path": {"type": "string", "minLength": 1},
-                "task": {"enum": list(TASKS)},
+                "task": {"enum": list(NAMES)},
                 "graph_path": {"type": "string"},
                 "subconfig": {"type": "string"},
                 "batch_size": {"oneOf": [_POSITIVE_INT, {"const": "auto"}]},
@@ -83,15 +81,6 @@ ENTRY_SCHEMA: dict[str, Any] = {
     },
 }
 
-# task -> "module:callable(options dict)" that raises ConfigError (or ValueError) on a bad option.
-OPTION_VALIDATORS: dict[str, str] = {
-    "text_generation": "servables.llm_options:LLMOptions.from_dict",
-    "embeddings": "servables.embedding_options:validate_embeddings",
-    "rerank": "servables.embedding_options:validate_rerank",
-    "image_generation": "servables.image_options:ImageOptions.from_dict",
-}
-
-
 class ConfigError(ValueError):
     """The config file (or one entry of it) is invalid; the message names file, entry and field."""
 
@@ -122,17 +111,6 @@ def _schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
     return messages
 
 
-def _validate_options(task: str, options: dict[str, Any]) -> None:
-    target = OPTION_VALIDATORS.get(task)
-    if target is None:
-        return
-    module_name, attr = target.split(":")
-    func: Callable[[dict[str, Any]], Any] = importlib.import_module(module_name)
-    for part in attr.split("."):
-        func = getattr(func, part)
-    func(options)
-
-
 def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> ModelSpec:
     """Build one `ModelSpec` from the inner `config` object of an entry."""
     name = config.get("name")
@@ -155,11 +133,11 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
             raise ConfigError(
                 f"{where}field 'task' is missing and cannot be inferred from the files in {path}"
             )
-    elif task not in TASKS:
-        raise ConfigError(f"{where}field 'task' must be one of {', '.join(TASKS)}, got {task!r}")
+    elif task not in NAMES:
+        raise ConfigError(f"{where}field 'task' must be one of {', '.join(NAMES)}, got {task!r}")
     options = {**folder.options, **{k: v for k, v in config.items() if k not in ENTRY_KEYS}}
     try:
-        _validate_options(task, options)
+        validate_options(task, options)
     except ValueError as exc:
         raise ConfigError(f"{where}{exc}") from exc
     return ModelSpec(name=name, base_path=path, task=task, options=options, priority=config.get("priority"),

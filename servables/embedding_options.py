@@ -51,10 +51,10 @@ def parse_options(cls: type, options: dict[str, Any], task: str) -> Any:
 
 
 def validate_embeddings(options: dict[str, Any]) -> EmbeddingsOptions:
-    """config_file.OPTION_VALIDATORS entry for task `embeddings`."""
+    """Option validator of the `embeddings` kind (servables/kinds.py)."""
     return parse_options(EmbeddingsOptions, options, "embeddings")
 
 
 def validate_rerank(options: dict[str, Any]) -> RerankOptions:
-    """config_file.OPTION_VALIDATORS entry for task `rerank`."""
+    """Option validator of the `rerank` kind (servables/kinds.py)."""
     return parse_options(RerankOptions, options, "rerank")

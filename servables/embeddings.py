@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import openvino_genai as ov_genai
@@ -44,7 +44,6 @@ class EmbedJob:
 
 
 class EmbeddingsServable:
-    kind: ClassVar[str] = "embeddings"
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -90,7 +89,7 @@ class EmbeddingsServable:
         self.tokenizer = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "endpoints": ["embeddings", "rerank"], "rerank_scoring": "cosine_similarity",
+        return {"rerank_scoring": "cosine_similarity",
                 "dimensions": self.dimensions, "max_model_len": self.max_model_len, "pooling": self.pooling,
                 "normalize": self.options.normalize}
 

@@ -79,7 +79,6 @@ class ImageJob:
 
 
 class ImageServable:
-    kind: ClassVar[str] = "image"
     task: ClassVar[str] = "image_generation"
 
     def __init__(self, spec: ModelSpec):
@@ -160,7 +159,7 @@ class ImageServable:
 
     def describe(self) -> dict[str, Any]:
         width, height = self.default_size
-        return {"kind": self.kind, "task": self.task, "modes": self.modes,
+        return {"task": self.task, "modes": self.modes,
                 "default_resolution": f"{width}x{height}", "max_resolution": self.options.max_resolution}
 
     # --- request preparation ----------------------------------------------------------------

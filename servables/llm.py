@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import openvino as ov
 import openvino_genai as ov_genai
@@ -73,7 +73,6 @@ def read_context_length(path: Path) -> int | None:
 
 
 class LLMServable:
-    kind: ClassVar[str] = "llm"
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -151,7 +150,7 @@ class LLMServable:
         self.validator = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
+        return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
                 "reasoning_parser": self.reasoning_parser}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:

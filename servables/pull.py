@@ -21,29 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from . import model_dir
-from .errors import ServingError
-from .tasks import EMBEDDINGS, IMAGE_GENERATION, RERANK, TEXT_GENERATION, infer_task
+from .errors import PullError
+from .kinds import BY_NAME, infer_task
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = ".pulling"
-# our task -> optimum-cli --task
-OPTIMUM_TASKS = {
-    TEXT_GENERATION: "text-generation-with-past",
-    EMBEDDINGS: "feature-extraction",
-    RERANK: "text-classification",
-    IMAGE_GENERATION: None,  # optimum infers the diffusers pipeline
-}
 WEIGHT_FORMATS = ("fp32", "fp16", "int8", "int4")
 DEFAULT_WEIGHT_FORMAT = "int8"  # as OVMS for optimum-cli conversions
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-
-
-class PullError(ServingError):
-    """The model could not be pulled or converted; the message says why and what to do."""
-
-    status_code = 500
-    error_type = "pull_error"
 
 
 @dataclass
@@ -98,8 +84,8 @@ def _pull(req: PullRequest, target: Path, work: Path) -> Path:
     download.mkdir(parents=True, exist_ok=True)
     if req.gguf_filename:
         _download_file(req, download)
-        task = req.task or TEXT_GENERATION
-        if task != TEXT_GENERATION:
+        task = req.task or "text_generation"
+        if task != "text_generation":
             raise PullError("--gguf_filename is for text_generation models only")
         result, kind = download, "gguf"
     else:
@@ -113,7 +99,7 @@ def _pull(req: PullRequest, target: Path, work: Path) -> Path:
                 raise PullError(f"{req.source_model} has several .gguf files ({', '.join(ggufs)}): "
                                 f"choose one with --gguf_filename")
             req.gguf_filename = ggufs[0]
-            task = req.task or TEXT_GENERATION
+            task = req.task or "text_generation"
             result, kind = download, "gguf"
         else:
             task = req.task or infer_task(download)
@@ -284,7 +270,7 @@ def _convert(req: PullRequest, source: Path, out: Path, task: str) -> Path:
     if out.exists():
         _remove(out)
     command = [*_optimum_cli(), "export", "openvino", "--model", str(source), "--weight-format", weight_format]
-    optimum_task = OPTIMUM_TASKS.get(task)
+    optimum_task = BY_NAME[task].optimum_task if task in BY_NAME else None
     if optimum_task:
         command += ["--task", optimum_task]
     if req.extra_quantization_params:

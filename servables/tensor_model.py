@@ -1,6 +1,6 @@
 """A classic model with versions: `<base_path>/<version:int>/<model files>` and a version policy.
 
-`TensorModel` is what the registry holds under the model's name (kind "tensor"); it owns one
+`TensorModel` is what a deployment of kind "tensor" holds under the model's name; it owns one
 `TensorServable` per served version. The default version is the highest served one
 (OVMS_REFERENCE 3.4, 3.5). `base_path` may also be a single `.xml`/`.onnx` file: version 1.
 """
@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .base import ModelSpec
 from .errors import ModelLoadError, VersionNotFound
@@ -84,7 +84,6 @@ def is_model_repository(path: Path) -> bool:
 class TensorModel:
     """All served versions of one classic model."""
 
-    kind: ClassVar[str] = "tensor"
 
     def __init__(self, spec: ModelSpec):
         self.spec = spec
@@ -160,7 +159,7 @@ class TensorModel:
             servable.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "versions": [str(v) for v in self.versions()]}
+        return {"versions": [str(v) for v in self.versions()]}
 
     def version_status(self) -> list[dict[str, Any]]:
         """`GET /v1/config` entries: served versions AVAILABLE, unloaded ones END."""

@@ -38,14 +38,14 @@ def _grant_order(policy: str, make_lanes) -> list[str]:
 
 
 def test_fair_gives_token_streams_the_device_first():
-    order = _grant_order("fair", lambda a: [a.lane("image", "image"), a.lane("embed", "embeddings"),
-                                             a.lane("chat", "llm")])
+    order = _grant_order("fair", lambda a: [a.lane("image", "image_generation"), a.lane("embed", "embeddings"),
+                                             a.lane("chat", "text_generation")])
     assert order[0] == "chat"
 
 
 def test_fifo_grants_in_arrival_order():
-    order = _grant_order("fifo", lambda a: [a.lane("image", "image"), a.lane("embed", "embeddings"),
-                                             a.lane("chat", "llm")])
+    order = _grant_order("fifo", lambda a: [a.lane("image", "image_generation"), a.lane("embed", "embeddings"),
+                                             a.lane("chat", "text_generation")])
     assert order == ["image", "embed", "chat"]
 
 
@@ -87,7 +87,7 @@ def test_weights_divide_device_time_between_busy_lanes():
 
 def test_fair_never_starves_a_low_priority_lane():
     arbiter = Arbiter("fair", starvation_ms=20)
-    chat, image = arbiter.lane("chat", "llm"), arbiter.lane("image", "image")
+    chat, image = arbiter.lane("chat", "text_generation"), arbiter.lane("image", "image_generation")
     stop = threading.Event()
 
     def chat_loop():
@@ -112,7 +112,8 @@ def test_fair_never_starves_a_low_priority_lane():
 @pytest.mark.parametrize("policy", ["fifo", "fair"])
 def test_one_unit_holds_the_device_at_a_time(policy):
     arbiter = Arbiter(policy)
-    lanes = [arbiter.lane(f"l{i}", kind) for i, kind in enumerate(["llm", "image", "embeddings", "llm"])]
+    kinds = ["text_generation", "image_generation", "embeddings", "text_generation"]
+    lanes = [arbiter.lane(f"l{i}", kind) for i, kind in enumerate(kinds)]
     inside, peak, lock = [0], [0], threading.Lock()
 
     def work(lane):
@@ -136,7 +137,7 @@ def test_one_unit_holds_the_device_at_a_time(policy):
 
 def test_off_lets_units_overlap():
     arbiter = Arbiter("off")
-    a, b = arbiter.lane("a", "llm"), arbiter.lane("b", "image")
+    a, b = arbiter.lane("a", "text_generation"), arbiter.lane("b", "image_generation")
     a.acquire()
     done = threading.Event()
     threading.Thread(target=lambda: (b.acquire(), b.release(), done.set())).start()
@@ -151,8 +152,8 @@ def test_unknown_policy_is_refused():
 
 def test_fair_lets_a_token_step_run_next_to_a_long_background_unit():
     arbiter = Arbiter("fair", starvation_ms=60_000, overlap_ms=10)
-    image, embed = arbiter.lane("image", "image"), arbiter.lane("embed", "embeddings")
-    chat = arbiter.lane("chat", "llm")
+    image, embed = arbiter.lane("image", "image_generation"), arbiter.lane("embed", "embeddings")
+    chat = arbiter.lane("chat", "text_generation")
     image.acquire()  # a long diffusion step that cannot be interrupted
     chat_done, embed_started = threading.Event(), threading.Event()
     threading.Thread(target=lambda: (chat.acquire(), chat.release(), chat_done.set())).start()
@@ -165,7 +166,7 @@ def test_fair_lets_a_token_step_run_next_to_a_long_background_unit():
 
 def test_fifo_never_overlaps_even_behind_a_long_unit():
     arbiter = Arbiter("fifo", overlap_ms=1)
-    image, chat = arbiter.lane("image", "image"), arbiter.lane("chat", "llm")
+    image, chat = arbiter.lane("image", "image_generation"), arbiter.lane("chat", "text_generation")
     image.acquire()
     done = threading.Event()
     threading.Thread(target=lambda: (chat.acquire(), chat.release(), done.set())).start()

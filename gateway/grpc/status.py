@@ -1,4 +1,4 @@
-"""Where gRPC calls end: `ServingError`s become gRPC status codes (OVMS_REFERENCE 1.2), and each
+"""Where gRPC calls end: errors become gRPC status codes (the table in gateway/error_policy.py), and each
 model call is counted in the OVMS families (`ovms_requests_success|fail{interface="gRPC"}`,
 `ovms_request_time_us`) when metrics are on."""
 from __future__ import annotations
@@ -11,17 +11,13 @@ from typing import Any
 
 import grpc
 
-from servables.errors import ServingError
+from servables.errors import ModelNotFound, ServingError
+
+from ..error_policy import grpc_code, is_server_fault
 
 log = logging.getLogger(__name__)
 
-_BY_HTTP = {400: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND,
-            503: grpc.StatusCode.UNAVAILABLE}
 _TIMED = ("ModelInfer", "Predict")
-
-
-def grpc_code(exc: ServingError) -> grpc.StatusCode:
-    return _BY_HTTP.get(exc.status_code, grpc.StatusCode.INTERNAL)
 
 
 def _model_of(request: Any) -> tuple[str, str] | None:
@@ -56,11 +52,14 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         try:
             response = await method(self, request, context)
         except ServingError as exc:
-            if exc.status_code >= 500 and exc.status_code != 503:
+            if is_server_fault(exc):
                 log.error("%s: %s", type(exc).__name__, exc.message)
-            if metrics is not None and model is not None and exc.status_code != 404:
+            if metrics is not None and model is not None and not isinstance(exc, ModelNotFound):
                 metrics.requests_fail.labels(self.api, "gRPC", method.__name__, model[0], model[1]).inc()
             await context.abort(grpc_code(exc), exc.message)
+        except Exception as exc:  # a bug of ours: INTERNAL, logged once, the channel stays usable
+            log.error("unhandled error in gRPC %s", method.__name__, exc_info=exc)
+            await context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
         if metrics is not None and model is not None:
             version = _served_version(response, model[1])
             metrics.requests_success.labels(self.api, "gRPC", method.__name__, model[0], version).inc()

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.routes import Api, declared_router
 from servables.output_processor import OutputDelta, OutputProcessor
 from servables.structured_output import from_response_format
 from servables.tool_parsers import ToolArgsDelta, ToolCallStart
@@ -16,7 +16,7 @@ from .logprobs import chat_logprobs
 from .protocol import ChatCompletionRequest
 from .resolve import resolve
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 
 def tool_call_deltas(delta: OutputDelta) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ class ChatShape:
 
 @router.post("/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    deployment = resolve(request, body.model, "llm", "chat/completions")
+    deployment = resolve(request, body.model, "chat/completions")
     servable = deployment.servable
     params = body.to_sampling_params()
     messages = [m.as_template_message() for m in body.messages]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.routes import Api, declared_router
 from servables.structured_output import from_response_format
 
 from .generation import Choice, start_run, streaming_response, unary_response
@@ -14,7 +14,7 @@ from .logprobs import completion_logprobs
 from .protocol import CompletionRequest
 from .resolve import resolve
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 
 class CompletionShape:
@@ -55,7 +55,7 @@ def _echo_only(body: CompletionRequest, prompt_text: str, prompt_tokens: int) ->
 
 @router.post("/completions")
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
-    deployment = resolve(request, body.model, "llm", "completions")
+    deployment = resolve(request, body.model, "completions")
     servable = deployment.servable
     prompt = body.single_prompt()
     echo_only = body.echo and body.max_tokens == 0

@@ -4,16 +4,16 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway.request_context import note_usage
+from gateway.routes import Api, declared_router
 
 from .embeddings_protocol import EmbeddingsRequest
 from .resolve import resolve
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 
 def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
@@ -24,7 +24,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 
 @router.post("/embeddings")
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
-    deployment = resolve(request, body.model, "embeddings", "embeddings")
+    deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable
     job = servable.prepare(body.inputs(), body.dimensions)
     vectors = servable.finish(job, await deployment.engine.run(job.texts))

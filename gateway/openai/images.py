@@ -10,7 +10,6 @@ import base64
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.routes import Api, declared_router
 from scheduler.model_manager import Deployment
 from servables.errors import InvalidRequest
 from servables.image import ImageJob
@@ -28,14 +28,14 @@ from servables.image_options import ImageOptions
 from .image_protocol import EDIT_FILE_FIELDS, ImageEditRequest, ImageGenerationRequest
 from .resolve import manager_of, resolve
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 FORM_SLACK_BYTES = 1024 * 1024  # room for the text fields and multipart framing beside image + mask
 
 
 @router.post("/images/generations")
 async def create_image(body: ImageGenerationRequest, request: Request) -> Response:
-    deployment = resolve(request, body.model, "image", "images/generations")
+    deployment = resolve(request, body.model, "images/generations")
     job = deployment.servable.prepare_generation(body.to_params())
     return await _run(request, deployment, job)
 
@@ -54,7 +54,7 @@ async def edit_image(request: Request) -> Response:
         body = ImageEditRequest.model_validate(fields)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    deployment = resolve(request, body.model, "image", "images/edits")
+    deployment = resolve(request, body.model, "images/edits")
     if image is None:
         raise InvalidRequest("image field is missing in multipart body", "image")
     # decoding uploads can take a while for large images: keep it off the event loop
@@ -77,7 +77,7 @@ async def _run(request: Request, deployment: Deployment, job: ImageJob) -> Respo
 def _body_limit(request: Request) -> int:
     """The largest edit body any image model accepts: image + mask at its upload limit, plus slack."""
     limits = [d.servable.options.max_upload_bytes for d in manager_of(request).deployments()
-              if d.servable.kind == "image"]
+              if d.kind.name == "image_generation"]
     return 2 * max(limits, default=ImageOptions.max_upload_bytes) + FORM_SLACK_BYTES
 
 

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from starlette.requests import Request
+
+from gateway.routes import Access, declared_router
+from scheduler.model_manager import Deployment
 
 from .resolve import manager_of
 
-router = APIRouter()
+router = declared_router(Access.PUBLIC)
 
 
-def model_object(deployment) -> dict[str, Any]:
-    servable = deployment.servable
-    return {"id": servable.name, "object": "model", "created": deployment.created, "owned_by": "genai-gateway",
-            **servable.describe()}
+def model_object(deployment: Deployment) -> dict[str, Any]:
+    """OpenAI's model object, plus our `kind`, `endpoints` and what the servable describes."""
+    return {"id": deployment.name, "object": "model", "created": deployment.created, "owned_by": "genai-gateway",
+            "kind": deployment.kind.label, "endpoints": list(deployment.kind.endpoints),
+            **deployment.servable.describe()}
 
 
 @router.get("/models")

@@ -1,4 +1,4 @@
-"""Find the deployment named by a request's `model` and check it can serve the endpoint."""
+"""Find the deployment named by a request's `model` and check that its kind answers the endpoint."""
 from __future__ import annotations
 
 from starlette.requests import Request
@@ -12,11 +12,13 @@ def manager_of(request: Request) -> ModelManager:
     return request.app.state.manager
 
 
-def resolve(request: Request, model: str, kind: str, endpoint: str) -> Deployment:
+def resolve(request: Request, model: str, endpoint: str) -> Deployment:
+    """The deployment of `model` (404 when unknown); 400 when its kind does not serve `endpoint`
+    (the `endpoints` of its entry in servables/kinds.py)."""
     deployment = manager_of(request).get(model)
     note_model(request.scope, model)
-    if deployment.servable.kind != kind:
+    if endpoint not in deployment.kind.endpoints:
         raise InvalidRequest(
-            f"Model {model} is a {deployment.servable.kind} model and does not serve {endpoint}", "model"
+            f"Model {model} is a {deployment.kind.label} model and does not serve {endpoint}", "model"
         )
     return deployment

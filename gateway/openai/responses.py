@@ -12,12 +12,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import unless_disconnected
+from gateway.routes import Api, declared_router
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
 from servables.output_processor import OutputProcessor, normalize_arguments
 from servables.structured_output import from_response_format
@@ -27,7 +27,7 @@ from .generation import Run, collect, start_run
 from .resolve import resolve
 from .responses_protocol import ResponsesRequest
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 
 def _item_id(prefix: str) -> str:
@@ -235,7 +235,7 @@ async def _stream(run: Run, body: ResponsesRequest, processor: OutputProcessor) 
 
 @router.post("/responses")
 async def create_response(body: ResponsesRequest, request: Request) -> Response:
-    deployment = resolve(request, body.model, "llm", "responses")
+    deployment = resolve(request, body.model, "responses")
     servable = deployment.servable
     job = servable.prepare_chat(body.messages(), body.sampling_params(), body.template_kwargs(),
                                 body.tool_request(), from_response_format(body.response_format()))

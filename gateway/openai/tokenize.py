@@ -1,17 +1,17 @@
-"""POST /tokenize: token ids of a text (or texts) for any servable that provides `tokenize_texts`."""
+"""POST /tokenize: token ids of a text (or texts), for the kinds that list "tokenize" (servables/kinds.py)."""
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.requests import Request
 
+from gateway.routes import Api, declared_router
 from servables.errors import InvalidRequest
 
-from .resolve import manager_of
+from .resolve import resolve
 
-router = APIRouter()
+router = declared_router(api=Api.V3)
 
 
 class TokenizeRequest(BaseModel):
@@ -27,10 +27,8 @@ class TokenizeRequest(BaseModel):
 
 @router.post("/tokenize")
 async def tokenize(body: TokenizeRequest, request: Request) -> dict:
-    servable = manager_of(request).get(body.model).servable
-    tokenize_texts = getattr(servable, "tokenize_texts", None)
-    if tokenize_texts is None:
-        raise InvalidRequest(f"Model {body.model} does not support tokenize", "model")
+    servable = resolve(request, body.model, "tokenize").servable
+    tokenize_texts = servable.tokenize_texts  # type: ignore[attr-defined]  # kinds serving "tokenize" have it
     texts = [body.text] if isinstance(body.text, str) else body.text
     if not texts:
         raise InvalidRequest("text must not be empty", "text")
