@@ -1,4 +1,4 @@
-"""Prometheus metrics: the OVMS families (OVMS_REFERENCE 4.2) plus generation metrics vLLM operators expect.
+"""Prometheus metrics: the OVMS families (OVMS docs/metrics.md) plus generation metrics vLLM operators expect.
 
 Request-level families are recorded by gateway/observability.py; token and latency histograms come
 from the engines through scheduler.telemetry; engine gauges are read at scrape time.

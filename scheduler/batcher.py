@@ -1,4 +1,4 @@
-"""Dynamic batching engine for embeddings and rerank (ARCHITECTURE.md, scheduler/).
+"""Dynamic batching engine for embeddings and rerank (docs/architecture.md).
 
 Requests carry a list of items (texts, or query-document pairs). One worker thread collects
 queued items until as many items are waiting as the previous batch had (at most `max_batch_size`)

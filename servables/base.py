@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 class ModelSpec:
     """One entry of the model list, from the CLI or a `config.json` entry.
 
-    `options` holds the task's node options (OVMS_REFERENCE 3.3) as plain JSON values.
+    `options` holds the task's node options (OVMS graph options, docs/llm/reference.md) as plain JSON values.
     """
 
     name: str

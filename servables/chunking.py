@@ -1,4 +1,4 @@
-"""Split rerank documents into chunks that fit the model context (OVMS_REFERENCE 1.8), and
+"""Split rerank documents into chunks that fit the model context (OVMS docs/model_server_rest_api_rerank.md), and
 fold chunk scores back into one score per document (the max over its chunks)."""
 from __future__ import annotations
 

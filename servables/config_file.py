@@ -18,7 +18,7 @@ from .kinds import NAMES, infer_task, validate_options
 
 ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight"}
 
-# Top level (OVMS_REFERENCE 3.2). Lists we do not serve are accepted and ignored.
+# Top level (OVMS docs/multiple_models_mode.md). Lists we do not serve are accepted and ignored.
 FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["model_config_list"],

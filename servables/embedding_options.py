@@ -1,4 +1,4 @@
-"""The embeddings and rerank node options (OVMS_REFERENCE 3.3) accepted in a config entry."""
+"""The embeddings and rerank node options (OVMS embeddings/rerank graph options) accepted in a config entry."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

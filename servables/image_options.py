@@ -1,4 +1,4 @@
-"""The image generation node options (OVMS_REFERENCE 3.3) accepted in a config entry."""
+"""The image generation node options (OVMS docs/image_generation/reference.md) accepted in a config entry."""
 from __future__ import annotations
 
 import re

@@ -88,7 +88,7 @@ class Kind:
     pullable: bool = True  # `genai-gateway pull --task` offers it
     optimum_task: str | None = None  # `optimum-cli export openvino --task` (None: optimum infers it)
     # task inference from the model files: (order, predicate) pairs; all kinds' pairs are asked
-    # lowest order first (OVMS_REFERENCE 3.8: versions -> GGUF -> rerank -> image -> embeddings -> LLM)
+    # lowest order first (as OVMS infers a missing `task`: versions -> GGUF -> rerank -> image -> embeddings -> LLM)
     detect: tuple[tuple[int, Callable[[Path], bool]], ...] = ()
 
     def load(self, attr: str) -> Any:
@@ -124,7 +124,7 @@ def kind(name: str) -> Kind:
 
 
 def infer_task(path: Path) -> str | None:
-    """The task of the model at `path`, or None when its files say nothing (OVMS_REFERENCE 3.8)."""
+    """The task of the model at `path`, or None when its files say nothing (as OVMS does when `task` is absent)."""
     if not (path.is_file() or path.is_dir()):
         return None
     rules = sorted(((order, predicate, k.name) for k in KINDS for order, predicate in k.detect),

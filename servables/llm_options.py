@@ -1,4 +1,4 @@
-"""The LLM node options (OVMS_REFERENCE 3.3) accepted in a config entry or on the CLI."""
+"""The LLM node options (OVMS docs/llm/reference.md) accepted in a config entry or on the CLI."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

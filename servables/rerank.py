@@ -1,6 +1,6 @@
 """Rerank servable for cross-encoders: an `openvino_genai.TextRerankPipeline`.
 
-Long documents are chunked as OVMS does (OVMS_REFERENCE 1.8): the query is cut to half the
+Long documents are chunked as OVMS does (OVMS docs/model_server_rest_api_rerank.md): the query is cut to half the
 context, each document to chunks of `context - query - 4` tokens; a document scores the max over
 its chunks. The engine's batcher calls `infer` with (query, chunk) pairs from one or more
 requests; pairs that share a query go to the pipeline in one call.

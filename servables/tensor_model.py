@@ -2,7 +2,7 @@
 
 `TensorModel` is what a deployment of kind "tensor" holds under the model's name; it owns one
 `TensorServable` per served version. The default version is the highest served one
-(OVMS_REFERENCE 3.4, 3.5). `base_path` may also be a single `.xml`/`.onnx` file: version 1.
+(OVMS docs/model_version_policy.md). `base_path` may also be a single `.xml`/`.onnx` file: version 1.
 """
 from __future__ import annotations
 

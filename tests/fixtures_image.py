@@ -1,6 +1,6 @@
 """A tiny randomly initialised Stable Diffusion 1.x pipeline, exported to OpenVINO IR and cached.
 
-No diffusion weights exist offline, so the tests build one (OVGENAI_RECIPES section 5): a CLIP
+No diffusion weights exist offline, so the tests build one: a CLIP
 tokenizer over a small byte-level vocabulary, a 2-layer CLIP text encoder, a tiny UNet and VAE
 (VAE scale factor 2) and a DDIM scheduler, saved with diffusers and exported with
 `optimum-cli export openvino --task text-to-image`. The result is cached in
