@@ -13,7 +13,6 @@ from scheduler.model_manager import ModelManager
 
 from . import cohere, config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
-from .grpc.server import start_grpc_server
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
 from .openai import chat, completions, embeddings, images, models, responses, tokenize
@@ -43,7 +42,10 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder) if grpc_port else None
+        grpc_server = None
+        if grpc_port:  # grpcio and the protobuf stubs are imported only when gRPC is served
+            from .grpc.server import start_grpc_server
+            grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder)
         poller = (asyncio.create_task(config_api.poll_config(manager, reloader, poll_seconds))
                   if poll_seconds > 0 else None)
         yield
