@@ -14,6 +14,7 @@ from scheduler.model_manager import ModelManager
 from . import cohere, config_api, kserve, metrics, ops, tfs
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
+from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
 from .openai import chat, completions, embeddings, images, models, responses, tokenize
 
@@ -32,6 +33,7 @@ class HttpSettings:
     allow_credentials: bool = False
     max_body_bytes: int = 64 * 2**20
     max_json_depth: int = 100
+    media: MediaPolicy = field(default_factory=MediaPolicy)  # image content parts (gateway/media.py)
 
 
 def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
@@ -58,6 +60,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.media_policy = settings.media
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
     app.state.metrics = recorder

@@ -70,6 +70,11 @@ def _is_causal_lm(path: Path) -> bool:
                                  for a in architectures(path))
 
 
+def _is_vision_language(path: Path) -> bool:
+    """An `optimum-cli export openvino --task image-text-to-text` folder (servables/vision.py)."""
+    return path.is_dir() and (path / "openvino_vision_embeddings_model.xml").is_file()
+
+
 def _is_encoder(path: Path) -> bool:
     return path.is_dir() and any(a.endswith("Model") for a in architectures(path))
 
@@ -99,7 +104,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("text_generation", "llm", "servables.llm:LLMServable", "scheduler.llm_engine:LLMEngine",
          endpoints=("chat/completions", "completions", "responses", "tokenize"),
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
-         optimum_task="text-generation-with-past", detect=((10, _is_gguf), (50, _is_causal_lm))),
+         optimum_task="text-generation-with-past",
+         detect=((10, _is_gguf), (45, _is_vision_language), (50, _is_causal_lm))),
     Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
          endpoints=("embeddings", "rerank"), options="servables.embedding_options:validate_embeddings",
          weight=2.0, threads="half", optimum_task="feature-extraction",
