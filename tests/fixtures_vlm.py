@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.model_cache import cached
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +65,96 @@ def _build_in_subprocess(out: Path) -> None:
                             capture_output=True, text=True)
     if result.returncode != 0 or not (out / "openvino_language_model.xml").is_file():
         raise RuntimeError(f"building the tiny LLaVA failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+
+
+# --- images and the servers the tests talk to -------------------------------------------------
+
+def image_bytes(seed: int, size: tuple[int, int] = (50, 40), fmt: str = "PNG") -> bytes:
+    """A random RGB image (`size` = width, height) encoded as `fmt`; the same seed gives the same pixels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.RandomState(seed).randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def blank_png(size: tuple[int, int]) -> bytes:
+    """A one-colour PNG: a few hundred bytes that decode to width x height pixels (a decompression bomb in small)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    import base64
+
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+class MediaHost:
+    """A local HTTP server on 127.0.0.1 serving test images, redirects and a slow path."""
+
+    def __init__(self, files: dict[str, bytes], slow_seconds: float = 5.0):
+        import http.server
+        import threading
+        import time
+
+        host = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                path = self.path
+                if path.startswith("/redirect-other/"):  # same machine, another host name
+                    self._redirect(f"http://localhost:{host.port}/{path.split('/', 2)[2]}")
+                elif path.startswith("/redirect-same/"):
+                    self._redirect(f"/{path.split('/', 2)[2]}")
+                elif path == "/slow.png":
+                    time.sleep(slow_seconds)
+                    self._send(files["a.png"])
+                elif path.lstrip("/") in files:
+                    self._send(files[path.lstrip("/")])
+                else:
+                    self.send_error(404)
+
+            def _redirect(self, location: str) -> None:
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _send(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the gateway hung up (timeout, size cap)
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # --- building (runs in the subprocess) ---------------------------------------------------------
@@ -122,3 +214,59 @@ def build(out: Path) -> None:
 
 if __name__ == "__main__":
     build(Path(sys.argv[1]))
+
+
+# --- pytest fixtures (tests/conftest.py lists this module in pytest_plugins) -------------------
+
+VLM = "tiny-llava"
+TEXT_LLM = "smol-text"
+LIMITS = {"max_images_per_request": 3, "max_image_bytes": 60_000, "max_image_pixels": 1_000_000,
+          "media_fetch_timeout_seconds": 2}
+
+
+@pytest.fixture(scope="session")
+def media_host():
+    files = {"a.png": image_bytes(0), "b.png": image_bytes(1), "big.png": image_bytes(2, (300, 300)),
+             "bomb.png": blank_png((1500, 1000))}
+    host = MediaHost(files)
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="session")
+def vlm_server(tmp_path_factory, media_host):
+    """The tiny LLaVA (f32, so greedy tokens are exact) beside a text-only LLM, on one server with
+    127.0.0.1 as the only allowed media host and a local media folder."""
+    import json
+
+    from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf
+    from tests.server import ServerProcess
+
+    folder = tmp_path_factory.mktemp("vlm")
+    media = folder / "media"
+    media.mkdir()
+    (media / "a.png").write_bytes(image_bytes(0))
+    (folder / "outside.png").write_bytes(image_bytes(0))
+    (media / "escape.png").symlink_to(folder / "outside.png")
+    config = {"model_config_list": [
+        {"config": {"name": VLM, "base_path": str(tiny_llava()),
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+        {"config": {"name": TEXT_LLM, "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE)),
+                    "task": "text_generation"}},
+    ]}
+    (folder / "config.json").write_text(json.dumps(config))
+    limits = [arg for key, value in LIMITS.items() for arg in (f"--{key}", str(value))]
+    server = ServerProcess("--config_path", str(folder / "config.json"), "--metrics_enable",
+                           "--allowed_media_domains", "127.0.0.1", "--allowed_local_media_path", str(media),
+                           *limits, log_name="vlm").start()
+    server.media = media
+    server.folder = folder
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vlm_client(vlm_server):
+    import openai
+
+    return openai.OpenAI(base_url=f"{vlm_server.url}/v3", api_key="unused", max_retries=0)
