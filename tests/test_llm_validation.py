@@ -48,7 +48,7 @@ CASES = [
     (CHAT, {"model": LLM, "messages": MSG, "response_format": {"type": "yaml"}}, 400, "response_format"),
     (CHAT, {"model": LLM, "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]}, 400, "name"),
     (CHAT, {"model": LLM, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "only text input"),
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "does not accept images"),
     (CHAT, {"model": LLM, "messages": [{"role": "user", "content": "hello " * 9000}]}, 400,
      "exceeds model max length"),
     (CHAT, {"model": "missing-model", "messages": MSG}, 404, "does not exist"),
