@@ -68,7 +68,7 @@ class Result:
 
 
 def run_in_process(pipe, images: list[np.ndarray], concurrency: int, per_worker: int, tokens: int) -> Result:
-    """Closed loop on the pipeline itself: the ceiling the server is compared with."""
+    """Closed loop on the pipeline itself: the ceiling the server is compared with (no images: text only)."""
     tokenizer = pipe.get_tokenizer()
     cfg = pipe.get_config()
     cfg.max_new_tokens = tokens
@@ -80,10 +80,11 @@ def run_in_process(pipe, images: list[np.ndarray], concurrency: int, per_worker:
     next_i = 0
 
     def add(i: int) -> None:
-        messages = [{"role": "user", "content": "<ov_genai_image_0>" + text(i)}]
+        tag = "<ov_genai_image_0>" if images else ""
+        messages = [{"role": "user", "content": tag + text(i)}]
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        tensor = ov.Tensor(np.ascontiguousarray(images[i % len(images)][None]))
-        live[i] = (pipe.add_request(i, prompt, [tensor], cfg), time.perf_counter(), [None], [0])
+        tensors = [ov.Tensor(np.ascontiguousarray(images[i % len(images)][None]))] if images else []
+        live[i] = (pipe.add_request(i, prompt, tensors, cfg), time.perf_counter(), [None], [0])
 
     start = time.perf_counter()
     while next_i < concurrency:
@@ -130,7 +131,9 @@ async def one_stream(client: httpx.AsyncClient, body: dict) -> Sample:
 
 
 def image_body(i: int, urls: list[str], tokens: int, stream: bool = True) -> dict:
-    content = [{"type": "image_url", "image_url": {"url": urls[i % len(urls)]}}, {"type": "text", "text": text(i)}]
+    """A chat request with one image (none when `urls` is empty: the text-only baseline on the same model)."""
+    content = [{"type": "image_url", "image_url": {"url": urls[i % len(urls)]}}] if urls else []
+    content.append({"type": "text", "text": text(i)})
     return {"model": VLM, "messages": [{"role": "user", "content": content}], "max_tokens": tokens,
             "ignore_eos": True, "temperature": 0, "stream": stream,
             **({"stream_options": {"include_usage": True}} if stream else {})}
@@ -205,13 +208,19 @@ def main() -> None:
             unary = asyncio.run(closed_loop(server.url, lambda i: image_body(i, urls, args.tokens, False), c,
                                             args.requests_per_worker))
             rows += [local.row("in-process", c), remote.row("server stream", c), unary.row("server unary", c)]
-            ratios.append((c, remote.tokens_per_s / local.tokens_per_s, unary.tokens_per_s / local.tokens_per_s))
+            local_text = run_in_process(pipe, [], c, args.requests_per_worker, args.tokens)
+            remote_text = asyncio.run(closed_loop(server.url, lambda i: image_body(i, [], args.tokens), c,
+                                                  args.requests_per_worker))
+            rows += [local_text.row("in-process text", c), remote_text.row("server stream text", c)]
+            ratios.append((c, remote.tokens_per_s / local.tokens_per_s, unary.tokens_per_s / local.tokens_per_s,
+                           remote_text.tokens_per_s / local_text.tokens_per_s))
         print(f"\ntiny LLaVA (random, 16 image tokens), one 224x224 PNG per request, {args.tokens} new tokens "
               f"(ignore_eos), {args.requests_per_worker} requests per worker")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
         print()
-        for c, ratio, unary_ratio in ratios:
-            print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x streaming, {unary_ratio:.2f}x unary")
+        for c, ratio, unary_ratio, text_ratio in ratios:
+            print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x streaming, {unary_ratio:.2f}x unary; "
+                  f"text-only on the same model {text_ratio:.2f}x streaming")
         alone, loaded = asyncio.run(text_under_image_load(server.url, urls, args.tokens))
         tpot_alone = pct([s.tpot * 1000 for s in alone.samples], 0.5)
         tpot_loaded = pct([s.tpot * 1000 for s in loaded.samples], 0.5)
