@@ -223,6 +223,9 @@ def http_settings(args: argparse.Namespace):
         families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
     except MetricsConfigError as exc:
         raise SystemExit(str(exc)) from exc
+    media_root = args.allowed_local_media_path
+    if media_root and not Path(media_root).is_dir():
+        raise SystemExit(f"--allowed_local_media_path {media_root} is not a folder")
     return HttpSettings(
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
