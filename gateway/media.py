@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 
 from servables.errors import InvalidRequest
-from servables.image_io import decode_chat_image
+from servables.image_io import ImageItem, decode_chat_image
 
 MAX_REDIRECTS = 3
 
@@ -168,3 +168,32 @@ def _local(url: str, param: str, policy: MediaPolicy) -> bytes:
 def policy_of(app_state: Any) -> MediaPolicy:
     """The server's media policy (`create_app` stores it; defaults when absent)."""
     return getattr(app_state, "media_policy", None) or MediaPolicy()
+
+
+async def resolve_embedding_images(inputs: Sequence[Any], policy: MediaPolicy, servable: Any,
+                                   model: str) -> list[Any]:
+    """`/embeddings` inputs: `{"image", "text"}` items become the servable's image items (a text-only
+    item becomes its string); strings and token ids pass through."""
+    out: list[Any] = []
+    count = 0
+    for index, item in enumerate(inputs):
+        image = getattr(item, "image", None)
+        if not hasattr(item, "image"):
+            out.append(item)
+            continue
+        text = item.text or ""
+        if image is None:
+            if not text:
+                raise InvalidRequest(f"input[{index}] needs an image or a text", f"input[{index}]")
+            out.append(text)
+            continue
+        param = f"input[{index}].image"
+        if not getattr(servable, "accepts_images", False):
+            raise InvalidRequest(f"Model {model} does not accept images ({param})", param)
+        count += 1
+        if count > policy.max_images:
+            raise InvalidRequest(f"{param}: more than {policy.max_images} images in one request", param)
+        pixels = await asyncio.to_thread(decode_chat_image, await fetch_bytes(image, param, policy), param,
+                                         policy.max_image_pixels)
+        out.append(ImageItem(pixels, text))
+    return out

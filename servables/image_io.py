@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -62,6 +63,14 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@dataclass
+class ImageItem:
+    """One embedding input: an image (RGB uint8 [H, W, 3]) with optional text."""
+
+    image: np.ndarray
+    text: str = ""
 
 
 # Formats accepted as chat image input (Pillow names); GIF and animated WebP give their first frame.

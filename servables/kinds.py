@@ -106,7 +106,9 @@ KINDS: tuple[Kind, ...] = (
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
          optimum_task="text-generation-with-past",
          detect=((10, _is_gguf), (45, _is_vision_language), (50, _is_causal_lm))),
-    Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
+    # a folder with a vision encoder gets the multimodal (image + text) variant
+    Kind("embeddings", "embeddings", "servables.multimodal_embeddings:embeddings_servable",
+         "scheduler.batcher:BatchingEngine",
          endpoints=("embeddings", "rerank"), options="servables.embedding_options:validate_embeddings",
          weight=2.0, threads="half", optimum_task="feature-extraction",
          detect=((40, _is_sentence_transformer), (60, _is_encoder))),

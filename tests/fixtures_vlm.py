@@ -40,6 +40,10 @@ PARAMS = {
     "text": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
              "num_key_value_heads": 2, "max_position_embeddings": 2048},
 }
+# Qwen2-VL: 14 px patches merged 2x2, 4..16 image tokens per image
+QWEN2_VL = {"builder": 1, "seed": 0, "vocab_size": 1000, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2,
+            "min_tokens": 4, "max_tokens": 16, "text": PARAMS["text"]}
+QWEN2_VL_SPECIALS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 IMAGE_TOKENS = (PARAMS["image_size"] // PARAMS["patch_size"]) ** 2  # per image, in the prompt
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<image>"]
 # content is a string or a list of parts; an {"type": "image"} part renders the model's image tag
@@ -57,14 +61,20 @@ WORDS = ("the a of is what which image picture shows cat dog car tree sky sea re
 
 def tiny_llava() -> Path:
     """The exported model folder (OpenVINO IR + tokenizer IR + preprocessor_config.json), built on first use."""
-    return cached("tiny-llava", PARAMS, _build_in_subprocess)
+    return cached("tiny-llava", PARAMS, lambda out: _build_in_subprocess(out, "llava"))
 
 
-def _build_in_subprocess(out: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "tests.fixtures_vlm", str(out)], cwd=ROOT,
+def tiny_qwen2_vl() -> Path:
+    """A tiny random Qwen2-VL, exported the same way: the layout `openvino_genai.EmbeddingPipeline`
+    takes for image + text embeddings (its multimodal path needs Qwen2-VL's 3-D rotary positions)."""
+    return cached("tiny-qwen2-vl", QWEN2_VL, lambda out: _build_in_subprocess(out, "qwen2_vl"))
+
+
+def _build_in_subprocess(out: Path, arch: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "tests.fixtures_vlm", str(out), arch], cwd=ROOT,
                             capture_output=True, text=True)
     if result.returncode != 0 or not (out / "openvino_language_model.xml").is_file():
-        raise RuntimeError(f"building the tiny LLaVA failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"building the tiny {arch} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
 
 
 # --- images and the servers the tests talk to -------------------------------------------------
@@ -159,7 +169,7 @@ class MediaHost:
 
 # --- building (runs in the subprocess) ---------------------------------------------------------
 
-def _tokenizer():
+def _tokenizer(specials: list[str] = SPECIALS, image_tag: str = "<image>"):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -170,11 +180,11 @@ def _tokenizer():
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=PARAMS["vocab_size"], special_tokens=SPECIALS, show_progress=False,
+        vocab_size=PARAMS["vocab_size"], special_tokens=specials, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                  unk_token="<unk>", additional_special_tokens=SPECIALS[4:], padding_side="left")
-    tok.chat_template = CHAT_TEMPLATE
+                                  unk_token="<unk>", additional_special_tokens=specials[4:], padding_side="left")
+    tok.chat_template = CHAT_TEMPLATE.replace("'<image>'", repr(image_tag))
     return tok
 
 
@@ -212,8 +222,51 @@ def build(out: Path) -> None:
     shutil.copy(hf / "preprocessor_config.json", out / "preprocessor_config.json")
 
 
+def build_qwen2_vl(out: Path) -> None:
+    import optimum.exporters.openvino.model_configs as model_configs
+    import torch
+    from optimum.exporters.openvino import main_export
+    from optimum.intel import OVConfig
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    torch.manual_seed(QWEN2_VL["seed"])
+    hf = out.parent / "hf"
+    tok = _tokenizer(SPECIALS[:-1] + QWEN2_VL_SPECIALS, "<|vision_start|><|image_pad|><|vision_end|>")
+    ids = {name: tok.convert_tokens_to_ids(name) for name in QWEN2_VL_SPECIALS}
+    patch, merge = QWEN2_VL["patch_size"], QWEN2_VL["merge_size"]
+    config = Qwen2VLConfig(
+        text_config={"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                     "pad_token_id": tok.pad_token_id, "tie_word_embeddings": False,
+                     # multimodal rotary sections: they sum to half the head size (64 / 4 / 2)
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, **QWEN2_VL["text"]},
+        vision_config={"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
+                       "in_chans": 3, "patch_size": patch, "spatial_merge_size": merge,
+                       "temporal_patch_size": QWEN2_VL["temporal_patch_size"]},
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    model.generation_config.bos_token_id = tok.bos_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    unit = patch * merge
+    image_processor = Qwen2VLImageProcessorPil(
+        min_pixels=unit * unit * QWEN2_VL["min_tokens"], max_pixels=unit * unit * QWEN2_VL["max_tokens"],
+        patch_size=patch, merge_size=merge, temporal_patch_size=QWEN2_VL["temporal_patch_size"])
+    model.save_pretrained(hf)
+    tok.save_pretrained(hf)
+    image_processor.save_pretrained(hf)  # Qwen2VLProcessor itself needs torchvision (its video processor)
+    # optimum-intel 2.2 caps the Qwen2-VL export at transformers 5.0 although it works with 5.5 (the
+    # exported IR matches transformers token for token in f32); lifted for this test model only
+    model_configs.Qwen2VLOpenVINOConfig.MAX_TRANSFORMERS_VERSION = "5.99"
+    main_export(model_name_or_path=str(hf), output=str(out), task="image-text-to-text",
+                ov_config=OVConfig(dtype="fp32"), convert_tokenizer=True)
+    shutil.copy(hf / "preprocessor_config.json", out / "preprocessor_config.json")
+
+
 if __name__ == "__main__":
-    build(Path(sys.argv[1]))
+    (build_qwen2_vl if sys.argv[2:] == ["qwen2_vl"] else build)(Path(sys.argv[1]))
 
 
 # --- pytest fixtures (tests/conftest.py lists this module in pytest_plugins) -------------------
@@ -270,3 +323,26 @@ def vlm_client(vlm_server):
     import openai
 
     return openai.OpenAI(base_url=f"{vlm_server.url}/v3", api_key="unused", max_retries=0)
+
+
+VLM_EMBED = "tiny-qwen2-vl-embed"
+
+
+@pytest.fixture(scope="session")
+def vlm_embed_server(tmp_path_factory, minilm_ir):
+    """The tiny Qwen2-VL served as a multimodal embedding model (f32), beside the text-only MiniLM."""
+    import json
+
+    from tests.server import ServerProcess
+
+    folder = tmp_path_factory.mktemp("vlm-embed")
+    config = {"model_config_list": [
+        {"config": {"name": VLM_EMBED, "base_path": str(tiny_qwen2_vl()), "task": "embeddings",
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+        {"config": {"name": "minilm", "base_path": str(minilm_ir), "task": "embeddings"}},
+    ]}
+    (folder / "config.json").write_text(json.dumps(config))
+    server = ServerProcess("--config_path", str(folder / "config.json"), "--max_images_per_request", "4",
+                           log_name="vlm-embed").start()
+    yield server
+    server.stop()
