@@ -272,6 +272,7 @@ if __name__ == "__main__":
 # --- pytest fixtures (tests/conftest.py lists this module in pytest_plugins) -------------------
 
 VLM = "tiny-llava"
+QWEN2_VL_CHAT = "tiny-qwen2-vl"
 TEXT_LLM = "smol-text"
 LIMITS = {"max_images_per_request": 3, "max_image_bytes": 60_000, "max_image_pixels": 1_000_000,
           "media_fetch_timeout_seconds": 2}
@@ -303,6 +304,8 @@ def vlm_server(tmp_path_factory, media_host):
     (media / "escape.png").symlink_to(folder / "outside.png")
     config = {"model_config_list": [
         {"config": {"name": VLM, "base_path": str(tiny_llava()),
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+        {"config": {"name": QWEN2_VL_CHAT, "base_path": str(tiny_qwen2_vl()),
                     "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
         {"config": {"name": TEXT_LLM, "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE)),
                     "task": "text_generation"}},

@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from tests.fixtures_vlm import IMAGE_TOKENS, TEXT_LLM, VLM, data_url, image_bytes
+from tests.fixtures_vlm import IMAGE_TOKENS, QWEN2_VL_CHAT, TEXT_LLM, VLM, data_url, image_bytes
 
 QUESTION = "What is in the image?"
 
@@ -40,6 +40,18 @@ def test_the_image_changes_the_greedy_tokens(vlm_client):
     # usage counts the image's tokens, as the pipeline saw them
     assert a1.usage.prompt_tokens >= text_only.usage.prompt_tokens + IMAGE_TOKENS
     assert a1.usage.completion_tokens == 12
+
+
+def test_images_reach_a_qwen2_vl_too(vlm_client):
+    """Another architecture (3-D rotary positions, its own image tags), the same request shape."""
+    def ask(messages):
+        return vlm_client.chat.completions.create(model=QWEN2_VL_CHAT, messages=messages, max_tokens=10,
+                                                  temperature=0)
+
+    a, b = ask(image_message(0)), ask(image_message(1))
+    text_only = ask([{"role": "user", "content": QUESTION}])
+    assert a.choices[0].message.content != b.choices[0].message.content
+    assert a.usage.prompt_tokens > text_only.usage.prompt_tokens
 
 
 def test_two_images_in_one_message_differ_from_one(vlm_client):
