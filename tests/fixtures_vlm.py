@@ -59,20 +59,24 @@ WORDS = ("the a of is what which image picture shows cat dog car tree sky sea re
          "left right top one two three describe color shape square circle hello yes no answer").split()
 
 
-def tiny_llava() -> Path:
-    """The exported model folder (OpenVINO IR + tokenizer IR + preprocessor_config.json), built on first use."""
-    return cached("tiny-llava", PARAMS, lambda out: _build_in_subprocess(out, "llava"))
+def tiny_llava(params: dict | None = None, name: str = "tiny-llava") -> Path:
+    """The exported model folder (OpenVINO IR + tokenizer IR + preprocessor_config.json), built on first use.
+    `params` replaces PARAMS (bench/vlm_throughput.py builds a larger one)."""
+    params = params or PARAMS
+    return cached(name, params, lambda out: _build_in_subprocess(out, "llava", params))
 
 
 def tiny_qwen2_vl() -> Path:
     """A tiny random Qwen2-VL, exported the same way: the layout `openvino_genai.EmbeddingPipeline`
     takes for image + text embeddings (its multimodal path needs Qwen2-VL's 3-D rotary positions)."""
-    return cached("tiny-qwen2-vl", QWEN2_VL, lambda out: _build_in_subprocess(out, "qwen2_vl"))
+    return cached("tiny-qwen2-vl", QWEN2_VL, lambda out: _build_in_subprocess(out, "qwen2_vl", QWEN2_VL))
 
 
-def _build_in_subprocess(out: Path, arch: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "tests.fixtures_vlm", str(out), arch], cwd=ROOT,
-                            capture_output=True, text=True)
+def _build_in_subprocess(out: Path, arch: str, params: dict) -> None:
+    import json
+
+    result = subprocess.run([sys.executable, "-m", "tests.fixtures_vlm", str(out), arch, json.dumps(params)],
+                            cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0 or not (out / "openvino_language_model.xml").is_file():
         raise RuntimeError(f"building the tiny {arch} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
 
@@ -188,22 +192,22 @@ def _tokenizer(specials: list[str] = SPECIALS, image_tag: str = "<image>"):
     return tok
 
 
-def build(out: Path) -> None:
+def build(out: Path, params: dict = PARAMS) -> None:
     import torch
     from optimum.exporters.openvino import main_export
     from optimum.intel import OVConfig
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    torch.manual_seed(PARAMS["seed"])
+    torch.manual_seed(params["seed"])
     hf = out.parent / "hf"
     tok = _tokenizer()
-    size, patch = PARAMS["image_size"], PARAMS["patch_size"]
+    size, patch = params["image_size"], params["patch_size"]
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(image_size=size, patch_size=patch, projection_dim=32, **PARAMS["vision"]),
+        vision_config=CLIPVisionConfig(image_size=size, patch_size=patch, projection_dim=32, **params["vision"]),
         text_config=LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                pad_token_id=tok.pad_token_id, tie_word_embeddings=False, **PARAMS["text"]),
-        image_token_index=tok.convert_tokens_to_ids("<image>"), image_seq_length=IMAGE_TOKENS,
+                                pad_token_id=tok.pad_token_id, tie_word_embeddings=False, **params["text"]),
+        image_token_index=tok.convert_tokens_to_ids("<image>"), image_seq_length=(size // patch) ** 2,
         vision_feature_layer=-1, vision_feature_select_strategy="default")
     model = LlavaForConditionalGeneration(config).eval()
     model.generation_config.bos_token_id = tok.bos_token_id
@@ -222,7 +226,7 @@ def build(out: Path) -> None:
     shutil.copy(hf / "preprocessor_config.json", out / "preprocessor_config.json")
 
 
-def build_qwen2_vl(out: Path) -> None:
+def build_qwen2_vl(out: Path, params: dict = QWEN2_VL) -> None:
     import optimum.exporters.openvino.model_configs as model_configs
     import torch
     from optimum.exporters.openvino import main_export
@@ -230,19 +234,19 @@ def build_qwen2_vl(out: Path) -> None:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    torch.manual_seed(QWEN2_VL["seed"])
+    torch.manual_seed(params["seed"])
     hf = out.parent / "hf"
     tok = _tokenizer(SPECIALS[:-1] + QWEN2_VL_SPECIALS, "<|vision_start|><|image_pad|><|vision_end|>")
     ids = {name: tok.convert_tokens_to_ids(name) for name in QWEN2_VL_SPECIALS}
-    patch, merge = QWEN2_VL["patch_size"], QWEN2_VL["merge_size"]
+    patch, merge = params["patch_size"], params["merge_size"]
     config = Qwen2VLConfig(
         text_config={"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
                      "pad_token_id": tok.pad_token_id, "tie_word_embeddings": False,
                      # multimodal rotary sections: they sum to half the head size (64 / 4 / 2)
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, **QWEN2_VL["text"]},
+                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, **params["text"]},
         vision_config={"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
                        "in_chans": 3, "patch_size": patch, "spatial_merge_size": merge,
-                       "temporal_patch_size": QWEN2_VL["temporal_patch_size"]},
+                       "temporal_patch_size": params["temporal_patch_size"]},
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False)
@@ -252,8 +256,8 @@ def build_qwen2_vl(out: Path) -> None:
     model.generation_config.pad_token_id = tok.pad_token_id
     unit = patch * merge
     image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=unit * unit * QWEN2_VL["min_tokens"], max_pixels=unit * unit * QWEN2_VL["max_tokens"],
-        patch_size=patch, merge_size=merge, temporal_patch_size=QWEN2_VL["temporal_patch_size"])
+        min_pixels=unit * unit * params["min_tokens"], max_pixels=unit * unit * params["max_tokens"],
+        patch_size=patch, merge_size=merge, temporal_patch_size=params["temporal_patch_size"])
     model.save_pretrained(hf)
     tok.save_pretrained(hf)
     image_processor.save_pretrained(hf)  # Qwen2VLProcessor itself needs torchvision (its video processor)
@@ -266,7 +270,9 @@ def build_qwen2_vl(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    (build_qwen2_vl if sys.argv[2:] == ["qwen2_vl"] else build)(Path(sys.argv[1]))
+    import json
+
+    (build_qwen2_vl if sys.argv[2] == "qwen2_vl" else build)(Path(sys.argv[1]), json.loads(sys.argv[3]))
 
 
 # --- pytest fixtures (tests/conftest.py lists this module in pytest_plugins) -------------------
