@@ -29,10 +29,16 @@ from common import pct, print_table  # noqa: E402  (also puts the repo on sys.pa
 from PIL import Image
 
 from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
-from tests.fixtures_vlm import tiny_llava  # noqa: E402
+from tests.fixtures_vlm import PARAMS, tiny_llava  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
 VLM, TEXT = "tiny-llava", "smol"
+# --size small: a LLaVA whose steps cost what a small real model's do (CLIP 4x256 on 224 px, 196 image
+# tokens; Llama 8x512), so that per-token serving overhead weighs as it would in production
+SMALL = {**PARAMS, "image_size": 224, "patch_size": 16,
+         "vision": {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4, "num_attention_heads": 4},
+         "text": {"hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 8, "num_attention_heads": 8,
+                  "num_key_value_heads": 8, "max_position_embeddings": 2048}}
 
 
 def png(seed: int) -> bytes:
@@ -183,9 +189,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--requests-per-worker", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--size", choices=["tiny", "small"], default="tiny",
+                        help="tiny: the tests' model (steps of ~1 ms); small: a larger random LLaVA")
     args = parser.parse_args()
 
-    model = tiny_llava()
+    model = tiny_llava() if args.size == "tiny" else tiny_llava(SMALL, "bench-llava-small")
     raw = [png(seed) for seed in range(4)]
     images = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in raw]
     urls = ["data:image/png;base64," + base64.b64encode(b).decode() for b in raw]
@@ -214,7 +222,7 @@ def main() -> None:
             rows += [local_text.row("in-process text", c), remote_text.row("server stream text", c)]
             ratios.append((c, remote.tokens_per_s / local.tokens_per_s, unary.tokens_per_s / local.tokens_per_s,
                            remote_text.tokens_per_s / local_text.tokens_per_s))
-        print(f"\ntiny LLaVA (random, 16 image tokens), one 224x224 PNG per request, {args.tokens} new tokens "
+        print(f"\n{args.size} random LLaVA, one 224x224 PNG per request, {args.tokens} new tokens "
               f"(ignore_eos), {args.requests_per_worker} requests per worker")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
         print()
