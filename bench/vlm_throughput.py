@@ -1,6 +1,8 @@
 """Vision-language throughput: the HTTP server vs an in-process ContinuousBatchingPipeline, with images.
 
 Model: the tests' tiny random LLaVA (tests/fixtures_vlm.py, built and cached on first use).
+TTFT on the server is the first streamed chunk that carries a token (`logprobs` on, so a chunk is
+sent even while a partial UTF-8 character holds its text back, as random models produce many).
 Workload: one 224x224 PNG per request (a data URL for the server, the decoded RGB tensor for the
 pipeline), the same templated prompt, fixed output length (ignore_eos), closed loop at concurrency
 1, 4 and 16. Prints output tokens/s and TTFT of the image requests for both, and the ratio.
@@ -127,7 +129,7 @@ async def one_stream(client: httpx.AsyncClient, body: dict) -> Sample:
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            if first is None and '"content":""' not in line and '"content"' in line:
+            if first is None and '"logprobs":{' in line:  # a token arrived (its text may be held back)
                 first = time.perf_counter()
             if '"usage":{' in line:
                 completion = json.loads(line[6:])["usage"]["completion_tokens"]
@@ -142,13 +144,13 @@ def image_body(i: int, urls: list[str], tokens: int, stream: bool = True) -> dic
     content.append({"type": "text", "text": text(i)})
     return {"model": VLM, "messages": [{"role": "user", "content": content}], "max_tokens": tokens,
             "ignore_eos": True, "temperature": 0, "stream": stream,
-            **({"stream_options": {"include_usage": True}} if stream else {})}
+            **({"stream_options": {"include_usage": True}, "logprobs": True} if stream else {})}
 
 
 def text_body(i: int, tokens: int) -> dict:
     return {"model": TEXT, "messages": [{"role": "user", "content": f"Write a long story, variant {i}."}],
             "max_tokens": tokens, "ignore_eos": True, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}}
+            "stream_options": {"include_usage": True}, "logprobs": True}
 
 
 async def closed_loop(url: str, bodies, concurrency: int, per_worker: int) -> Result:
