@@ -199,7 +199,10 @@ def main() -> None:
     raw = [png(seed) for seed in range(4)]
     images = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in raw]
     urls = ["data:image/png;base64," + base64.b64encode(b).decode() for b in raw]
-    pipe = ov_genai.ContinuousBatchingPipeline(str(model), ov_genai.SchedulerConfig(), "CPU")
+    # the properties the server gives a text_generation model under the arbiter (scheduler/arbiter.py
+    # thread_defaults): without them a pinned in-process baseline suffers more from other load on the host
+    pipe = ov_genai.ContinuousBatchingPipeline(str(model), ov_genai.SchedulerConfig(), "CPU",
+                                               {"ENABLE_CPU_PINNING": False})
     folder = Path(tempfile.mkdtemp(prefix="bench-vlm-"))
     config = {"model_config_list": [{"config": {"name": VLM, "base_path": str(model)}},
                                     {"config": {"name": TEXT, "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE)),
