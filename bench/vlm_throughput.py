@@ -54,6 +54,18 @@ def text(i: int) -> str:
     return f"Describe the image in detail. Variant {i}."
 
 
+def scheduler_config() -> ov_genai.SchedulerConfig:
+    """The server's defaults (servables/llm_options.py): prefix caching on, so requests sharing an image
+    (a shared prompt prefix when the image comes first) reuse its KV blocks on both sides."""
+    sc = ov_genai.SchedulerConfig()
+    sc.cache_size = 0
+    sc.max_num_batched_tokens = 256
+    sc.max_num_seqs = 256
+    sc.dynamic_split_fuse = True
+    sc.enable_prefix_caching = True
+    return sc
+
+
 @dataclass
 class Sample:
     ttft: float
@@ -201,7 +213,7 @@ def main() -> None:
     urls = ["data:image/png;base64," + base64.b64encode(b).decode() for b in raw]
     # the properties the server gives a text_generation model under the arbiter (scheduler/arbiter.py
     # thread_defaults): without them a pinned in-process baseline suffers more from other load on the host
-    pipe = ov_genai.ContinuousBatchingPipeline(str(model), ov_genai.SchedulerConfig(), "CPU",
+    pipe = ov_genai.ContinuousBatchingPipeline(str(model), scheduler_config(), "CPU",
                                                {"ENABLE_CPU_PINNING": False})
     folder = Path(tempfile.mkdtemp(prefix="bench-vlm-"))
     config = {"model_config_list": [{"config": {"name": VLM, "base_path": str(model)}},
