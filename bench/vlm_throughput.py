@@ -198,6 +198,20 @@ async def text_under_image_load(url: str, urls: list[str], tokens: int) -> tuple
     return alone, loaded
 
 
+MEASUREMENTS = ("in-process", "server stream", "server unary", "in-process text", "server stream text")
+
+
+def measure(label: str, pipe, images: list[np.ndarray], urls: list[str], url: str, concurrency: int,
+            per_worker: int, tokens: int) -> Result:
+    """One round of one of MEASUREMENTS ("text": the same model without images)."""
+    with_images = not label.endswith("text")
+    if label.startswith("in-process"):
+        return run_in_process(pipe, images if with_images else [], concurrency, per_worker, tokens)
+    shown = urls if with_images else []
+    stream = label != "server unary"
+    return asyncio.run(closed_loop(url, lambda i: image_body(i, shown, tokens, stream), concurrency, per_worker))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=64)
@@ -205,6 +219,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--size", choices=["tiny", "small"], default="tiny",
                         help="tiny: the tests' model (steps of ~1 ms); small: a larger random LLaVA")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per measurement (alternating); medians")
     args = parser.parse_args()
 
     model = tiny_llava() if args.size == "tiny" else tiny_llava(SMALL, "bench-llava-small")
@@ -226,21 +241,20 @@ def main() -> None:
         run_in_process(pipe, images, 2, 1, 8)  # warm-up both sides
         asyncio.run(closed_loop(server.url, lambda i: image_body(i, urls, 8), 2, 1))
         rows, ratios = [], []
+        n = args.requests_per_worker
         for c in args.concurrency:
-            local = run_in_process(pipe, images, c, args.requests_per_worker, args.tokens)
-            remote = asyncio.run(closed_loop(server.url, lambda i: image_body(i, urls, args.tokens), c,
-                                             args.requests_per_worker))
-            unary = asyncio.run(closed_loop(server.url, lambda i: image_body(i, urls, args.tokens, False), c,
-                                            args.requests_per_worker))
-            rows += [local.row("in-process", c), remote.row("server stream", c), unary.row("server unary", c)]
-            local_text = run_in_process(pipe, [], c, args.requests_per_worker, args.tokens)
-            remote_text = asyncio.run(closed_loop(server.url, lambda i: image_body(i, [], args.tokens), c,
-                                                  args.requests_per_worker))
-            rows += [local_text.row("in-process text", c), remote_text.row("server stream text", c)]
+            runs: dict[str, list[Result]] = {}
+            for _ in range(args.repeats):  # alternate the five measurements so drift hits them alike
+                for label in MEASUREMENTS:
+                    runs.setdefault(label, []).append(measure(label, pipe, images, urls, server.url, c, n, args.tokens))
+            med = {label: sorted(rs, key=lambda r: r.tokens_per_s)[len(rs) // 2] for label, rs in runs.items()}
+            local, remote, unary = med["in-process"], med["server stream"], med["server unary"]
+            local_text, remote_text = med["in-process text"], med["server stream text"]
+            rows += [med[label].row(label, c) for label in med]
             ratios.append((c, remote.tokens_per_s / local.tokens_per_s, unary.tokens_per_s / local.tokens_per_s,
                            remote_text.tokens_per_s / local_text.tokens_per_s))
         print(f"\n{args.size} random LLaVA, one 224x224 PNG per request, {args.tokens} new tokens "
-              f"(ignore_eos), {args.requests_per_worker} requests per worker")
+              f"(ignore_eos), {n} requests per worker, median of {args.repeats} round(s)")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
         print()
         for c, ratio, unary_ratio, text_ratio in ratios:
