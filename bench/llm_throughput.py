@@ -5,6 +5,7 @@ Workload: synthetic chat prompts, fixed output length (ignore_eos), closed loop 
 Prints output tokens/s, TTFT p50/p99 and TPOT p50/p99 for both, and the ratio server/in-process.
 
     .venv/bin/python bench/llm_throughput.py [--tokens 128] [--requests-per-worker 2] [--repeats 1]
+        [--server-arg=--admission_window_ms=0 ...]   (extra `serve` flags, e.g. to compare options)
 """
 from __future__ import annotations
 
@@ -144,11 +145,12 @@ def main() -> None:
     parser.add_argument("--requests-per-worker", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=1, help="alternate in-process/server rounds; medians")
+    parser.add_argument("--server-arg", action="append", default=[], help="an extra `serve` flag (repeatable)")
     args = parser.parse_args()
 
     pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU")
     tokenizer = pipe.get_tokenizer()
-    server = ServerProcess(log_name="bench-llm").start()
+    server = ServerProcess(*args.server_arg, log_name="bench-llm").start()
     try:
         run_in_process(pipe, tokenizer, 2, 1, 16)  # warm-up both sides
         asyncio.run(_server_round(server.url, 2, 1, 16))
@@ -162,7 +164,7 @@ def main() -> None:
             remote = sorted(server_runs, key=lambda r: r.tokens_per_s)[len(server_runs) // 2]
             rows += [local.row("in-process", c), remote.row("server", c)]
             ratios.append((c, remote.tokens_per_s / local.tokens_per_s, remote.tokens_per_s, local.tokens_per_s))
-        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), "
+        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), server flags {args.server_arg}, "
               f"{args.requests_per_worker} requests per worker, median of {args.repeats} round(s)")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms"], rows)
         print()

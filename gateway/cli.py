@@ -16,7 +16,8 @@ from servables import kinds
 log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
-             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser")
+             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser",
+             "admission_window_ms")
 
 
 def _bool(text: str) -> bool:
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    knobs.add_argument("--admission_window_ms", type=int,
+                       help="admit requests arriving this close together in one prefill; 0 = off (default 5)")
     knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
     knobs.add_argument("--reasoning_parser",

@@ -3,6 +3,10 @@
 Only this thread calls `add_request`, `cancel` and `step`. Requests wait in a bounded queue until
 the pipeline has a free sequence slot (`max_num_seqs`, enforced here because GenAI ignores it while
 `dynamic_split_fuse` is on); a full queue raises `Overloaded` (HTTP 503).
+
+Burst admission: requests that arrive less than `admission_window_ms` apart are gathered and
+admitted together before the next step (waiting at most `BURST_WINDOWS` windows), so that clients
+starting together prefill in one step, as they would in process (README, "Burst admission").
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Status = ov_genai.GenerationStatus
 FinishReason = ov_genai.GenerationFinishReason
+BURST_WINDOWS = 8  # the longest a burst is gathered, in windows
 _FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
 
 
@@ -69,6 +74,7 @@ class LLMEngine:
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
+        self._window = servable.options.admission_window_ms / 1000.0
 
     def start(self) -> None:
         self._thread.start()
@@ -142,12 +148,16 @@ class LLMEngine:
                     self._cond.wait()
                 if self._stopping:
                     break
+                if self._incoming and self._window > 0:
+                    self._gather_burst()
                 admitted = []
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
                     admitted.append(self._incoming.popleft())
                 self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
             outbox: list[tuple[RequestStream, list[Event]]] = []
+            if admitted:
+                log.debug("%s: admitting %d request(s), %d running", self.servable.name, len(admitted), len(self._live))
             for request in admitted:
                 self._admit(request, outbox)
             self._admitting = 0
@@ -171,6 +181,15 @@ class LLMEngine:
                 if self._idle():
                     self._cond.notify_all()  # wakes drain()
         self._shutdown()
+
+    def _gather_burst(self) -> None:
+        """With the lock held: wait while requests keep arriving less than a window apart and slots are free."""
+        cap = time.monotonic() + BURST_WINDOWS * self._window
+        while not self._stopping and self._incoming and len(self._incoming) + len(self._live) < self._max_running:
+            remaining = min(self._incoming[-1].submitted_at + self._window, cap) - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
 
     def _admit(self, request: _Request, outbox: list) -> None:
         try:

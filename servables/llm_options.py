@@ -19,6 +19,7 @@ class LLMOptions:
     max_tokens_limit: int | None = None  # exclusive upper bound for max_tokens, and its default
     best_of_limit: int = 20  # exclusive upper bound for best_of
     max_queue_size: int = 512  # requests waiting for a slot before 503
+    admission_window_ms: int = 5  # gather requests arriving this close together into one admission; 0 = off
     chat_template: str | None = None  # path to a Jinja file overriding the model's template
     tool_parser: str | None = None  # hermes, llama3, mistral, generic, none; detected from the template if unset
     reasoning_parser: str | None = None  # qwen3 (<think>...</think>), none; detected from the template if unset
