@@ -41,6 +41,7 @@ EXTENSIONS = (
     "genai_arbiter_units", "genai_arbiter_wait_seconds", "genai_arbiter_busy_seconds", "genai_arbiter_queued",
     "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
+    "genai_speculative_steps", "genai_speculative_accepted_tokens", "genai_speculative_draft_tokens",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -204,6 +205,12 @@ class EngineCollector:
         counters = {
             "genai_batches": ("Batched inferences run by embeddings / rerank engines", "batches"),
             "genai_batch_items": ("Inputs inferred in those batches", "items"),
+            "genai_speculative_steps": ("Speculative decoding steps (per sequence, after the prefill)",
+                                        "speculative_steps"),
+            "genai_speculative_accepted_tokens": ("Draft tokens accepted (tokens generated - steps)",
+                                                  "speculative_accepted_tokens"),
+            "genai_speculative_draft_tokens": ("Draft tokens asked for (num_assistant_tokens per step)",
+                                               "speculative_draft_tokens"),
         }
         for family, (doc, attr) in counters.items():
             if family not in self.families:

@@ -63,6 +63,27 @@ class EngineStats:
     waiting: int
     pipeline_has_requests: bool
     kv_cache_usage_percent: float
+    speculative_steps: int = 0
+    speculative_accepted_tokens: int = 0
+    speculative_draft_tokens: int = 0
+
+
+@dataclass
+class _Speculation:
+    """Speculative decoding counters. The batching pipeline reports no acceptance, so it is read off the
+    output: a verification step yields the accepted draft tokens plus one token of the main model, so
+    accepted = tokens - steps. Drafted is what was asked for (`num_assistant_tokens` per step): exact for a
+    draft model with a fixed count, an upper bound for prompt lookup (no n-gram match drafts nothing); the
+    confidence-threshold mode drafts a varying number and is not counted as drafted."""
+
+    steps: int = 0
+    accepted: int = 0
+    drafted: int = 0
+
+    def record(self, job: LLMJob, new_tokens: int) -> None:
+        self.steps += 1
+        self.accepted += new_tokens - 1
+        self.drafted += job.config.num_assistant_tokens or 0
 
 
 class LLMEngine:
@@ -83,6 +104,7 @@ class LLMEngine:
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
         self._window = servable.options.admission_window_ms / 1000.0
+        self._speculation = _Speculation()
 
     def start(self) -> None:
         self._thread.start()
@@ -144,6 +166,9 @@ class LLMEngine:
             running=len(self._live), waiting=waiting,
             pipeline_has_requests=self._pipe.has_non_finished_requests(),
             kv_cache_usage_percent=float(metrics.cache_usage),
+            speculative_steps=self._speculation.steps,
+            speculative_accepted_tokens=self._speculation.accepted,
+            speculative_draft_tokens=self._speculation.drafted,
         )
 
     # --- engine thread ------------------------------------------------------------------
@@ -218,6 +243,8 @@ class LLMEngine:
                 for index, output in request.live.read().items():
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
+                    if request.job.speculative and new_ids and seq.ids:  # the prefill step drafts nothing
+                        self._speculation.record(request.job, len(new_ids))
                     seq.ids.extend(new_ids)
                     if new_ids and request.first_token_at is None:
                         request.first_token_at = time.monotonic()

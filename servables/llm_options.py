@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config_file import ConfigError
 from .options import option_values
 
 
@@ -23,7 +24,17 @@ class LLMOptions:
     chat_template: str | None = None  # path to a Jinja file overriding the model's template
     tool_parser: str | None = None  # hermes, llama3, mistral, generic, none; detected from the template if unset
     reasoning_parser: str | None = None  # qwen3 (<think>...</think>), none; detected from the template if unset
+    prompt_lookup: bool = False  # speculative decoding with n-grams of the prompt (servables/speculative.py)
+    draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
+    draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> LLMOptions:
-        return cls(**option_values(cls, options, "text_generation"))
+        values = option_values(cls, options, "text_generation")
+        drafts = [name for name in ("draft_model", "draft_source_model") if values.get(name)]
+        if len(drafts) > 1:
+            raise ConfigError("options draft_model and draft_source_model are mutually exclusive")
+        if drafts and values.get("prompt_lookup"):
+            raise ConfigError(f"options prompt_lookup and {drafts[0]} are mutually exclusive: "
+                              f"openvino_genai speculates with one of them")
+        return cls(**values)

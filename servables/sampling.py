@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import openvino_genai as ov_genai
 
 from .errors import InvalidRequest
+from .speculative import SpeculativeParams
 
 MAX_STOP_STRINGS = 16
 DEFAULT_MAX_NEW_TOKENS = 4096  # only when neither the request nor the model bounds generation
@@ -38,6 +39,7 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
     logprobs: bool = False
     stream: bool = False
+    speculative: SpeculativeParams = field(default_factory=SpeculativeParams)
 
 
 def _check_range(name: str, value: float | None, low: float, high: float, low_open: bool = False,
