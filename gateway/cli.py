@@ -18,7 +18,7 @@ log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
              "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser",
-             "admission_window_ms")
+             "admission_window_ms", "prompt_lookup", "draft_model", "draft_source_model")
 
 
 def _bool(text: str) -> bool:
@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
     knobs.add_argument("--admission_window_ms", type=int,
                        help="admit requests arriving this close together in one prefill; 0 = off (default 5)")
+    knobs.add_argument("--prompt_lookup", type=_bool, help="speculative decoding with prompt n-grams (default false)")
+    knobs.add_argument("--draft_model", help="folder of a draft model for speculative decoding")
+    knobs.add_argument("--draft_source_model",
+                       help="HuggingFace id of a draft model, pulled into --model_repository_path with --source_model")
     knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
     knobs.add_argument("--reasoning_parser",
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
+    pull.add_argument("--draft_source_model", help="also pull this draft model (text_generation) into the repository")
     pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
