@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--draft_model", help="folder of a draft model for speculative decoding")
     knobs.add_argument("--draft_source_model",
                        help="HuggingFace id of a draft model, pulled into --model_repository_path with --source_model")
+    knobs.add_argument("--lora_adapter", action="append", metavar="NAME=PATH[:ALPHA]",
+                       help="a LoRA adapter of the model, served as <model_name>:NAME (repeatable)")
     knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
     knobs.add_argument("--reasoning_parser",
@@ -142,6 +144,10 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         options["device"] = args.target_device
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
+    if getattr(args, "lora_adapter", None):
+        from servables.lora import parse_cli
+
+        options["lora_adapters"] = parse_cli(args.lora_adapter)
     return options
 
 

@@ -42,6 +42,7 @@ EXTENSIONS = (
     "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
     "genai_speculative_steps", "genai_speculative_accepted_tokens", "genai_speculative_draft_tokens",
+    "genai_lora_adapter_switches",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -211,6 +212,8 @@ class EngineCollector:
                                                   "speculative_accepted_tokens"),
             "genai_speculative_draft_tokens": ("Draft tokens asked for (num_assistant_tokens per step)",
                                                "speculative_draft_tokens"),
+            "genai_lora_adapter_switches": ("Times the pipeline switched LoRA adapter (after draining a group)",
+                                            "lora_adapter_switches"),
         }
         for family, (doc, attr) in counters.items():
             if family not in self.families:

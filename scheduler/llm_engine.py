@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Status = ov_genai.GenerationStatus
 FinishReason = ov_genai.GenerationFinishReason
+_UNSET = object()
 BURST_WINDOWS = 8  # the longest a burst is gathered, in windows
 _FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
 _Outbox = list[tuple[RequestStream, list[Event]]]  # one step's events, per stream
@@ -66,6 +67,7 @@ class EngineStats:
     speculative_steps: int = 0
     speculative_accepted_tokens: int = 0
     speculative_draft_tokens: int = 0
+    lora_adapter_switches: int = 0
 
 
 @dataclass
@@ -105,6 +107,10 @@ class LLMEngine:
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
         self._window = servable.options.admission_window_ms / 1000.0
         self._speculation = _Speculation()
+        # LoRA: the pipeline holds one adapter at a time; requests are admitted in groups per adapter
+        self._grouped = getattr(servable, "lora", None) is not None
+        self._adapter: object = _UNSET  # unknown until the first switch
+        self._adapter_switches = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -169,6 +175,7 @@ class LLMEngine:
             speculative_steps=self._speculation.steps,
             speculative_accepted_tokens=self._speculation.accepted,
             speculative_draft_tokens=self._speculation.drafted,
+            lora_adapter_switches=self._adapter_switches,
         )
 
     # --- engine thread ------------------------------------------------------------------
@@ -184,11 +191,18 @@ class LLMEngine:
                 if self._incoming and self._window > 0:
                     self._gather_burst()
                 admitted: list[_Request] = []
+                switch_to: list[str | None] = []  # the adapter to switch to, once the active group has drained
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
+                    if self._grouped and self._incoming[0].job.adapter != self._adapter:
+                        if not (self._live or admitted or self._pipe.has_non_finished_requests()):
+                            switch_to.append(self._incoming[0].job.adapter)
+                        break  # first in line needs other weights: admit no more of this group
                     admitted.append(self._incoming.popleft())
                 self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
             outbox: _Outbox = []
+            if switch_to:
+                self._switch_adapter(switch_to[0], outbox)
             if admitted:
                 log.debug("%s: admitting %d request(s), %d running", self.servable.name, len(admitted), len(self._live))
             for request in admitted:
@@ -214,6 +228,27 @@ class LLMEngine:
                 if self._idle():
                     self._cond.notify_all()  # wakes drain()
         self._shutdown()
+
+    def _switch_adapter(self, adapter: str | None, outbox: _Outbox) -> None:
+        """Give the pipeline `adapter`'s weights (None = base); nothing is in flight (servables/lora.py)."""
+        started = time.monotonic()
+        try:
+            with self._lane.unit():
+                self.servable.switch_adapter(adapter)
+        except Exception as exc:  # the requests for this adapter fail, the others go on
+            log.exception("%s: cannot switch to LoRA adapter %s", self.servable.name, adapter)
+            self._adapter = _UNSET
+            with self._cond:
+                failing = [r for r in self._incoming if r.job.adapter == adapter]
+                for request in failing:
+                    self._incoming.remove(request)
+            error = Failed(InferenceError(f"Cannot switch to LoRA adapter {adapter}: {exc}"))
+            outbox.extend((request.stream, [error]) for request in failing)
+            return
+        self._adapter = adapter
+        self._adapter_switches += 1
+        log.debug("%s: switched to adapter %s in %.1f ms", self.servable.name, adapter,
+                  (time.monotonic() - started) * 1000)
 
     def _gather_burst(self) -> None:
         """With the lock held: wait while requests keep arriving less than a window apart and slots are free."""

@@ -21,6 +21,7 @@ from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
 from .llm_options import LLMOptions
+from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
 from .structured_output import GrammarValidator
@@ -46,6 +47,7 @@ class LLMJob:
     tool_names: frozenset[str] = frozenset()  # the functions offered to the model
     reasoning_open: bool = False  # the prompt ends inside a reasoning block
     speculative: bool = False  # generated with prompt lookup or a draft model (counted in /metrics)
+    adapter: str | None = None  # the LoRA adapter to generate with (None = the base model)
 
     @property
     def prompt_tokens(self) -> int:
@@ -87,6 +89,7 @@ class LLMServable:
         self.reasoning_parser: str | None = None
         self.validator: GrammarValidator | None = None
         self.speculative = speculative.Mode.NONE
+        self.lora: LoRASet | None = None
 
     @property
     def name(self) -> str:
@@ -98,7 +101,8 @@ class LLMServable:
         sc.max_num_batched_tokens = self.options.max_num_batched_tokens
         sc.max_num_seqs = self.options.max_num_seqs
         sc.dynamic_split_fuse = self.options.dynamic_split_fuse
-        sc.enable_prefix_caching = self.options.enable_prefix_caching
+        # KV blocks computed under one adapter are wrong under another: no prefix reuse with adapters
+        sc.enable_prefix_caching = self.options.enable_prefix_caching and not self.options.lora_adapters
         return sc
 
     def load(self) -> None:
@@ -106,10 +110,14 @@ class LLMServable:
         if not path.exists():
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
         model_dir = path.parent if path.is_file() else path
+        properties = self._speculative_properties(model_dir)
+        if self.options.lora_adapters:
+            self.lora = LoRASet(parse_adapters(self.options.lora_adapters), model_dir, self.name)
+            properties["adapters"] = self.lora.pipeline_property()
         try:
             self.pipeline = ov_genai.ContinuousBatchingPipeline(
                 str(path), self.scheduler_config(), self.options.device,
-                {**self.options.plugin_config, **self._speculative_properties(model_dir)}
+                {**self.options.plugin_config, **properties}
             )
         except RuntimeError as exc:
             raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
@@ -145,6 +153,21 @@ class LLMServable:
         self.speculative = speculative.Mode.DRAFT
         return {"draft_model": ov_genai.draft_model(str(draft), self.options.device, **self.options.plugin_config)}
 
+    def aliases(self) -> list[AdapterView]:
+        """One model id per LoRA adapter (`<name>:<adapter>`), listed in /v3/models."""
+        return [AdapterView(self, name) for name in (self.lora.specs if self.lora else {})]
+
+    def alias(self, model_id: str) -> AdapterView | None:
+        """The adapter view named `model_id`, or None."""
+        base, sep, adapter = model_id.rpartition(SEPARATOR)
+        if sep and base == self.name and self.lora is not None and adapter in self.lora.specs:
+            return AdapterView(self, adapter)
+        return None
+
+    def switch_adapter(self, adapter: str | None) -> None:
+        """Make `adapter` (None = base) the pipeline's weights; only with no request in flight (LLM engine)."""
+        self.lora.switch(self.pipeline, self.generation_config(), adapter)
+
     def generation_config(self) -> ov_genai.GenerationConfig:
         """The model's GenerationConfig. A speculative pipeline reports none of the model's EOS settings
         (eos_token_id -1, no stop_token_ids) although it stops at EOS: take EOS from the tokenizer then."""
@@ -179,7 +202,8 @@ class LLMServable:
 
     def describe(self) -> dict[str, Any]:
         return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
-                "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value}
+                "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
+                "lora_adapters": sorted(self.lora.specs) if self.lora else []}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config_file import ConfigError
+from .lora import parse_adapters
 from .options import option_values
 
 
@@ -27,6 +28,7 @@ class LLMOptions:
     prompt_lookup: bool = False  # speculative decoding with n-grams of the prompt (servables/speculative.py)
     draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
     draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
+    lora_adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "path", "alpha"?}], servables/lora.py
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> LLMOptions:
@@ -37,4 +39,9 @@ class LLMOptions:
         if drafts and values.get("prompt_lookup"):
             raise ConfigError(f"options prompt_lookup and {drafts[0]} are mutually exclusive: "
                               f"openvino_genai speculates with one of them")
+        if values.get("lora_adapters"):
+            parse_adapters(values["lora_adapters"])
+            if drafts or values.get("prompt_lookup"):
+                raise ConfigError("lora_adapters cannot be combined with speculative decoding (prompt_lookup, "
+                                  "draft_model): untested in openvino_genai")
         return cls(**values)
