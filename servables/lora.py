@@ -62,6 +62,11 @@ def parse_cli(items: list[str]) -> list[dict[str, Any]]:
     return adapters
 
 
+def parse_source_loras(text: str) -> list[AdapterSpec]:
+    """Image generation's `source_loras`: "alias=path[:alpha],alias2=path2" (OVMS's option, local paths)."""
+    return parse_adapters(parse_cli([item.strip() for item in text.split(",") if item.strip()]))
+
+
 def _looks_like_alpha(text: str) -> bool:
     head, sep, tail = text.rpartition(":")
     if not sep or not head:
@@ -98,6 +103,13 @@ class LoRASet:
             config.add(adapter, self.specs[name].alpha)
         return config
 
+    def blend(self, alphas: dict[str, float]) -> ov_genai.AdapterConfig:
+        """The named adapters at the given alphas (empty = the base model)."""
+        config = ov_genai.AdapterConfig()
+        for name, alpha in alphas.items():
+            config.add(self.adapters[name], alpha)
+        return config
+
     def config(self, name: str | None) -> ov_genai.AdapterConfig:
         """Only `name` at its alpha; None = the base model."""
         if name is None:
@@ -118,12 +130,13 @@ class LoRASet:
 
 
 class AdapterView:
-    """The model id `<base>:<adapter>`: the base servable, preparing jobs that run with the adapter."""
+    """The model id `<base>:<adapter>` (LLM) or the adapter's alias (image generation): the base servable,
+    preparing jobs that run with the adapter (`job.adapter`)."""
 
-    def __init__(self, base: Any, adapter: str):
+    def __init__(self, base: Any, adapter: str, name: str | None = None):
         self._base = base
         self.adapter = adapter
-        self.name = f"{base.name}{SEPARATOR}{adapter}"
+        self.name = name or f"{base.name}{SEPARATOR}{adapter}"
 
     def __getattr__(self, attribute: str) -> Any:
         value = getattr(self._base, attribute)
