@@ -42,7 +42,7 @@ EXTENSIONS = (
     "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
     "genai_speculative_steps", "genai_speculative_accepted_tokens", "genai_speculative_draft_tokens",
-    "genai_lora_adapter_switches",
+    "genai_lora_adapter_switches", "genai_kv_cache_bytes",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -193,6 +193,7 @@ class EngineCollector:
             "genai_requests_running": ("Requests being processed now", "running"),
             "genai_requests_waiting": ("Requests waiting for a slot", "waiting"),
             "genai_kv_cache_usage_percent": ("KV cache usage at the last step (percent)", "kv_cache_usage_percent"),
+            "genai_kv_cache_bytes": ("KV cache memory allocated by the pipeline (bytes)", "kv_cache_bytes"),
         }
         stats = {d.name: d.engine.stats() for d in self.manager.deployments()}
         for family, (doc, attr) in gauges.items():

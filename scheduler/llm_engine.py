@@ -68,6 +68,7 @@ class EngineStats:
     speculative_accepted_tokens: int = 0
     speculative_draft_tokens: int = 0
     lora_adapter_switches: int = 0
+    kv_cache_bytes: int = 0
 
 
 @dataclass
@@ -176,6 +177,7 @@ class LLMEngine:
             speculative_accepted_tokens=self._speculation.accepted,
             speculative_draft_tokens=self._speculation.drafted,
             lora_adapter_switches=self._adapter_switches,
+            kv_cache_bytes=int(metrics.kv_cache_size_in_bytes),
         )
 
     # --- engine thread ------------------------------------------------------------------

@@ -111,6 +111,8 @@ class LLMServable:
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
         model_dir = path.parent if path.is_file() else path
         properties = self._speculative_properties(model_dir)
+        if self.options.kv_cache_precision:
+            properties["KV_CACHE_PRECISION"] = self.options.kv_cache_precision
         if self.options.lora_adapters:
             self.lora = LoRASet(parse_adapters(self.options.lora_adapters), model_dir, self.name)
             properties["adapters"] = self.lora.pipeline_property()
@@ -203,7 +205,8 @@ class LLMServable:
     def describe(self) -> dict[str, Any]:
         return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
                 "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
-                "lora_adapters": sorted(self.lora.specs) if self.lora else []}
+                "lora_adapters": sorted(self.lora.specs) if self.lora else [],
+                "kv_cache_precision": self.options.kv_cache_precision}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""

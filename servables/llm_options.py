@@ -8,6 +8,8 @@ from .config_file import ConfigError
 from .lora import parse_adapters
 from .options import option_values
 
+KV_CACHE_PRECISIONS = ("f32", "f16", "bf16", "u8", "u4")
+
 
 @dataclass(frozen=True)
 class LLMOptions:
@@ -28,6 +30,7 @@ class LLMOptions:
     prompt_lookup: bool = False  # speculative decoding with n-grams of the prompt (servables/speculative.py)
     draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
     draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
+    kv_cache_precision: str | None = None  # KV_CACHE_PRECISION of the CPU plugin: f32, f16, bf16, u8, u4
     lora_adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "path", "alpha"?}], servables/lora.py
 
     @classmethod
@@ -39,6 +42,10 @@ class LLMOptions:
         if drafts and values.get("prompt_lookup"):
             raise ConfigError(f"options prompt_lookup and {drafts[0]} are mutually exclusive: "
                               f"openvino_genai speculates with one of them")
+        precision = values.get("kv_cache_precision")
+        if precision is not None and precision not in KV_CACHE_PRECISIONS:
+            raise ConfigError(f"option 'kv_cache_precision' must be one of {', '.join(KV_CACHE_PRECISIONS)}, "
+                              f"got {precision!r}")
         if values.get("lora_adapters"):
             parse_adapters(values["lora_adapters"])
             if drafts or values.get("prompt_lookup"):
