@@ -20,7 +20,7 @@ from . import reasoning_parser, speculative, tool_parsers
 from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
-from .llm_options import LLMOptions
+from .llm_options import LLMOptions, eviction_config
 from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
@@ -103,6 +103,9 @@ class LLMServable:
         sc.dynamic_split_fuse = self.options.dynamic_split_fuse
         # KV blocks computed under one adapter are wrong under another: no prefix reuse with adapters
         sc.enable_prefix_caching = self.options.enable_prefix_caching and not self.options.lora_adapters
+        if self.options.cache_eviction is not None:
+            sc.use_cache_eviction = True
+            sc.cache_eviction_config = eviction_config(self.options.cache_eviction)
         return sc
 
     def load(self) -> None:

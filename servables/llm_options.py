@@ -1,6 +1,7 @@
 """The LLM node options (OVMS docs/llm/reference.md) accepted in a config entry or on the CLI."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ class LLMOptions:
     draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
     draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
     kv_cache_precision: str | None = None  # KV_CACHE_PRECISION of the CPU plugin: f32, f16, bf16, u8, u4
+    # {"start_size", "recent_size", "max_cache_size", "aggregation_mode"?: sum | norm_sum, "apply_rotation"?}
+    cache_eviction: dict[str, Any] | None = None
     lora_adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "path", "alpha"?}], servables/lora.py
 
     @classmethod
@@ -46,9 +49,45 @@ class LLMOptions:
         if precision is not None and precision not in KV_CACHE_PRECISIONS:
             raise ConfigError(f"option 'kv_cache_precision' must be one of {', '.join(KV_CACHE_PRECISIONS)}, "
                               f"got {precision!r}")
+        if values.get("cache_eviction") is not None:
+            eviction_config(values["cache_eviction"])
         if values.get("lora_adapters"):
             parse_adapters(values["lora_adapters"])
             if drafts or values.get("prompt_lookup"):
                 raise ConfigError("lora_adapters cannot be combined with speculative decoding (prompt_lookup, "
                                   "draft_model): untested in openvino_genai")
         return cls(**values)
+
+
+EVICTION_KEYS = {"start_size", "recent_size", "max_cache_size", "aggregation_mode", "apply_rotation"}
+
+
+def eviction_config(value: dict[str, Any]) -> Any:
+    """The `cache_eviction` option as openvino_genai's CacheEvictionConfig (ConfigError when malformed):
+    the first `start_size` and last `recent_size` tokens stay, the middle is evicted by attention score
+    once a sequence holds `max_cache_size` tokens of KV."""
+    import openvino_genai as ov_genai
+
+    unknown = set(value) - EVICTION_KEYS
+    if unknown:
+        raise ConfigError(f"cache_eviction: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(EVICTION_KEYS))}")
+    sizes = {}
+    for key in ("start_size", "recent_size", "max_cache_size"):
+        size = value.get(key)
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ConfigError(f"cache_eviction.{key} must be a positive integer, got {size!r}")
+        sizes[key] = size
+    modes = {"sum": ov_genai.AggregationMode.SUM, "norm_sum": ov_genai.AggregationMode.NORM_SUM}
+    mode = value.get("aggregation_mode", "sum")
+    if mode not in modes:
+        raise ConfigError(f"cache_eviction.aggregation_mode must be sum or norm_sum, got {mode!r}")
+    rotation = value.get("apply_rotation", False)
+    if not isinstance(rotation, bool):
+        raise ConfigError(f"cache_eviction.apply_rotation must be a boolean, got {rotation!r}")
+    try:
+        return ov_genai.CacheEvictionConfig(aggregation_mode=modes[mode], apply_rotation=rotation, **sizes)
+    except Exception as exc:  # GenAI checks the sizes against each other: "Check '<condition>' failed at ..."
+        check = re.search(r"Check '(.+?)' failed", str(exc))
+        reason = f"needs {check.group(1)}" if check else str(exc).splitlines()[0]
+        raise ConfigError(f"cache_eviction: {reason}") from exc

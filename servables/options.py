@@ -12,6 +12,7 @@ _TYPES: dict[str, Any] = {
     "int": int, "bool": bool, "str": str, "dict[str, Any]": dict, "int | None": (int, type(None)),
     "str | None": (str, type(None)), "float | None": (int, float, type(None)),
     "list[int] | None": (list, type(None)), "list[dict[str, Any]]": list,
+    "dict[str, Any] | None": (dict, type(None)),
 }
 
 

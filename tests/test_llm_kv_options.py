@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -13,12 +14,15 @@ from tests.fixtures_llm_ir import tiny_llama_ir
 from tests.server import ServerProcess
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+EVICTION = {"start_size": 32, "recent_size": 32, "max_cache_size": 128}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     entries = [{"name": f"kv-{p}", "base_path": str(tiny_llama_ir(1)), "plugin_config": F32, "kv_cache_precision": p}
                for p in ("f32", "u8")]
+    entries.append({"name": "evicting", "base_path": str(tiny_llama_ir(1)), "plugin_config": F32,
+                    "kv_cache_precision": "f32", "cache_eviction": EVICTION})
     path = tmp_path_factory.mktemp("kv") / "config.json"
     path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
     process = ServerProcess("--config_path", str(path), "--metrics_enable", log_name="kv").start()
@@ -41,7 +45,28 @@ def test_u8_kv_cache_takes_less_memory_and_still_generates(server):
     assert len(texts["u8"]) > 0 and len(texts["f32"]) > 0
 
 
+def test_cache_eviction_bounds_the_kv_cache_of_a_long_generation(server):
+    body = {"prompt": "hello there " * 20, "max_tokens": 300, "temperature": 0, "ignore_eos": True}
+    kv_bytes = {}
+    with httpx.Client(base_url=server.url, timeout=120) as http:
+        for model in ("kv-f32", "evicting"):
+            assert http.post("/v3/completions", json={"model": model, **body}).status_code == 200
+            kv_bytes[model] = metric_value(http.get("/metrics").text, "genai_kv_cache_bytes", f'name="{model}"')
+    assert 0 < kv_bytes["evicting"] <= 0.6 * kv_bytes["kv-f32"]
+
+
 @pytest.mark.parametrize("value", ["i8", "U8", 8])
 def test_unknown_kv_cache_precisions_are_config_errors(value):
     with pytest.raises(ConfigError):
         LLMOptions.from_dict({"kv_cache_precision": value})
+
+
+@pytest.mark.parametrize("value,fragment", [
+    ({"start_size": 32, "recent_size": 32, "max_cache_size": 16}, "max_cache_size > (start_size + recent_size)"),
+    ({"start_size": 32, "recent_size": 32}, "max_cache_size"),
+    ({"start_size": 32, "recent_size": 32, "max_cache_size": 128, "mode": "sum"}, "unknown key"),
+    ({"start_size": 32, "recent_size": 32, "max_cache_size": 128, "aggregation_mode": "max"}, "aggregation_mode"),
+])
+def test_malformed_cache_eviction_is_a_config_error_saying_why(value, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        LLMOptions.from_dict({"cache_eviction": value})
