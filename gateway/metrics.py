@@ -42,7 +42,7 @@ EXTENSIONS = (
     "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
     "genai_speculative_steps", "genai_speculative_accepted_tokens", "genai_speculative_draft_tokens",
-    "genai_lora_adapter_switches", "genai_kv_cache_bytes",
+    "genai_lora_adapter_switches", "genai_kv_cache_bytes", "genai_admission_batches", "genai_admitted_requests",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -213,6 +213,9 @@ class EngineCollector:
                                                   "speculative_accepted_tokens"),
             "genai_speculative_draft_tokens": ("Draft tokens asked for (num_assistant_tokens per step)",
                                                "speculative_draft_tokens"),
+            "genai_admission_batches": ("Times the LLM engine admitted new requests before a step",
+                                        "admission_batches"),
+            "genai_admitted_requests": ("Requests admitted in those batches", "admitted_requests"),
             "genai_lora_adapter_switches": ("Times the pipeline switched LoRA adapter (after draining a group)",
                                             "lora_adapter_switches"),
         }

@@ -69,6 +69,8 @@ class EngineStats:
     speculative_draft_tokens: int = 0
     lora_adapter_switches: int = 0
     kv_cache_bytes: int = 0
+    admission_batches: int = 0
+    admitted_requests: int = 0
 
 
 @dataclass
@@ -108,6 +110,8 @@ class LLMEngine:
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
         self._window = servable.options.admission_window_ms / 1000.0
         self._speculation = _Speculation()
+        self._admission_batches = 0  # admissions before a step, and the requests they took (burst admission)
+        self._admitted_requests = 0
         # LoRA: the pipeline holds one adapter at a time; requests are admitted in groups per adapter
         self._grouped = getattr(servable, "lora", None) is not None
         self._adapter: object = _UNSET  # unknown until the first switch
@@ -178,6 +182,7 @@ class LLMEngine:
             speculative_draft_tokens=self._speculation.drafted,
             lora_adapter_switches=self._adapter_switches,
             kv_cache_bytes=int(metrics.kv_cache_size_in_bytes),
+            admission_batches=self._admission_batches, admitted_requests=self._admitted_requests,
         )
 
     # --- engine thread ------------------------------------------------------------------
@@ -206,6 +211,8 @@ class LLMEngine:
             if switch_to:
                 self._switch_adapter(switch_to[0], outbox)
             if admitted:
+                self._admission_batches += 1
+                self._admitted_requests += len(admitted)
                 log.debug("%s: admitting %d request(s), %d running", self.servable.name, len(admitted), len(self._live))
             for request in admitted:
                 self._admit(request, outbox)
