@@ -2,30 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import LLM, metric_value
+from tests.conftest import LLM
+from tests.helpers import metric, wait_for
 from tests.server import ServerProcess
 
 MSG = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
 
-def running(http) -> float:
-    return metric_value(http.get("/metrics").text, "genai_requests_running", f'name="{LLM}"')
-
-
 def wait_idle(http, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running(http) == 0 and metric_value(http.get("/metrics").text, "genai_requests_waiting",
-                                               f'name="{LLM}"') == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("requests are still running")
+    wait_for(lambda: metric(http, "genai_requests_running", name=LLM) == 0
+             and metric(http, "genai_requests_waiting", name=LLM) == 0, timeout, 0.1, "no LLM request running")
 
 
 def test_sixteen_concurrent_streams_all_complete(llm_server):
