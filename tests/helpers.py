@@ -92,3 +92,32 @@ def write_config(path: Path, entries: Iterable[dict[str, Any]] | None = None, *,
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+# --- synthetic engine events (unit tests of the API formatters) ------------------------------
+
+class ScriptedEvents:
+    """An engine's event stream that yields the given scheduler events and records being closed."""
+
+    def __init__(self, events: Iterable[Any]):
+        self.pending = list(events)
+        self.closed = False
+
+    def __aiter__(self) -> ScriptedEvents:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self.pending:
+            raise StopAsyncIteration
+        return self.pending.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def started_run(shape: Any, events: list[Any], num_choices: int = 1, model: str = "m") -> Any:
+    """A `gateway.openai.generation.Run` over scripted events, its first event already awaited (as
+    `start_run` leaves it); `run.events.closed` tells whether the formatter closed the stream."""
+    from gateway.openai.generation import Run
+
+    return Run(ScriptedEvents(events[1:]), events[0], model, shape, num_choices)
