@@ -13,7 +13,7 @@ from tests.fixtures_image import ensure_tiny_sd
 from tests.helpers import F32, metric, metric_samples, scrape, wait_for, write_config
 from tests.server import ServerProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow  # its own server with three engines; an image of 150+ steps
 
 IMAGE = "tiny-sd"
 MAX_STEPS = 999

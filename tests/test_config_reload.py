@@ -16,6 +16,8 @@ from tests.server import ServerProcess
 GGUF = str(smollm2_gguf())
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
+pytestmark = pytest.mark.slow  # models loaded and unloaded at run time, long streams across reloads
+
 
 def entry(name: str, **options) -> dict:
     return {"name": name, "base_path": GGUF, **options}

@@ -484,6 +484,7 @@ def test_engine_calls_the_step_gate_before_every_denoising_step():
     assert gate_calls == [0, 1, 2, 3, 4]  # before step 1, 2, ... 5: never after the last one
 
 
+@pytest.mark.slow
 def test_config_reload_swaps_and_removes_an_image_model_without_failing_its_request(tmp_path):
     base = {"name": MODEL, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 1000}
     config = write_config(tmp_path / "config.json", [base])

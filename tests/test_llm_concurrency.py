@@ -83,6 +83,7 @@ def tiny_queue_server():
     server.stop()
 
 
+@pytest.mark.slow
 def test_full_queue_answers_503_with_retry_after_then_recovers(tiny_queue_server):
     body = {"model": LLM, "messages": MSG, "max_tokens": 60, "ignore_eos": True, "temperature": 0}
 

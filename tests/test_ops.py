@@ -140,6 +140,7 @@ def test_request_id_is_echoed_or_generated_and_logged(ops_server):
     assert record["prompt_tokens"] > 0 and record["latency_ms"] > 0
 
 
+@pytest.mark.slow
 def test_metrics_are_off_by_default_and_bad_family_stops_startup(tmp_path):
     plain = ServerProcess("--config_path", str(write_config(tmp_path / "config.json", [])),
                           log_name="nometrics").start()  # no models: only the HTTP front matters here
@@ -154,6 +155,7 @@ def test_metrics_are_off_by_default_and_bad_family_stops_startup(tmp_path):
     assert proc.returncode != 0 and "Metrics family name not supported: ovms_bogus" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_lets_streams_finish_and_exits_zero():
     server = ServerProcess(log_name="sigterm")
     # start, and see liveness before readiness while the model loads
