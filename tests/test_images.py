@@ -148,12 +148,16 @@ def test_ovms_extensions_change_the_image(sdk):
     assert one(rng_seed=3) == plain  # OVMS's name for the seed
 
 
-def test_per_part_devices_plugin_config_and_default_resolution_from_config(sdk):
+def test_per_part_devices_and_plugin_config_are_accepted_and_the_default_resolution_comes_from_config(sdk):
     models = {m.id: m for m in sdk.models.list().data}
     assert models[SPLIT_MODEL].model_extra["kind"] == "image"
     assert models[SPLIT_MODEL].model_extra["modes"] == ["text2image", "image2image", "inpainting"]
-    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body=FAST)
+    assert models[SPLIT_MODEL].model_extra["default_resolution"] == "32x16"
+    assert models[MODEL].model_extra["default_resolution"] == "64x64"  # the model's own
+    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body={**FAST, "seed": 4})
     assert decode(r.data[0].b64_json).size == (32, 16)
+    again = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body={**FAST, "seed": 4})
+    assert again.data[0].b64_json == r.data[0].b64_json  # seeded generation on the split model is reproducible
 
 
 def test_static_shape_model_serves_its_compiled_shape_and_rejects_others(http):
