@@ -37,10 +37,6 @@ def minilm_source() -> Path:
     return package_dir(DEFAULT_EMBEDDINGS_PACKAGE) / "model"
 
 
-def cached_test_model(name: str, params: dict, build) -> Path:
-    return cached(name, params, build)
-
-
 def build_tiny_cross_encoder(out: Path) -> None:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -68,7 +64,7 @@ def minilm_ir() -> Path:
 
 @pytest.fixture(scope="session")
 def cross_encoder_ir() -> Path:
-    return cached_test_model("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder)
+    return cached("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder)
 
 
 @pytest.fixture(scope="session")
