@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import httpx
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import Image
 
 from tests.fixtures_image import ensure_tiny_sd
 from tests.fixtures_image_lora import tiny_sd_lora
+from tests.helpers import F32, write_config
 from tests.server import ServerProcess
 
 MODEL, ALIAS = "tiny-sd", "sketch"
@@ -21,10 +21,9 @@ BODY = {"prompt": "a cat", "size": "64x64", "num_inference_steps": 2, "seed": 7}
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory):
-    config = tmp_path_factory.mktemp("image-lora") / "config.json"
-    config.write_text(json.dumps({"model_config_list": [{"config": {
-        "name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
-        "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "source_loras": f"{ALIAS}={tiny_sd_lora()}:1.0"}}]}))
+    config = write_config(tmp_path_factory.mktemp("image-lora") / "config.json", [{
+        "name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation", "plugin_config": F32,
+        "source_loras": f"{ALIAS}={tiny_sd_lora()}:1.0"}])
     server = ServerProcess("--config_path", str(config), log_name="image-lora").start()
     with httpx.Client(base_url=server.url, timeout=120) as client:
         yield client

@@ -1,15 +1,14 @@
 """Burst admission: requests arriving within `admission_window_ms` of each other start in one batch."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import metric_value
 from tests.fixtures_llm_ir import tiny_llama_ir
+from tests.helpers import metric_value, scrape, write_config
 from tests.server import ServerProcess
 
 WINDOWS = {"burst": 400, "one-by-one": 0}
@@ -20,17 +19,16 @@ CLIENTS, SPACING_S = 6, 0.04  # arrivals 40 ms apart: inside the burst window, f
 def server(tmp_path_factory):
     entries = [{"name": name, "base_path": str(tiny_llama_ir(1)), "admission_window_ms": window}
                for name, window in WINDOWS.items()]
-    path = tmp_path_factory.mktemp("burst") / "config.json"
-    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+    path = write_config(tmp_path_factory.mktemp("burst") / "config.json", entries)
     process = ServerProcess("--config_path", str(path), "--metrics_enable", log_name="burst").start()
     yield process
     process.stop()
 
 
 def _admissions(http: httpx.Client, model: str) -> tuple[float, float]:
-    text = http.get("/metrics").text
-    return (metric_value(text, "genai_admission_batches_total", f'name="{model}"'),
-            metric_value(text, "genai_admitted_requests_total", f'name="{model}"'))
+    text = scrape(http)
+    return (metric_value(text, "genai_admission_batches", name=model),
+            metric_value(text, "genai_admitted_requests", name=model))
 
 
 def _staggered(http: httpx.Client, model: str) -> list[int]:

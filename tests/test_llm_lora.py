@@ -2,21 +2,18 @@
 base model is unchanged, and mixed concurrent traffic never gets the wrong weights."""
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import openai
 import pytest
 
 from servables.config_file import ConfigError
 from servables.llm_options import LLMOptions
 from servables.lora import parse_cli
-from tests.conftest import metric_value
 from tests.fixtures_llm_ir import tiny_llama_ir, tiny_lora
+from tests.helpers import F32, metric, write_config
 from tests.server import ServerProcess
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 MODEL, PLAIN, ADAPTER = "tiny", "tiny-plain", "style"
 TUNED = f"{MODEL}:{ADAPTER}"
 PROMPTS = ["Tell me a story about a dragon and a knight.", "Count to ten: one two three", "Hello, how are you?"]
@@ -29,8 +26,7 @@ def server(tmp_path_factory):
          "lora_adapters": [{"name": ADAPTER, "path": str(tiny_lora()), "alpha": 1.0}]},
         {"name": PLAIN, "base_path": str(tiny_llama_ir(1)), "plugin_config": F32},
     ]
-    path = tmp_path_factory.mktemp("lora") / "config.json"
-    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+    path = write_config(tmp_path_factory.mktemp("lora") / "config.json", entries)
     process = ServerProcess("--config_path", str(path), "--metrics_enable", log_name="lora").start()
     yield process
     process.stop()
@@ -82,8 +78,7 @@ def test_the_adapter_changes_greedy_output_and_matches_openvino_genai(solo):
 
 def test_mixed_concurrent_requests_each_get_their_own_weights(client, server, solo):
     def switches() -> float:
-        return metric_value(httpx.get(f"{server.url}/metrics").text, "genai_lora_adapter_switches_total",
-                            f'name="{MODEL}"')
+        return metric(server, "genai_lora_adapter_switches", name=MODEL)
 
     assert all(solo[(TUNED, p)] != solo[(MODEL, p)] for p in PROMPTS)
     before = switches()

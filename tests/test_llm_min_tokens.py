@@ -1,13 +1,12 @@
 """`min_tokens` and `stop_token_ids` (vLLM's names) on a real server with the tiny fp32 Llama."""
 from __future__ import annotations
 
-import json
-
 import httpx
 import openai
 import pytest
 
 from tests.fixtures_llm_ir import tiny_llama_ir
+from tests.helpers import F32, write_config
 from tests.server import ServerProcess
 
 MODEL = "tiny"
@@ -17,9 +16,8 @@ PROMPT = ("Repeat: The quick brown fox jumps over the lazy dog. The quick brown 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("min-tokens") / "config.json"
-    path.write_text(json.dumps({"model_config_list": [{"config": {
-        "name": MODEL, "base_path": str(tiny_llama_ir(1)), "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}}]}))
+    path = write_config(tmp_path_factory.mktemp("min-tokens") / "config.json",
+                        [{"name": MODEL, "base_path": str(tiny_llama_ir(1)), "plugin_config": F32}])
     process = ServerProcess("--config_path", str(path), log_name="min-tokens").start()
     yield process
     process.stop()

@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from servables.config_file import ConfigError
 from servables.llm_options import LLMOptions
 from servables.speculative import draft_path
-from tests.conftest import metric_value
 from tests.fixtures_llm_ir import tiny_llama_ir
+from tests.helpers import F32, metric_value, scrape, write_config
 from tests.server import ServerProcess
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 BASE, LOOKUP, SELF_DRAFT, OTHER_DRAFT = "plain", "lookup", "self-draft", "other-draft"
 SPECULATIVE = (LOOKUP, SELF_DRAFT, OTHER_DRAFT)
 # n-grams repeat, so prompt lookup has something to propose
@@ -36,8 +34,7 @@ def server(tmp_path_factory):
         {"name": SELF_DRAFT, "base_path": str(model), "plugin_config": F32, "draft_model": str(model)},
         {"name": OTHER_DRAFT, "base_path": str(model), "plugin_config": F32, "draft_model": str(other)},
     ]
-    path = tmp_path_factory.mktemp("speculative") / "config.json"
-    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+    path = write_config(tmp_path_factory.mktemp("speculative") / "config.json", entries)
     process = ServerProcess("--config_path", str(path), "--metrics_enable", log_name="speculative").start()
     yield process
     process.stop()
@@ -103,8 +100,8 @@ def test_structured_output_works_with_prompt_lookup_and_is_a_400_with_a_draft(cl
 
 def test_metrics_count_accepted_draft_tokens(client, server):
     def counters(model: str) -> tuple[float, float, float]:
-        text = httpx.get(f"{server.url}/metrics").text
-        return tuple(metric_value(text, f"genai_speculative_{n}_total", f'name="{model}"')
+        text = scrape(server)
+        return tuple(metric_value(text, f"genai_speculative_{n}", name=model)
                      for n in ("steps", "accepted_tokens", "draft_tokens"))
 
     before = {m: counters(m) for m in (SELF_DRAFT, OTHER_DRAFT)}
