@@ -14,6 +14,7 @@ import pytest
 from servables.config_file import ConfigError
 from servables.llm_options import LLMOptions
 from servables.speculative import draft_path
+from tests.fake_hub import FakeHub
 from tests.fixtures_llm_ir import tiny_llama_ir
 from tests.helpers import F32, metric_value, scrape, write_config
 from tests.server import ServerProcess
@@ -164,3 +165,24 @@ def test_draft_folders_resolve_from_the_model_or_the_repository(tmp_path, monkey
     assert draft_path(LLMOptions.from_dict({"draft_source_model": "org/small"}), model) == tmp_path / "repo/org/small"
     monkeypatch.setenv("OVMS_MODEL_REPOSITORY_PATH", "/models")
     assert draft_path(LLMOptions.from_dict({"draft_source_model": "org/small"}), model) == Path("/models/org/small")
+
+
+def test_a_pulled_draft_serves_beside_a_pulled_model(plain_text, tmp_path):
+    hub = FakeHub()
+    hub.add_repo("test-org/tiny-ir", tiny_llama_ir(1))
+    hub.add_repo("test-org/tiny-draft", tiny_llama_ir(2))
+    hub.start()
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    server = ServerProcess("--source_model", "test-org/tiny-ir", "--draft_source_model", "test-org/tiny-draft",
+                           "--model_repository_path", str(tmp_path / "models"), "--plugin_config", json.dumps(F32),
+                           env=env, log_name="speculative-pull")
+    try:
+        server.start()
+        assert (tmp_path / "models/test-org/tiny-draft/openvino_model.xml").is_file()
+        client = openai.OpenAI(base_url=f"{server.url}/v3", api_key="unused", max_retries=0)
+        assert client.models.retrieve("test-org/tiny-ir").model_extra["speculative_decoding"] == "draft_model"
+        assert _chat(client, "test-org/tiny-ir", extra_body={"num_assistant_tokens": 3}).choices[0].message.content \
+            == plain_text
+    finally:
+        server.stop()
+        hub.stop()
