@@ -12,6 +12,7 @@ from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
 from . import cohere, config_api, kserve, metrics, ops, tfs
+from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
@@ -68,7 +69,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(kserve.router)
     app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, embeddings, images, models, responses, tokenize):
+        for module in (chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)
