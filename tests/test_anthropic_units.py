@@ -1,0 +1,66 @@
+"""The Messages API's pure parts: stop-sequence cutting and the SSE event writer (synthetic inputs)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.anthropic.stop import StopSequenceCutter
+from gateway.anthropic.stream import MessageStreamWriter
+from servables.output_processor import OutputDelta
+from servables.tool_parsers import ToolArgsDelta, ToolCallStart
+
+
+@pytest.mark.parametrize("pieces", [["Hello END tail"], ["Hello E", "N", "D tail"], ["Hel", "lo ", "EN", "D"]])
+def test_stop_sequence_is_cut_however_the_text_is_split(pieces):
+    cutter = StopSequenceCutter(["END", "zzz"])
+    assert "".join(cutter.feed(p) for p in pieces) + cutter.finish() == "Hello "
+    assert cutter.matched == "END"
+
+
+def test_a_partial_stop_sequence_is_held_back_then_released():
+    cutter = StopSequenceCutter(["END"])
+    assert cutter.feed("one E") == "one "
+    assert cutter.feed("ND") == "" and cutter.matched == "END"
+    other = StopSequenceCutter(["END"])
+    assert other.feed("one E") == "one " and other.feed("xit") == "Exit" and other.matched is None
+    assert other.feed("EN") == "" and other.finish() == "EN" and other.matched is None
+
+
+def test_the_earliest_stop_sequence_wins_and_no_stops_pass_everything():
+    cutter = StopSequenceCutter(["b c", "a"])
+    assert cutter.cut("x a b c") == "x " and cutter.matched == "a"
+    assert StopSequenceCutter([]).cut("anything") == "anything"
+
+
+def _types(events):
+    return [(e["event"], json.loads(e["data"]).get("index")) for e in events]
+
+
+def test_writer_closes_one_block_before_opening_the_next():
+    writer = MessageStreamWriter("msg_1", "m", 7)
+    events = writer.start()
+    events += writer.deltas(OutputDelta(reasoning="hmm"))
+    events += writer.deltas(OutputDelta(content="Hi"))
+    events += writer.deltas(OutputDelta(tool_calls=[ToolCallStart(0, "call_1", "add"), ToolArgsDelta(0, '{"a":')]))
+    events += writer.deltas(OutputDelta(tool_calls=[ToolArgsDelta(0, "1}")]))
+    events += writer.finish("tool_use", None, 9)
+    assert _types(events) == [
+        ("message_start", None), ("ping", None),
+        ("content_block_start", 0), ("content_block_delta", 0), ("content_block_stop", 0),
+        ("content_block_start", 1), ("content_block_delta", 1), ("content_block_stop", 1),
+        ("content_block_start", 2), ("content_block_delta", 2), ("content_block_delta", 2), ("content_block_stop", 2),
+        ("message_delta", None), ("message_stop", None)]
+    data = [json.loads(e["data"]) for e in events]
+    assert data[0]["message"]["usage"] == {"input_tokens": 7, "output_tokens": 0}
+    assert [d["delta"]["type"] for d in data if d["type"] == "content_block_delta"] == [
+        "thinking_delta", "text_delta", "input_json_delta", "input_json_delta"]
+    assert data[8]["content_block"] == {"type": "tool_use", "id": "call_1", "name": "add", "input": {}}
+    assert data[-2] == {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                        "usage": {"output_tokens": 9}}
+
+
+def test_writer_sends_an_empty_text_block_when_nothing_was_generated():
+    writer = MessageStreamWriter("msg_1", "m", 3)
+    events = writer.finish("end_turn", None, 0)
+    assert _types(events)[:2] == [("content_block_start", 0), ("content_block_stop", 0)]
