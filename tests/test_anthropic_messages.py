@@ -167,7 +167,8 @@ def test_thinking_arrives_as_thinking_blocks_and_deltas(client):
 
 
 def _raw(server, body: dict, headers: dict | None = None) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/messages", json=body, headers={"x-api-key": KEY} if headers is None else headers, timeout=60)
+    headers = {"x-api-key": KEY} if headers is None else headers
+    return httpx.post(f"{server.url}/v1/messages", json=body, headers=headers, timeout=60)
 
 
 @pytest.mark.parametrize("body,words", [
