@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from .events import Event, Failed, RequestDone
@@ -22,7 +22,7 @@ class RequestStream:
     def _put(self, events: list[Event]) -> None:
         self._queue.put_nowait(events)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         try:
             while True:
                 batch = await self._queue.get()

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Status = ov_genai.GenerationStatus
 FinishReason = ov_genai.GenerationFinishReason
 _FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
+_Outbox = list[tuple[RequestStream, list[Event]]]  # one step's events, per stream
 
 
 @dataclass
@@ -44,6 +45,12 @@ class _Request:
     submitted_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
 
+    @property
+    def live(self) -> ov_genai.GenerationHandle:
+        """The pipeline's handle of an admitted request (every request in `_live` has one)."""
+        assert self.handle is not None, f"request {self.id} was not admitted"
+        return self.handle
+
 
 @dataclass
 class EngineStats:
@@ -56,7 +63,8 @@ class EngineStats:
 class LLMEngine:
     def __init__(self, servable: LLMServable, max_queue_size: int | None = None, max_running: int | None = None):
         self.servable = servable
-        self._pipe = servable.pipeline
+        assert servable.pipeline is not None, f"{servable.name}: an engine runs a loaded servable"
+        self._pipe: ov_genai.ContinuousBatchingPipeline = servable.pipeline
         self._tok = servable.tokenizer
         self._max_queue = max_queue_size if max_queue_size is not None else servable.options.max_queue_size
         self._max_running = max_running or servable.options.max_num_seqs
@@ -142,19 +150,19 @@ class LLMEngine:
                     self._cond.wait()
                 if self._stopping:
                     break
-                admitted = []
+                admitted: list[_Request] = []
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
                     admitted.append(self._incoming.popleft())
                 self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
-            outbox: list[tuple[RequestStream, list[Event]]] = []
+            outbox: _Outbox = []
             for request in admitted:
                 self._admit(request, outbox)
             self._admitting = 0
             for request_id in cancelled:
-                request = self._live.pop(request_id, None)
-                if request is not None:
-                    request.handle.cancel()
+                dropped = self._live.pop(request_id, None)
+                if dropped is not None:
+                    dropped.live.cancel()
             try:
                 if self._live or self._pipe.has_non_finished_requests():
                     with self._lane.unit():
@@ -163,7 +171,7 @@ class LLMEngine:
             except Exception as exc:  # a failed step fails everything in flight, the engine goes on
                 log.exception("step failed on %s", self.servable.name)
                 for request in self._live.values():
-                    request.handle.cancel()
+                    request.live.cancel()
                     outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
                 self._live.clear()
             self._flush(outbox)
@@ -172,7 +180,7 @@ class LLMEngine:
                     self._cond.notify_all()  # wakes drain()
         self._shutdown()
 
-    def _admit(self, request: _Request, outbox: list) -> None:
+    def _admit(self, request: _Request, outbox: _Outbox) -> None:
         try:
             request.handle = self._pipe.add_request(request.id, request.job.input_tensor(), request.job.config)
         except Exception as exc:
@@ -181,14 +189,14 @@ class LLMEngine:
         request.seqs = {i: SequenceText() for i in range(request.job.num_sequences)}
         self._live[request.id] = request
 
-    def _collect(self, outbox: list) -> None:
+    def _collect(self, outbox: _Outbox) -> None:
         pending: list[tuple[_Request, int, SequenceText, list[int], list[float] | None, bool]] = []
         finished: list[_Request] = []
         by_id = dict(self._live)
         for request in self._live.values():
-            status = request.handle.get_status()
-            if not request.job.beam_search and request.handle.can_read():
-                for index, output in request.handle.read().items():
+            status = request.live.get_status()
+            if not request.job.beam_search and request.live.can_read():
+                for index, output in request.live.read().items():
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
                     seq.ids.extend(new_ids)
@@ -222,7 +230,7 @@ class LLMEngine:
                 outbox.append((by_id[request_id].stream, bucket))
 
     def _finish(self, request: _Request) -> list[Event]:
-        status = request.handle.get_status()
+        status = request.live.get_status()
         if request.job.beam_search and status == Status.FINISHED:
             return self._finish_beams(request)
         if status != Status.FINISHED or not request.done:
@@ -251,7 +259,7 @@ class LLMEngine:
     def _finish_beams(self, request: _Request) -> list[Event]:
         events: list[Event] = []
         completion = 0
-        for index, output in enumerate(request.handle.read_all()[: request.job.num_sequences]):
+        for index, output in enumerate(request.live.read_all()[: request.job.num_sequences]):
             ids = list(output.generated_ids)
             count = self._count(request, ids, output)
             completion += count
@@ -271,7 +279,7 @@ class LLMEngine:
         return len(ids)
 
     @staticmethod
-    def _flush(outbox: list[tuple[RequestStream, list[Event]]]) -> None:
+    def _flush(outbox: _Outbox) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for stream, events in outbox:
             by_loop.setdefault(stream._loop, []).append((stream, events))
@@ -280,7 +288,7 @@ class LLMEngine:
 
     def _shutdown(self) -> None:
         error = Failed(ModelUnavailable(f"Model {self.servable.name} was unloaded"))
-        outbox = []
+        outbox: _Outbox = []
         with self._cond:
             waiting, self._incoming = list(self._incoming), deque()
         for request in list(self._live.values()) + waiting:

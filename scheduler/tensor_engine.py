@@ -27,6 +27,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from servables.tensor import TensorServable
 from servables.tensor_model import TensorModel
 
 from .bridge import settle_future
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ class TensorEngine:
         self._threads: list[threading.Thread] = []
         self._seconds_per_element = 0.0  # moving average of inference time / input elements
         self._samples = 0
-        self._inline_request = None  # used only by the event loop thread
+        self._inline_request: ov.InferRequest | None = None  # used only by the event loop thread
 
     def start(self) -> None:
         workers = 1 if self.servable.auto_shape else self.servable.nireq
@@ -130,8 +134,14 @@ class TensorEngine:
 
     def _infer_inline(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._inline_request is None:
-            self._inline_request = self.servable.compiled.create_infer_request()
+            self._inline_request = self._new_request()
         return self._run(self._inline_request, inputs)
+
+    def _new_request(self) -> ov.InferRequest:
+        """An infer request on the servable's compiled model of now (`reshape_to` replaces it)."""
+        compiled = self.servable.compiled
+        assert compiled is not None, f"{self.servable.name}: an engine runs a loaded servable"
+        return compiled.create_infer_request()
 
     def _run(self, request, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One inference on `request` (a worker's, or the event loop's own); OpenVINO errors become
@@ -157,7 +167,7 @@ class TensorEngine:
     # --- worker threads -------------------------------------------------------------------
 
     def _work(self) -> None:
-        request = self.servable.compiled.create_infer_request()
+        request = self._new_request()
         while True:
             job = self._jobs.get()
             if job is None:
@@ -168,7 +178,7 @@ class TensorEngine:
             try:
                 if self.servable.needs_reshape(job.inputs):  # only with shape auto: a single worker
                     self.servable.reshape_to(job.inputs)
-                    request = self.servable.compiled.create_infer_request()
+                    request = self._new_request()
                 _resolve(job, self._run(request, job.inputs))
             except ServingError as exc:
                 _resolve(job, error=exc)
@@ -243,10 +253,10 @@ class TensorModelEngine:
             self.model.add_version(servable)
             changed = True
         for version in sorted(served - wanted.keys()):
-            servable = self.model.remove_version(version)  # new requests no longer see it
+            removed = self.model.remove_version(version)  # new requests no longer see it
             self.detach(version)  # drains in-flight requests
-            if servable is not None:
-                servable.close()
+            if removed is not None:
+                removed.close()
             log.info("%s: version %d unloaded", self.model.name, version)
             changed = True
         return changed

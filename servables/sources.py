@@ -18,7 +18,7 @@ def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"Python package '{package}' is not installed; run .ci/setup (it installs the default models)"
+            f"Python package '{package}' is not installed; run scripts/setup.sh (it installs the default models)"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

@@ -67,8 +67,9 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         job = servable.prepare_completion(prompt, params, constraint)
     else:
         job = servable.prepare_completion_ids(prompt, params, constraint)
-    echo_text = servable.detokenize(job.input_ids) if body.echo and not isinstance(prompt, str) else (
-        prompt if body.echo else "")
+    echo_text = ""
+    if body.echo:
+        echo_text = prompt if isinstance(prompt, str) else servable.detokenize(job.input_ids)
     if echo_only:
         from starlette.responses import JSONResponse
 

@@ -1,9 +1,12 @@
 """The OpenAI embeddings wire protocol as pydantic models (strict types, unknown fields are a 400)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 EmbeddingInput = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
 
@@ -22,6 +25,11 @@ class EmbeddingsRequest(BaseModel):
         value = self.input
         if isinstance(value, str):
             return [value]
-        if value and isinstance(value[0], int):
+        if _token_ids(value):
             return [value]  # a single pre-tokenised input
-        return list(value)
+        return value.copy()
+
+
+def _token_ids(value: list[str] | list[int] | list[list[int]]) -> TypeIs[list[int]]:
+    """pydantic validated the list whole as one of the three: its first item tells which."""
+    return bool(value) and isinstance(value[0], int)

@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.error_policy import openai_body, openai_error
 from gateway.request_context import note_usage
-from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
+from scheduler.bridge import RequestStream
+from scheduler.events import Chunk, Event, Failed, RequestDone, SequenceDone
 from servables.errors import ServingError
 
 
@@ -31,12 +34,17 @@ class Choice:
     finish_reason: str | None = None
 
 
-class ChoiceShape(Protocol):
+class RunShape(Protocol):
+    """What a `Run` needs of its shape: the prefix of its id."""
+
+    id_prefix: str
+
+
+class ChoiceShape(RunShape, Protocol):
     """How one API family shapes its objects."""
 
     object_unary: str
     object_chunk: str
-    id_prefix: str
 
     def unary_choice(self, choice: Choice) -> dict[str, Any]: ...
 
@@ -53,10 +61,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-class Run:
+S = TypeVar("S", bound=RunShape)
+S_co = TypeVar("S_co", bound=RunShape, covariant=True)  # a Run[ChatShape] is a Run[ChoiceShape]
+
+
+class Run(Generic[S_co]):
     """One submitted request: its event iterator, the first event already awaited."""
 
-    def __init__(self, events: AsyncIterator, first: Any, model: str, shape: ChoiceShape, num_choices: int):
+    def __init__(self, events: AsyncGenerator[Event, None], first: Event, model: str, shape: S_co, num_choices: int):
         self.events = events
         self.first = first
         self.model = model
@@ -64,9 +76,9 @@ class Run:
         self.num_choices = num_choices
         self.id = f"{shape.id_prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
-        self.scope: dict = {}
+        self.scope: Scope = {}
 
-    async def all_events(self) -> AsyncIterator[Any]:
+    async def all_events(self) -> AsyncIterator[Event]:
         yield self.first
         async for event in self.events:
             yield event
@@ -76,7 +88,7 @@ class Run:
                 **extra}
 
 
-async def start_run(request: Request, stream, model: str, shape: ChoiceShape, num_choices: int) -> Run:
+async def start_run(request: Request, stream: RequestStream, model: str, shape: S, num_choices: int) -> Run[S]:
     """Wait for the first event (so early failures still get a proper HTTP status)."""
     events = stream.events()
     try:
@@ -91,7 +103,7 @@ async def start_run(request: Request, stream, model: str, shape: ChoiceShape, nu
     return run
 
 
-async def collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
+async def collect(run: Run[Any]) -> tuple[dict[int, Choice], dict[str, int]]:
     choices = {i: Choice(i) for i in range(run.num_choices)}
     async for event in run.all_events():
         if isinstance(event, Chunk):
@@ -109,16 +121,12 @@ async def collect(run: Run) -> tuple[dict[int, Choice], dict[str, int]]:
     raise ServingError("generation ended without a result")
 
 
-async def unary_response(request: Request, run: Run,
-                         edit: Callable[[Choice], None] | None = None) -> Response:
+async def unary_response(request: Request, run: Run[ChoiceShape]) -> Response:
     try:
         choices, use = await unless_disconnected(request, collect(run))
     finally:
         await run.events.aclose()
     note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
-    if edit is not None:
-        for choice in choices.values():
-            edit(choice)
     body = run.envelope(run.shape.object_unary, [run.shape.unary_choice(c) for c in choices.values()], usage=use)
     return JSONResponse(body)
 
@@ -127,7 +135,8 @@ def _sse(data: dict[str, Any] | str) -> dict[str, str]:
     return {"data": data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
 
 
-async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] | None) -> AsyncIterator[dict]:
+async def _stream_events(run: Run[ChoiceShape], include_usage: bool,
+                         prefix: dict[int, str] | None) -> AsyncGenerator[dict[str, str], None]:
     shape = run.shape
     extra = {"usage": None} if include_usage else {}
     try:
@@ -136,8 +145,9 @@ async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] |
             if delta is not None:
                 yield _sse(run.envelope(shape.object_chunk, [delta], **extra))
             if prefix and prefix.get(index):
-                yield _sse(run.envelope(shape.object_chunk, [shape.chunk_choice(index, prefix[index], [], None, None)],
-                                        **extra))
+                choice = shape.chunk_choice(index, prefix[index], [], None, None)
+                if choice is not None:
+                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
         async for event in run.all_events():
             if isinstance(event, Chunk):
                 choice = shape.chunk_choice(event.index, event.text, event.token_ids, event.logprobs, None)
@@ -145,7 +155,8 @@ async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] |
                     yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
             elif isinstance(event, SequenceDone):
                 choice = shape.chunk_choice(event.index, "", [], None, event.finish_reason)
-                yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+                if choice is not None:
+                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
             elif isinstance(event, RequestDone):
                 note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
                 if include_usage:
@@ -154,15 +165,14 @@ async def _stream_events(run: Run, include_usage: bool, prefix: dict[int, str] |
                 yield _sse("[DONE]")
                 return
             elif isinstance(event, Failed):
-                err = event.error
-                message = getattr(err, "message", str(err))
-                yield _sse({"error": {"message": message, "type": getattr(err, "error_type", "internal_error"),
-                                      "param": None, "code": None}})
+                err = event.error  # the engine logged it; the client gets the API's error body
+                yield _sse(openai_body(err) if isinstance(err, ServingError)
+                           else openai_error("Internal server error", "internal_error"))
                 return
     finally:
         await run.events.aclose()
 
 
-def streaming_response(run: Run, include_usage: bool, prefix: dict[int, str] | None = None) -> Response:
+def streaming_response(run: Run[ChoiceShape], include_usage: bool, prefix: dict[int, str] | None = None) -> Response:
     return EventSourceResponse(_stream_events(run, include_usage, prefix), sep="\n", ping=15,
                                headers={"Cache-Control": "no-cache"})

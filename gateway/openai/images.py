@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -89,7 +89,7 @@ async def _read_form(request: Request, limit: int) -> FormData:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise InvalidRequest(f"Request body of {declared} bytes is larger than the limit of {limit} bytes")
 
-    async def capped() -> AsyncIterator[bytes]:
+    async def capped() -> AsyncGenerator[bytes, None]:
         total = 0
         async for chunk in request.stream():
             total += len(chunk)

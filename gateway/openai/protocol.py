@@ -6,13 +6,16 @@ rejected with a 400 naming them, except the few OpenAI itself accepts and ignore
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
 from servables.tools import ToolRequest
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 Number = StrictInt | StrictFloat
 
@@ -126,7 +129,7 @@ class ChatMessage(_Strict):
                 raise InvalidRequest(
                     "This servable supports only text input, but image_url has been provided", "messages"
                 )
-            content = "".join(part.text for part in content)
+            content = "".join(part.text for part in content if isinstance(part, TextPart))
         message: dict[str, Any] = {"role": self.role, "content": content or ""}
         if self.name is not None:
             message["name"] = self.name
@@ -207,6 +210,11 @@ class ChatCompletionRequest(_GenerationRequest):
         return self.sampling_params(max_tokens, self.logprobs)
 
 
+def _strings(prompt: list[int] | list[str]) -> TypeIs[list[str]]:
+    """pydantic validated the list whole as one of the two: its first item tells which."""
+    return bool(prompt) and isinstance(prompt[0], str)
+
+
 class CompletionRequest(_GenerationRequest):
     prompt: StrictStr | list[StrictInt] | list[StrictStr]
     echo: StrictBool = False
@@ -223,7 +231,7 @@ class CompletionRequest(_GenerationRequest):
     def single_prompt(self) -> str | list[int]:
         """The one prompt of the request: a string or a list of token ids."""
         prompt = self.prompt
-        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
+        if isinstance(prompt, list) and _strings(prompt):
             if len(prompt) != 1:
                 raise InvalidRequest("Only one prompt per request is supported", "prompt")
             prompt = prompt[0]

@@ -204,8 +204,8 @@ async def _stream(run: Run, body: ResponsesRequest, processor: OutputProcessor) 
     writer = _EventWriter(run, body)
     finish_reason = None
     try:
-        for event in writer.start():
-            yield event
+        for out in writer.start():
+            yield out
         async for event in run.all_events():
             if isinstance(event, Chunk) and event.text:
                 for out in writer.deltas(processor.feed(event.text)):

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Creates .venv and installs genai-gateway with the default models.
-#   bash .ci/setup         serving + the conversion extra (torch CPU, optimum-intel), which the default
-#                          embedding model (MiniLM, converted once to OpenVINO IR on first start) needs
-#   bash .ci/setup test    + test clients
+# Install: creates .venv (in the repository root, wherever this is run from) and installs genai-gateway
+# with the default models. Run again to update; CI (.ci/run) and `make install` call it too.
+#   bash scripts/setup.sh         serving + the conversion extra (torch CPU, optimum-intel), which the default
+#                                 embedding model (MiniLM, converted once to OpenVINO IR on first start) needs
+#   bash scripts/setup.sh test    + test clients and the lint/type tools (ruff, mypy, pre-commit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-serve}"
