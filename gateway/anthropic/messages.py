@@ -74,8 +74,8 @@ async def _stream(run: Run, writer: MessageStreamWriter, processor: OutputProces
                   cutter: StopSequenceCutter) -> AsyncIterator[dict[str, str]]:
     finish_reason: str | None = None
     try:
-        for event in writer.start():
-            yield event
+        for opening in writer.start():
+            yield opening
         async for event in run.all_events():
             if isinstance(event, Chunk) and event.text:
                 for out in writer.deltas(processor.feed(cutter.feed(event.text))):
