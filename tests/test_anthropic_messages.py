@@ -74,6 +74,13 @@ def test_unary_message_has_text_stop_reason_and_usage(client):
     assert {short.stop_reason, done.stop_reason} <= STOP_REASONS
 
 
+def test_max_tokens_beyond_the_context_window_is_a_cap_not_an_error(client):
+    with client.messages.stream(model=MODEL, max_tokens=1_000_000, system="Answer in one short sentence.",
+                                messages=[{"role": "user", "content": "Hi!"}], extra_body=GREEDY) as stream:
+        r = stream.get_final_message()  # the SDK insists on streaming for a max_tokens this large
+    assert r.stop_reason == "end_turn" and 0 < r.usage.output_tokens < 300
+
+
 def test_stream_sends_anthropics_event_sequence_and_the_unary_text(client):
     unary = client.messages.create(model=MODEL, max_tokens=20, messages=HELLO, extra_body=GREEDY)
     events = list(client.messages.create(model=MODEL, max_tokens=20, messages=HELLO, stream=True, extra_body=GREEDY))

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from gateway.anthropic.messages import stop_reason
 from gateway.anthropic.stop import StopSequenceCutter
 from gateway.anthropic.stream import MessageStreamWriter
 from servables.output_processor import OutputDelta
@@ -64,3 +65,15 @@ def test_writer_sends_an_empty_text_block_when_nothing_was_generated():
     writer = MessageStreamWriter("msg_1", "m", 3)
     events = writer.finish("end_turn", None, 0)
     assert _types(events)[:2] == [("content_block_start", 0), ("content_block_stop", 0)]
+
+
+@pytest.mark.parametrize("finish,matched,calls,context_bound,expected", [
+    ("stop", None, 0, False, "end_turn"), ("length", None, 0, False, "max_tokens"),
+    ("length", None, 0, True, "model_context_window_exceeded"), ("stop", None, 1, False, "tool_use"),
+    ("stop", "END", 0, False, "stop_sequence"),
+])
+def test_stop_reason(finish, matched, calls, context_bound, expected):
+    cutter = StopSequenceCutter(["END"])
+    if matched:
+        cutter.cut("a END")
+    assert stop_reason(finish, cutter, calls, context_bound) == expected

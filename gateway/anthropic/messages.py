@@ -36,11 +36,12 @@ class _Shape:
     id_prefix = "msg"
 
 
-def stop_reason(finish_reason: str | None, cutter: StopSequenceCutter, tool_calls: int) -> str:
+def stop_reason(finish_reason: str | None, cutter: StopSequenceCutter, tool_calls: int, context_bound: bool) -> str:
+    """`context_bound`: max_tokens was lowered to what the context window had left."""
     if cutter.matched is not None:
         return "stop_sequence"
     if finish_reason == "length":
-        return "max_tokens"
+        return "model_context_window_exceeded" if context_bound else "max_tokens"
     return "tool_use" if tool_calls else "end_turn"
 
 
@@ -57,7 +58,7 @@ def _content(processor: OutputProcessor, text: str, omit_thinking: bool) -> list
 
 
 async def _unary(request: Request, run: Run, message_id: str, processor: OutputProcessor,
-                 cutter: StopSequenceCutter, omit_thinking: bool) -> Response:
+                 cutter: StopSequenceCutter, omit_thinking: bool, context_bound: bool) -> Response:
     try:
         choices, use = await unless_disconnected(request, collect(run))
     finally:
@@ -65,13 +66,13 @@ async def _unary(request: Request, run: Run, message_id: str, processor: OutputP
     note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
     choice = choices[0]
     content = _content(processor, cutter.cut("".join(choice.text)), omit_thinking)
-    reason = stop_reason(choice.finish_reason, cutter, processor.tool_calls_seen)
+    reason = stop_reason(choice.finish_reason, cutter, processor.tool_calls_seen, context_bound)
     return JSONResponse(message_object(message_id, run.model, content, reason, cutter.matched,
                                        use["prompt_tokens"], use["completion_tokens"]))
 
 
 async def _stream(run: Run, writer: MessageStreamWriter, processor: OutputProcessor,
-                  cutter: StopSequenceCutter) -> AsyncIterator[dict[str, str]]:
+                  cutter: StopSequenceCutter, context_bound: bool) -> AsyncIterator[dict[str, str]]:
     finish_reason: str | None = None
     try:
         for opening in writer.start():
@@ -86,7 +87,7 @@ async def _stream(run: Run, writer: MessageStreamWriter, processor: OutputProces
                     yield out
             elif isinstance(event, RequestDone):
                 note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
-                reason = stop_reason(finish_reason, cutter, writer.tool_calls)
+                reason = stop_reason(finish_reason, cutter, writer.tool_calls, context_bound)
                 for out in writer.finish(reason, cutter.matched, event.completion_tokens):
                     yield out
                 return
@@ -111,13 +112,14 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
                                 from_response_format(body.response_format()))
     processor = servable.output_processor(job)
     cutter = StopSequenceCutter(body.stop_sequences or [])
+    context_bound = servable.max_model_len is not None and job.config.max_new_tokens < body.max_tokens
     run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), 1)
     message_id = f"msg_{uuid.uuid4().hex}"
     if body.stream:
         writer = MessageStreamWriter(message_id, body.model, job.prompt_tokens, body.omit_thinking)
-        return EventSourceResponse(_stream(run, writer, processor, cutter), sep="\n", ping=15,
+        return EventSourceResponse(_stream(run, writer, processor, cutter, context_bound), sep="\n", ping=15,
                                    ping_message_factory=_ping, headers={"Cache-Control": "no-cache"})
-    return await _unary(request, run, message_id, processor, cutter, body.omit_thinking)
+    return await _unary(request, run, message_id, processor, cutter, body.omit_thinking, context_bound)
 
 
 @router.post("/messages/count_tokens")

@@ -252,7 +252,7 @@ class MessagesRequest(_Prompt):
         # (gateway/anthropic/stop.py cuts it off and reports it as `stop_sequence`)
         return SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
                               top_k=self.top_k, stop=list(self.stop_sequences or []), stream=self.stream,
-                              include_stop_str_in_output=bool(self.stop_sequences))
+                              include_stop_str_in_output=bool(self.stop_sequences), fit_to_context=True)
 
 
 class CountTokensRequest(_Prompt):
