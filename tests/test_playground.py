@@ -18,12 +18,12 @@ import pytest
 from gateway.app import HttpSettings, create_app
 from gateway.routes import Access, declaration_of, served_routes
 from scheduler.model_manager import ModelManager
-from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf
+from servables.sources import DEFAULT_LLM_PACKAGE, default_embeddings_dir, packaged_gguf
 from tests.fixtures_image import ensure_tiny_sd
 from tests.server import ServerProcess
 
 KEY = "sk-playground"
-LLM, LLM_B, IMAGE = "smol", "smol-b", "tiny-sd"
+LLM, LLM_B, IMAGE, EMBED = "smol", "smol-b", "tiny-sd", "minilm"
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # what the model is made to say (regex-constrained output): markup that must stay text
@@ -48,7 +48,8 @@ def server(tmp_path_factory):
         {"config": {"name": LLM, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
         {"config": {"name": LLM_B, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
         {"config": {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
-                    "default_num_inference_steps": 2}}]}
+                    "default_num_inference_steps": 2}},
+        {"config": {"name": EMBED, "base_path": str(default_embeddings_dir()), "task": "embeddings"}}]}
     (folder / "config.json").write_text(json.dumps(config))
     proc = ServerProcess("--config_path", str(folder / "config.json"), "--api_key_file", str(folder / "key.txt"),
                          "--metrics_enable", log_name="playground").start()
@@ -190,12 +191,27 @@ def test_image_tab_generates_an_image(page):
     assert wait_for(lambda: page.execute_script("return arguments[0].naturalWidth", image), 10, "decoding") > 0
 
 
+@pytest.mark.parametrize("mode", ["rerank", "embeddings"])
+def test_embeddings_tab_scores_documents_as_bars(page, mode):
+    page.find_element("css selector", "#tabs button[data-tab=embed]").click()
+    set_value(page, "emb-model", EMBED)
+    set_value(page, "emb-mode", mode)
+    set_value(page, "emb-query", "What is the capital of France?")
+    set_value(page, "emb-docs", "I like green apples.\nParis is the capital of France.\nDogs bark.")
+    page.execute_script("document.getElementById('emb-results').replaceChildren()")
+    page.find_element("id", "emb-go").click()
+    rows = wait_for(lambda: page.find_elements("css selector", "#emb-results .score"), 30, "the scores")
+    assert len(rows) == 3 and rows[0].text.endswith("Paris is the capital of France.")
+    widths = [row.find_element("css selector", ".bar").size["width"] for row in rows]
+    assert widths[0] > widths[-1] >= 0
+
+
 def test_server_tab_shows_models_states_and_load(page):
     page.find_element("css selector", "#tabs button[data-tab=server]").click()
     rows = wait_for(lambda: page.find_elements("css selector", "#server-table tbody tr"), 20, "the server table")
     cells = {row.get_attribute("data-model"): [td.text for td in row.find_elements("css selector", "td")]
              for row in rows}
-    assert set(cells) == {LLM, LLM_B, IMAGE}
+    assert set(cells) == {LLM, LLM_B, IMAGE, EMBED}
     assert cells[LLM][1:5] == ["llm", "AVAILABLE", "0", "0"]
     wait_for(lambda: "Refreshed" in page.find_element("id", "server-note").text, 10, "a refresh")
     page.find_element("css selector", "#tabs button[data-tab=chat]").click()
