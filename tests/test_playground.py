@@ -46,7 +46,8 @@ def server(tmp_path_factory):
     gguf = str(packaged_gguf(DEFAULT_LLM_PACKAGE))
     config = {"model_config_list": [
         {"config": {"name": LLM, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
-        {"config": {"name": LLM_B, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
+        {"config": {"name": LLM_B, "base_path": gguf, "task": "text_generation", "plugin_config": F32,
+                    "reasoning_parser": "qwen3"}},
         {"config": {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
                     "default_num_inference_steps": 2}},
         {"config": {"name": EMBED, "base_path": str(default_embeddings_dir()), "task": "embeddings"}}]}
@@ -180,6 +181,28 @@ def test_model_output_with_markup_is_shown_as_text(page):
     question = page.find_elements("css selector", "#chat-log .msg.user .body")[-1]
     assert ATTACK in question.text
     assert [e.text for e in question.find_elements("css selector", "strong, code")] == ["bold", "code"]
+
+
+def test_reasoning_is_collapsible_and_tool_calls_are_shown(page):
+    set_value(page, "chat-model", LLM_B)
+    set_value(page, "chat-extra", json.dumps({"temperature": 0, "response_format": {
+        "type": "regex", "regex": "<think>[a-z ]{3,20}</think>[A-Z][a-z ]{3,20}\\."}}))
+    send(page, "What is the capital of France?")
+    wait_for(lambda: finished(page), 60, "the answer")
+    reasoning = last_assistant(page).find_element("css selector", "details.reasoning")
+    assert reasoning.get_attribute("open") is None and reasoning.is_displayed()
+    reasoning.find_element("css selector", "summary").click()
+    assert reasoning.find_element("css selector", ".reasoning-text").text
+    assert "<think>" not in last_assistant(page).text and last_assistant(page).find_element(
+        "css selector", ".body").text.endswith(".")
+    tool = {"type": "function", "function": {"name": "add", "parameters": {
+        "type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}}}
+    set_value(page, "chat-model", LLM)
+    set_value(page, "chat-extra", json.dumps({"temperature": 0, "tools": [tool], "tool_choice": "required"}))
+    send(page, "Add 2 and 3.")
+    wait_for(lambda: finished(page), 60, "the tool call")
+    assert finished(page) == "tool_calls"
+    assert last_assistant(page).find_element("css selector", ".tools").text.startswith("tool call: add({")
 
 
 def test_image_tab_generates_an_image(page):
