@@ -6,6 +6,7 @@ Recent SDKs dropped `temperature` from `messages.create`'s arguments; the tests 
 from __future__ import annotations
 
 import json
+import time
 import typing
 
 import anthropic
@@ -48,7 +49,7 @@ def server(tmp_path_factory):
                     "chat_template": str(folder / "think.jinja"), "reasoning_parser": "qwen3"}}]}
     (folder / "config.json").write_text(json.dumps(config))
     proc = ServerProcess("--config_path", str(folder / "config.json"), "--api_key_file", str(folder / "key.txt"),
-                         log_name="anthropic").start()
+                         "--metrics_enable", log_name="anthropic").start()
     yield proc
     proc.stop()
 
@@ -97,6 +98,25 @@ def test_stream_sends_anthropics_event_sequence_and_the_unary_text(client):
         final = stream.get_final_message()
     assert streamed == _text(final) == _text(unary)
     assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 20
+
+
+def _running(server) -> float:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(f'genai_requests_running{{name="{MODEL}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError("no genai_requests_running sample")
+
+
+def test_closing_a_stream_cancels_the_generation(server, client):
+    with client.messages.stream(model=MODEL, max_tokens=3000, messages=HELLO, extra_body=GREEDY) as stream:
+        for event in stream:
+            if event.type == "content_block_delta":
+                break
+        assert _running(server) == 1
+    deadline = time.monotonic() + 10
+    while _running(server) != 0:
+        assert time.monotonic() < deadline, "the generation went on after the client left"
+        time.sleep(0.05)
 
 
 def test_stop_sequence_ends_the_turn_and_is_reported(client):
