@@ -6,7 +6,6 @@ Recent SDKs dropped `temperature` from `messages.create`'s arguments; the tests 
 from __future__ import annotations
 
 import json
-import time
 import typing
 
 import anthropic
@@ -15,13 +14,13 @@ import jsonschema
 import pytest
 
 from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf
+from tests.helpers import F32, metric, wait_for, write_config
 from tests.server import ServerProcess
 
 KEY = "sk-anthropic-test"
 MODEL = "smol"
 THINKING = "smol-thinking"
-GREEDY = {"temperature": 0}
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}  # exact tokens: stream and unary must agree
+GREEDY = {"temperature": 0}  # with f32 (tests/helpers.py): stream and unary give the same tokens
 HELLO = [{"role": "user", "content": "Tell me a story about a dragon."}]
 ADD = {"name": "add", "description": "Add two numbers",
        "input_schema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
@@ -43,11 +42,10 @@ def server(tmp_path_factory):
     (folder / "key.txt").write_text(KEY + "\n")
     (folder / "think.jinja").write_text(THINK_TEMPLATE)
     gguf = str(packaged_gguf(DEFAULT_LLM_PACKAGE))
-    config = {"model_config_list": [
-        {"config": {"name": MODEL, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
-        {"config": {"name": THINKING, "base_path": gguf, "task": "text_generation", "plugin_config": F32,
-                    "chat_template": str(folder / "think.jinja"), "reasoning_parser": "qwen3"}}]}
-    (folder / "config.json").write_text(json.dumps(config))
+    write_config(folder / "config.json", [
+        {"name": MODEL, "base_path": gguf, "task": "text_generation", "plugin_config": F32},
+        {"name": THINKING, "base_path": gguf, "task": "text_generation", "plugin_config": F32,
+         "chat_template": str(folder / "think.jinja"), "reasoning_parser": "qwen3"}])
     proc = ServerProcess("--config_path", str(folder / "config.json"), "--api_key_file", str(folder / "key.txt"),
                          "--metrics_enable", log_name="anthropic").start()
     yield proc
@@ -100,23 +98,14 @@ def test_stream_sends_anthropics_event_sequence_and_the_unary_text(client):
     assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 20
 
 
-def _running(server) -> float:
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
-        if line.startswith(f'genai_requests_running{{name="{MODEL}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no genai_requests_running sample")
-
-
 def test_closing_a_stream_cancels_the_generation(server, client):
     with client.messages.stream(model=MODEL, max_tokens=3000, messages=HELLO, extra_body=GREEDY) as stream:
         for event in stream:
             if event.type == "content_block_delta":
                 break
-        assert _running(server) == 1
-    deadline = time.monotonic() + 10
-    while _running(server) != 0:
-        assert time.monotonic() < deadline, "the generation went on after the client left"
-        time.sleep(0.05)
+        assert metric(server, "genai_requests_running", name=MODEL) == 1
+    wait_for(lambda: metric(server, "genai_requests_running", name=MODEL) == 0, 10,
+             message="the generation cancelled after the client left")
 
 
 def test_stop_sequence_ends_the_turn_and_is_reported(client):

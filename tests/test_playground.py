@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import httpx
@@ -20,11 +19,13 @@ from gateway.routes import Access, declaration_of, served_routes
 from scheduler.model_manager import ModelManager
 from servables.sources import DEFAULT_LLM_PACKAGE, default_embeddings_dir, packaged_gguf
 from tests.fixtures_image import ensure_tiny_sd
+from tests.helpers import F32, metric, wait_for, write_config
 from tests.server import ServerProcess
+
+pytestmark = pytest.mark.slow  # its own server with five models, and a browser
 
 KEY = "sk-playground"
 LLM, LLM_B, IMAGE, EMBED = "smol", "smol-b", "tiny-sd", "minilm"
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # what the model is made to say (regex-constrained output): markup that must stay text
 ATTACK = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -44,14 +45,13 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("playground")
     (folder / "key.txt").write_text(KEY + "\n")
     gguf = str(packaged_gguf(DEFAULT_LLM_PACKAGE))
-    config = {"model_config_list": [
-        {"config": {"name": LLM, "base_path": gguf, "task": "text_generation", "plugin_config": F32}},
-        {"config": {"name": LLM_B, "base_path": gguf, "task": "text_generation", "plugin_config": F32,
-                    "reasoning_parser": "qwen3"}},
-        {"config": {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
-                    "default_num_inference_steps": 2}},
-        {"config": {"name": EMBED, "base_path": str(default_embeddings_dir()), "task": "embeddings"}}]}
-    (folder / "config.json").write_text(json.dumps(config))
+    write_config(folder / "config.json", [
+        {"name": LLM, "base_path": gguf, "task": "text_generation", "plugin_config": F32},
+        {"name": LLM_B, "base_path": gguf, "task": "text_generation", "plugin_config": F32,
+         "reasoning_parser": "qwen3"},
+        {"name": IMAGE, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
+         "default_num_inference_steps": 2},
+        {"name": EMBED, "base_path": str(default_embeddings_dir()), "task": "embeddings"}])
     proc = ServerProcess("--config_path", str(folder / "config.json"), "--api_key_file", str(folder / "key.txt"),
                          "--metrics_enable", log_name="playground").start()
     yield proc
@@ -89,21 +89,8 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def running(server, model: str) -> float:
-    for line in httpx.get(server.url + "/metrics").text.splitlines():
-        if line.startswith(f'genai_requests_running{{name="{model}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError("no genai_requests_running sample")
+    return metric(server, "genai_requests_running", name=model)
 
 
 def set_value(browser, element_id: str, value: str) -> None:
@@ -121,7 +108,7 @@ def send(browser, text: str) -> None:
     box.send_keys(text)
     browser.find_element("id", "chat-send").click()
     wait_for(lambda: len(browser.find_elements("css selector", "#chat-log .msg.assistant")) > count, 10,
-             "the assistant's bubble")
+             message="the assistant's bubble")
 
 
 def finished(browser):
@@ -131,7 +118,7 @@ def finished(browser):
 @pytest.fixture(scope="module")
 def page(server, browser):
     browser.get(server.url + "/")
-    wait_for(lambda: browser.find_elements("css selector", "#chat-model option"), 20, "the model list")
+    wait_for(lambda: browser.find_elements("css selector", "#chat-model option"), 20, message="the model list")
     return browser
 
 
@@ -141,19 +128,19 @@ def test_chat_asks_for_the_key_then_streams_and_stop_cancels_on_the_server(serve
     set_value(page, "chat-extra", '{"ignore_eos": true}')
     send(page, "Tell me a long story about a dragon.")
     dialog = wait_for(lambda: page.find_element("id", "key-dialog").get_attribute("open") is not None
-                      and page.find_element("id", "key-dialog"), 10, "the API key dialog")
+                      and page.find_element("id", "key-dialog"), 10, message="the API key dialog")
     page.find_element("id", "key-input").send_keys(KEY)
     dialog.find_element("css selector", "button").click()
     assert page.execute_script("return sessionStorage.getItem('genai-gateway.api-key')") == KEY
     body = last_assistant(page).find_element("css selector", ".body")
     seen = set()
     wait_for(lambda: seen.add(len(body.text)) or len({n for n in seen if n > 0}) >= 3, 60,
-             "text growing in the page while it streams")
+             message="text growing in the page while it streams")
     assert "streaming" in last_assistant(page).get_attribute("class")
     assert running(server, LLM) == 1
     page.find_element("id", "chat-stop").click()
-    wait_for(lambda: finished(page) == "stopped", 10, "the stopped state")
-    wait_for(lambda: running(server, LLM) == 0, 10, "the server to cancel the generation")
+    wait_for(lambda: finished(page) == "stopped", 10, message="the stopped state")
+    wait_for(lambda: running(server, LLM) == 0, 10, message="the server to cancel the generation")
     assert "stopped" in last_assistant(page).find_element("css selector", ".meta").text
 
 
@@ -162,7 +149,7 @@ def test_switching_model_answers_from_that_model(page):
     set_value(page, "chat-max-tokens", "8")
     set_value(page, "chat-extra", "")
     send(page, "Hi!")
-    wait_for(lambda: finished(page), 60, "the answer")
+    wait_for(lambda: finished(page), 60, message="the answer")
     assert last_assistant(page).find_element("css selector", ".meta").text.startswith(LLM_B)
 
 
@@ -172,7 +159,7 @@ def test_model_output_with_markup_is_shown_as_text(page):
     set_value(page, "chat-extra", json.dumps({"temperature": 0, "response_format": {
         "type": "regex", "regex": ATTACK_REGEX}}))
     send(page, "Say it: " + ATTACK + " and **bold** `code`")
-    wait_for(lambda: finished(page), 60, "the answer")
+    wait_for(lambda: finished(page), 60, message="the answer")
     reply = last_assistant(page).find_element("css selector", ".body")
     assert reply.text == ATTACK
     log = page.find_element("id", "chat-log")
@@ -188,7 +175,7 @@ def test_reasoning_is_collapsible_and_tool_calls_are_shown(page):
     set_value(page, "chat-extra", json.dumps({"temperature": 0, "response_format": {
         "type": "regex", "regex": "<think>[a-z ]{3,20}</think>[A-Z][a-z ]{3,20}\\."}}))
     send(page, "What is the capital of France?")
-    wait_for(lambda: finished(page), 60, "the answer")
+    wait_for(lambda: finished(page), 60, message="the answer")
     reasoning = last_assistant(page).find_element("css selector", "details.reasoning")
     assert reasoning.get_attribute("open") is None and reasoning.is_displayed()
     reasoning.find_element("css selector", "summary").click()
@@ -200,7 +187,7 @@ def test_reasoning_is_collapsible_and_tool_calls_are_shown(page):
     set_value(page, "chat-model", LLM)
     set_value(page, "chat-extra", json.dumps({"temperature": 0, "tools": [tool], "tool_choice": "required"}))
     send(page, "Add 2 and 3.")
-    wait_for(lambda: finished(page), 60, "the tool call")
+    wait_for(lambda: finished(page), 60, message="the tool call")
     assert finished(page) == "tool_calls"
     assert last_assistant(page).find_element("css selector", ".tools").text.startswith("tool call: add({")
 
@@ -210,8 +197,10 @@ def test_image_tab_generates_an_image(page):
     set_value(page, "img-model", IMAGE)
     page.find_element("id", "img-prompt").send_keys("a cat")
     page.find_element("id", "img-go").click()
-    image = wait_for(lambda: page.find_elements("css selector", "#gallery img"), 120, "the generated image")[0]
-    assert wait_for(lambda: page.execute_script("return arguments[0].naturalWidth", image), 10, "decoding") > 0
+    image = wait_for(lambda: page.find_elements("css selector", "#gallery img"), 120,
+                     message="the generated image")[0]
+    assert wait_for(lambda: page.execute_script("return arguments[0].naturalWidth", image), 10,
+                    message="decoding") > 0
 
 
 @pytest.mark.parametrize("mode", ["rerank", "embeddings"])
@@ -223,7 +212,7 @@ def test_embeddings_tab_scores_documents_as_bars(page, mode):
     set_value(page, "emb-docs", "I like green apples.\nParis is the capital of France.\nDogs bark.")
     page.execute_script("document.getElementById('emb-results').replaceChildren()")
     page.find_element("id", "emb-go").click()
-    rows = wait_for(lambda: page.find_elements("css selector", "#emb-results .score"), 30, "the scores")
+    rows = wait_for(lambda: page.find_elements("css selector", "#emb-results .score"), 30, message="the scores")
     assert len(rows) == 3 and rows[0].text.endswith("Paris is the capital of France.")
     widths = [row.find_element("css selector", ".bar").size["width"] for row in rows]
     assert widths[0] > widths[-1] >= 0
@@ -231,12 +220,13 @@ def test_embeddings_tab_scores_documents_as_bars(page, mode):
 
 def test_server_tab_shows_models_states_and_load(page):
     page.find_element("css selector", "#tabs button[data-tab=server]").click()
-    rows = wait_for(lambda: page.find_elements("css selector", "#server-table tbody tr"), 20, "the server table")
+    rows = wait_for(lambda: page.find_elements("css selector", "#server-table tbody tr"), 20,
+                    message="the server table")
     cells = {row.get_attribute("data-model"): [td.text for td in row.find_elements("css selector", "td")]
              for row in rows}
     assert set(cells) == {LLM, LLM_B, IMAGE, EMBED}
     assert cells[LLM][1:5] == ["llm", "AVAILABLE", "0", "0"]
-    wait_for(lambda: "Refreshed" in page.find_element("id", "server-note").text, 10, "a refresh")
+    wait_for(lambda: "Refreshed" in page.find_element("id", "server-note").text, 10, message="a refresh")
     page.find_element("css selector", "#tabs button[data-tab=chat]").click()
     target = os.environ.get("PLAYGROUND_SCREENSHOT")
     if target:

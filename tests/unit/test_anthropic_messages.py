@@ -1,15 +1,21 @@
-"""The Messages API's pure parts: stop-sequence cutting and the SSE event writer (synthetic inputs)."""
+"""The Messages API (gateway/anthropic/) fed synthetic input: stop-sequence cutting, the SSE event
+writer, and the stream of a run over scripted scheduler events."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
-from gateway.anthropic.messages import stop_reason
+from gateway.anthropic.messages import _Shape, _stream, stop_reason
 from gateway.anthropic.stop import StopSequenceCutter
 from gateway.anthropic.stream import MessageStreamWriter
-from servables.output_processor import OutputDelta
+from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
+from servables.errors import InferenceError
+from servables.output_processor import OutputDelta, OutputProcessor
+from servables.reasoning_parser import ReasoningParser
 from servables.tool_parsers import ToolArgsDelta, ToolCallStart
+from tests.helpers import started_run
 
 
 @pytest.mark.parametrize("pieces", [["Hello END tail"], ["Hello E", "N", "D tail"], ["Hel", "lo ", "EN", "D"]])
@@ -77,3 +83,49 @@ def test_stop_reason(finish, matched, calls, context_bound, expected):
     if matched:
         cutter.cut("a END")
     assert stop_reason(finish, cutter, calls, context_bound) == expected
+
+
+def stream(events, stops: list[str] | None = None, processor: OutputProcessor | None = None,
+           context_bound: bool = False) -> tuple[list[dict], object]:
+    """The payloads sent for `events`, and the run (whose `events.closed` says the stream was closed)."""
+    run = started_run(_Shape(), events)
+    writer = MessageStreamWriter("msg_1", "m", 7)
+
+    async def drain():
+        return [e async for e in _stream(run, writer, processor or OutputProcessor(), StopSequenceCutter(stops or []),
+                                         context_bound)]
+
+    sent = asyncio.run(drain())
+    assert [e["event"] for e in sent] == [json.loads(e["data"])["type"] for e in sent]  # `event:` names the type
+    return [json.loads(e["data"]) for e in sent], run
+
+
+def test_a_stream_ends_with_message_delta_and_message_stop_and_closes_the_run():
+    payloads, run = stream([Chunk(0, "Par"), Chunk(0, "is."), SequenceDone(0, "stop", 2), RequestDone(7, 2)])
+    assert [p["type"] for p in payloads] == ["message_start", "ping", "content_block_start", "content_block_delta",
+                                             "content_block_delta", "content_block_stop", "message_delta",
+                                             "message_stop"]
+    assert payloads[-2]["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert run.events.closed
+
+
+def test_a_stop_sequence_split_across_chunks_never_reaches_the_stream():
+    events = [Chunk(0, "one two TH"), Chunk(0, "REE four"), SequenceDone(0, "stop", 4), RequestDone(7, 4)]
+    payloads, _ = stream(events, stops=["THREE"])
+    assert "".join(p["delta"]["text"] for p in payloads if p["type"] == "content_block_delta") == "one two "
+    assert payloads[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "THREE"}
+
+
+def test_reasoning_comes_first_as_a_thinking_block():
+    processor = OutputProcessor(ReasoningParser(implicit_start=True))
+    payloads, _ = stream([Chunk(0, "hmm</think>"), Chunk(0, "Paris."), SequenceDone(0, "length", 3),
+                          RequestDone(7, 3)], processor=processor, context_bound=True)
+    starts = [p["content_block"]["type"] for p in payloads if p["type"] == "content_block_start"]
+    assert starts == ["thinking", "text"]
+    assert payloads[-2]["delta"]["stop_reason"] == "model_context_window_exceeded"
+
+
+def test_an_engine_failure_mid_stream_is_an_error_event():
+    payloads, run = stream([Chunk(0, "Par"), Failed(InferenceError("Generation failed: boom"))])
+    assert payloads[-1] == {"type": "error", "error": {"type": "api_error", "message": "Generation failed: boom"}}
+    assert run.events.closed
