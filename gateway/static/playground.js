@@ -150,11 +150,11 @@ async function loadModels() {
 
 // ---- Chat -----------------------------------------------------------------------------------------
 
-let history = JSON.parse(sessionStorage.getItem("genai-gateway.chat") || "[]");
+let conversation = JSON.parse(sessionStorage.getItem("genai-gateway.chat") || "[]");
 let controller = null;
 
 function saveHistory() {
-  sessionStorage.setItem("genai-gateway.chat", JSON.stringify(history));
+  sessionStorage.setItem("genai-gateway.chat", JSON.stringify(conversation));
 }
 
 function bubble(role) {
@@ -190,7 +190,7 @@ function chatRequest() {
   const messages = [];
   const system = $("chat-system").value.trim();
   if (system) messages.push({ role: "system", content: system });
-  const body = { model: $("chat-model").value, messages: messages.concat(history), stream: true,
+  const body = { model: $("chat-model").value, messages: messages.concat(conversation), stream: true,
     stream_options: { include_usage: true } };
   const temperature = numberOrNull("chat-temperature");
   const maxTokens = numberOrNull("chat-max-tokens");
@@ -212,7 +212,7 @@ function renderTools(view, calls) {
 }
 
 async function send(text) {
-  history.push({ role: "user", content: text });
+  conversation.push({ role: "user", content: text });
   saveHistory();
   showMessage({ role: "user", content: text });
   const view = bubble("assistant");
@@ -269,8 +269,12 @@ async function send(text) {
       $("chat-log").scrollTop = $("chat-log").scrollHeight;
     }
   } catch (error) {
-    if (error.name === "AbortError") ending = "stopped";
-    else view.body.insertAdjacentText("beforeend", (content ? "\n" : "") + "Error: " + error.message);
+    if (error.name === "AbortError") {
+      ending = "stopped";
+    } else {
+      ending = "error";
+      view.body.insertAdjacentText("beforeend", (content ? "\n" : "") + "Error: " + error.message);
+    }
   } finally {
     controller = null;
     $("chat-stop").disabled = true;
@@ -283,13 +287,13 @@ async function send(text) {
   view.meta.textContent += " · " + (ending || "done") + " · " + tokens + " tokens" + rate;
   view.node.dataset.finish = ending || "done";
   if (content || calls.length) {
-    history.push({ role: "assistant", content });
+    conversation.push({ role: "assistant", content });
     saveHistory();
   }
 }
 
 function setUpChat() {
-  for (const message of history) showMessage(message);
+  for (const message of conversation) showMessage(message);
   $("chat-form").onsubmit = (event) => {
     event.preventDefault();
     const text = $("chat-input").value.trim();
@@ -305,7 +309,7 @@ function setUpChat() {
   };
   $("chat-stop").onclick = () => controller && controller.abort();
   $("chat-clear").onclick = () => {
-    history = [];
+    conversation = [];
     saveHistory();
     $("chat-log").replaceChildren();
   };
