@@ -153,10 +153,9 @@ VALIDATION_CASES = [
     pytest.param({"model": MINILM, "input": []}, 400, "should not be empty", "input", id="input-empty-list"),
     pytest.param({"model": MINILM, "input": [[]]}, 400, "inner arrays", "input", id="input-empty-token-list"),
     pytest.param({"model": MINILM, "input": ["ok", ""]}, 400, "input[1]", "input", id="input-second-empty"),
-    # type errors name the union member pydantic tried last
-    pytest.param({"model": MINILM, "input": ["a", 1]}, 400, "input", "input.str", id="input-mixed-types"),
-    pytest.param({"model": MINILM, "input": 5}, 400, "input", "input.str", id="input-number"),
-    pytest.param({"model": MINILM, "input": [[1, 2], ["a"]]}, 400, "input", "input.str", id="input-ragged-ids"),
+    pytest.param({"model": MINILM, "input": ["a", 1]}, 400, "input", "input", id="input-mixed-types"),
+    pytest.param({"model": MINILM, "input": 5}, 400, "input", "input", id="input-number"),
+    pytest.param({"model": MINILM, "input": [[1, 2], ["a"]]}, 400, "input", "input", id="input-ragged-ids"),
     pytest.param({"model": MINILM, "input": [10 ** 9]}, 400, "outside the vocabulary", "input",
                  id="input-token-outside-vocabulary"),
     pytest.param({"model": MINILM, "input": "hi", "encoding_format": "int8"}, 400, "encoding_format",

@@ -127,9 +127,8 @@ def test_parallel_tool_calls_may_return_several_calls(client):
     pytest.param({"tool_choice": "required"}, "tool_choice", "tool_choice", id="tool_choice-without-tools"),
     pytest.param({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope",
                  "tool_choice", id="tool_choice-unknown-function"),
-    # a type error names the union member pydantic tried last
     pytest.param({"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice",
-                 "tool_choice.literal['none','auto','required']", id="tool_choice-unknown-mode"),
+                 "tool_choice", id="tool_choice-unknown-mode"),
     pytest.param({"tools": [{"type": "retrieval"}]}, "tools", "tools.0.type", id="tool-not-a-function"),
     pytest.param({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools",
                  "tools.0.function.name", id="function-without-name"),

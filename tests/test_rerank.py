@@ -143,8 +143,7 @@ VALIDATION_CASES = [
     pytest.param({**GOOD, "documents": ["a", {"text": "b"}]}, 400, "same type", "documents", id="documents-mixed"),
     pytest.param({**GOOD, "documents": [{"title": "no text"}]}, 400, "text", "documents",
                  id="document-without-text"),
-    # a type error names the union member pydantic tried last
-    pytest.param({**GOOD, "documents": [1, 2]}, 400, "documents", "documents.0.str", id="documents-numbers"),
+    pytest.param({**GOOD, "documents": [1, 2]}, 400, "documents", "documents.0", id="documents-numbers"),
     pytest.param({**GOOD, "top_n": 0}, 400, "top_n", "top_n", id="top_n-zero"),
     pytest.param({**GOOD, "top_n": "2"}, 400, "top_n", "top_n", id="top_n-string"),
     pytest.param({**GOOD, "return_documents": "yes"}, 400, "return_documents", "return_documents",

@@ -82,7 +82,7 @@ def test_an_engine_failure_mid_stream_is_an_error_event_without_done():
     run = started_run(chat_shape(), [Chunk(0, "Hel"), Failed(InvalidRequest("boom", "messages"))])
     out = sse(run)
     assert "[DONE]" not in out
-    assert out[-1] == {"error": {"message": "boom", "type": "invalid_request_error", "param": None, "code": None}}
+    assert out[-1] == {"error": {"message": "boom", "type": "invalid_request_error", "param": "messages", "code": None}}
     assert run.events.closed
 
 
