@@ -192,6 +192,7 @@ def _raw(server, body: dict, headers: dict | None = None) -> httpx.Response:
     ({"model": MODEL, "max_tokens": 5, "messages": [{"role": "system", "content": "hi"}]}, "role"),
     ({"model": MODEL, "max_tokens": 5, "messages": HELLO, "frequency_penalty": 1}, "frequency_penalty"),
     ({"model": MODEL, "max_tokens": 5, "messages": HELLO, "temperature": 1.5}, "temperature"),
+    ({"model": MODEL, "max_tokens": 5, "messages": HELLO, "stop_sequences": [""]}, "stop_sequences"),
     ({"model": MODEL, "max_tokens": 5, "messages": HELLO, "thinking": {"type": "enabled", "budget_tokens": 2000}},
      "thinking"),
     ({"model": MODEL, "max_tokens": 5, "messages": HELLO, "tools": [{"name": "web_search", "type": "web_search"}]},

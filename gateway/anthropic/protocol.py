@@ -230,7 +230,7 @@ class _Prompt(AnthropicModel):
 
 class MessagesRequest(_Prompt):
     max_tokens: StrictInt = Field(ge=1)
-    stop_sequences: list[StrictStr] | None = None
+    stop_sequences: list[Annotated[StrictStr, Field(min_length=1)]] | None = Field(default=None, max_length=16)
     stream: StrictBool = False
     temperature: Number | None = Field(default=None, ge=0, le=1)
     top_p: Number | None = None
