@@ -128,7 +128,7 @@ class Metrics:
         """As OVMS: every servable's series exist from the start, at 0."""
         for deployment in self.manager.deployments():
             name = deployment.name
-            if name in self._prepared or deployment.kind.name == "tensor":
+            if name in self._prepared or "infer" in deployment.kind.endpoints:
                 continue
             self._prepared.add(name)
             for method in ("Unary", "Stream"):

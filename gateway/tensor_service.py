@@ -8,6 +8,7 @@ import numpy as np
 
 from scheduler.model_manager import Deployment, ModelManager
 from servables.errors import InvalidRequest
+from servables.kinds import TENSOR_ENDPOINT
 
 SERVER_NAME = "genai-gateway"
 EXTENSIONS = ["binary_tensor_data"]
@@ -40,8 +41,13 @@ def exists(manager: ModelManager, name: str) -> bool:
     return any(d.name == name for d in manager.deployments())
 
 
+def serves_tensors(deployment: Deployment) -> bool:
+    """Tensor models and pipelines: KServe v2 / TFS, with versions."""
+    return TENSOR_ENDPOINT in deployment.kind.endpoints
+
+
 def is_tensor(manager: ModelManager, name: str) -> bool:
-    return any(d.name == name and d.kind.name == "tensor" for d in manager.deployments())
+    return any(d.name == name and serves_tensors(d) for d in manager.deployments())
 
 
 def kserve_metadata(deployment: Deployment, group_versions: list[int]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound
-from servables.kinds import Kind, create_servable, kind
+from servables.kinds import TENSOR_ENDPOINT, Kind, create_servable, kind
 
 from .engine import Engine, retire, start_engine
 
@@ -105,7 +105,7 @@ class ModelManager:
     def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""
         group = self.get(name)
-        if group.kind.name != "tensor":
+        if TENSOR_ENDPOINT not in group.kind.endpoints:  # tensor models and pipelines
             raise ModelNotFound(name)
         servable = group.servable.version(version)
         return Deployment(servable, group.engine.engine(servable.version), group.created)
@@ -218,6 +218,9 @@ class ModelManager:
         started = time.monotonic()
         log.info("loading %s (%s) from %s", spec.name, spec.task, spec.base_path)
         servable = create_servable(spec)
+        bind = getattr(servable, "bind_models", None)
+        if bind is not None:  # a servable built from other served models (pipelines)
+            bind(self.get_version)
         try:
             servable.load()
             engine = start_engine(servable)

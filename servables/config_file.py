@@ -185,7 +185,31 @@ def read_config(path: Path) -> ConfigContents:
             continue
         seen.add(spec.name)
         contents.specs.append(spec)
+    for index, entry in enumerate(document.get("pipeline_config_list") or []):
+        _read_pipeline(entry, f"pipeline_config_list[{index}]", path, seen, contents)
     return contents
+
+
+def _read_pipeline(entry: Any, label: str, path: Path, seen: set[str], contents: ConfigContents) -> None:
+    """One `pipeline_config_list` entry (OVMS docs/dag_scheduler.md) -> a spec of kind `pipeline`,
+    after the models it may use; its structure is checked here, its models when it loads."""
+    name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else None
+    where = f"{path}: {label}" + (f" ({name})" if name else "") + ": "
+    try:
+        if name is None:
+            raise ConfigError(where + "a pipeline needs a string 'name'")
+        if name in seen:
+            raise ConfigError(where + "duplicate model or pipeline name")
+        options = {"pipeline": entry}
+        try:
+            validate_options("pipeline", options)
+        except ValueError as exc:
+            raise ConfigError(f"{where}{exc}") from exc
+    except ConfigError as exc:
+        contents.invalid[name if name and name not in seen else label] = str(exc)
+        return
+    seen.add(name)
+    contents.specs.append(ModelSpec(name=name, base_path=path.parent.resolve(), task="pipeline", options=options))
 
 
 def load_config_file(path: Path) -> list[ModelSpec]:

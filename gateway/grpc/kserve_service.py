@@ -74,7 +74,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelReady(self, request, context):
         group = self.manager.get(request.name)
-        if group.kind.name != "tensor":
+        if not service.serves_tensors(group):
             if request.version:
                 raise ModelNotFound(request.name)
             return pb.ModelReadyResponse(ready=True)
@@ -84,7 +84,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelMetadata(self, request, context):
         group = self.manager.get(request.name)
-        if group.kind.name != "tensor":
+        if not service.serves_tensors(group):
             raise ModelNotFound(request.name)
         servable = service.resolve(self.manager, request.name, request.version).servable
         return pb.ModelMetadataResponse(name=servable.name, versions=[str(v) for v in group.servable.versions()],
