@@ -1,6 +1,7 @@
 """What the KServe and TFS front ends (REST and gRPC) share: model/version lookup, metadata, inference."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -73,3 +74,13 @@ def check_requested_outputs(deployment: Deployment, names: list[str]) -> None:
 
 async def infer(deployment: Deployment, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return await deployment.engine.infer(inputs)
+
+
+async def stream(deployment: Deployment, inputs: dict[str, np.ndarray]) -> AsyncIterator[dict[str, np.ndarray]]:
+    """The responses to one request: several from a pipeline whose Python node yields, else one."""
+    engine_stream = getattr(deployment.engine, "stream", None)
+    if engine_stream is None:
+        yield await deployment.engine.infer(inputs)
+        return
+    async for outputs in engine_stream(inputs):
+        yield outputs

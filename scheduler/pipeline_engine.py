@@ -218,11 +218,10 @@ class PipelineEngine:
         this iterator (client gone) closes the user's generator."""
         (inputs,) = self._node_inputs(node, values).values()
         python = self.pipeline.python_nodes[node.name]
-        done = object()
         try:
             results = await asyncio.to_thread(python.iterate, inputs)
             try:
-                while (outputs := await asyncio.to_thread(next, results, done)) is not done:
+                while (outputs := await asyncio.to_thread(next, results, None)) is not None:
                     partial = dict(values)
                     self._store(node, (), outputs, partial)
                     yield partial
