@@ -45,7 +45,9 @@ def architectures(path: Path) -> list[str]:
 
 def _is_tensor(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in (".xml", ".onnx")
+        from .model_formats import SUFFIXES
+
+        return path.suffix in SUFFIXES
     return any(p.is_dir() and p.name.isdigit() for p in path.iterdir())
 
 

@@ -23,6 +23,7 @@ import openvino as ov
 from .base import ModelSpec
 from .binary_input import DEFAULT_MAX_IMAGE_SIZE, decode_batch, is_encoded_images
 from .errors import InvalidRequest, ModelLoadError
+from .model_formats import FORMATS, ModelFormat, format_of
 from .tensor_layout import apply_layouts, parse_layouts
 from .tensor_mapping import TensorMapping
 
@@ -119,15 +120,21 @@ def parse_shape(text: Any) -> ov.PartialShape:
     return ov.PartialShape(dims)
 
 
-def find_model_file(path: Path) -> Path:
-    """The model inside a version directory (or `path` itself when it is a model file)."""
-    if path.is_file():
-        return path
-    for pattern in ("*.xml", "*.onnx"):
-        files = sorted(path.glob(pattern))
-        if files:
-            return files[0]
-    raise ModelLoadError(f"No OpenVINO IR (.xml) or ONNX (.onnx) model in {path}")
+def find_model_file(path: Path) -> tuple[ModelFormat, Path]:
+    """The model inside a version directory (or `path` itself when it is a model file): its
+    format and what OpenVINO reads (servables/model_formats.py)."""
+    found = format_of(path)
+    if found is None:
+        raise ModelLoadError(f"No model in {path}: expected one of " + ", ".join(
+            f"{f.name} ({f.pattern})" for f in FORMATS))
+    return found
+
+
+def _first_line(exc: Exception) -> str:
+    """OpenVINO's messages start with C++ source locations; keep the first line that says something."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith(("Exception from", "Check '"))]
+    return lines[0] if lines else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _shape_list(partial: ov.PartialShape) -> list[int]:
@@ -179,11 +186,12 @@ class TensorServable:
     # --- loading --------------------------------------------------------------------------
 
     def load(self) -> None:
-        model_file = find_model_file(self.spec.base_path)
+        model_format, model_file = find_model_file(self.spec.base_path)
         try:
             self.model = self.core().read_model(str(model_file))
         except Exception as exc:
-            raise ModelLoadError(f"{self.name} v{self.version}: cannot read {model_file}: {exc}") from exc
+            raise ModelLoadError(f"{self.name} v{self.version}: cannot read the {model_format.name} model "
+                                 f"{model_file}: {_first_line(exc)}") from exc
         self.model_info = self._read_model_info()
         self.mapping = TensorMapping.read(self.spec.base_path)
         self._apply_layouts()

@@ -15,11 +15,12 @@ from typing import Any
 from . import object_storage
 from .base import ModelSpec
 from .errors import ModelLoadError, VersionNotFound
+from .model_formats import SUFFIXES
 from .tensor import TensorServable
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".xml", ".onnx")
+MODEL_SUFFIXES = SUFFIXES  # every format OpenVINO reads (servables/model_formats.py)
 
 
 @dataclass(frozen=True)

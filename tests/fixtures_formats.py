@@ -1,0 +1,89 @@
+"""Tiny TensorFlow models written without TensorFlow: the protobuf wire format by hand.
+
+`y = x * [1, 2, 3, 4]` for x [N, 4] float32, as a frozen GraphDef (`model.pb`, tensors `x:0`/`y:0`)
+and as a SavedModel (`saved_model.pb` + `variables/`, signature `serving_default` with `x`/`y`).
+Field numbers are those of TensorFlow's graph.proto, node_def.proto, attr_value.proto, tensor.proto,
+meta_graph.proto and saved_model.proto.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tests.model_cache import cached
+
+FACTORS = np.array([1, 2, 3, 4], dtype=np.float32)
+DT_FLOAT = 1
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _bytes(field: int, data: bytes | str) -> bytes:
+    raw = data.encode() if isinstance(data, str) else data
+    return _varint(field << 3 | 2) + _varint(len(raw)) + raw
+
+
+def _int(field: int, value: int) -> bytes:
+    return _varint(field << 3) + _varint(value)
+
+
+def _shape(dims) -> bytes:
+    return b"".join(_bytes(2, _int(1, d)) for d in dims)
+
+
+def _attr(name: str, value: bytes) -> bytes:
+    return _bytes(5, _bytes(1, name) + _bytes(2, value))
+
+
+def _node(name: str, op: str, inputs: tuple[str, ...], attrs: bytes) -> bytes:
+    return _bytes(1, _bytes(1, name) + _bytes(2, op) + b"".join(_bytes(3, i) for i in inputs) + attrs)
+
+
+def graph_def() -> bytes:
+    tensor = _int(1, DT_FLOAT) + _bytes(2, _shape(FACTORS.shape)) + _bytes(4, FACTORS.tobytes())
+    placeholder = _attr("dtype", _int(6, DT_FLOAT)) + _attr("shape", _bytes(7, _shape([-1, 4])))
+    return (_node("x", "Placeholder", (), placeholder)
+            + _node("c", "Const", (), _attr("dtype", _int(6, DT_FLOAT)) + _attr("value", _bytes(8, tensor)))
+            + _node("y", "Mul", ("x", "c"), _attr("T", _int(6, DT_FLOAT)))
+            + _bytes(4, _int(1, 1000)))
+
+
+def _saved_model() -> bytes:
+    def info(name: str) -> bytes:
+        return _bytes(1, name) + _int(2, DT_FLOAT) + _bytes(3, _shape([-1, 4]))
+
+    signature = (_bytes(1, _bytes(1, "x") + _bytes(2, info("x:0"))) + _bytes(2, _bytes(1, "y") + _bytes(2, info("y:0")))
+                 + _bytes(3, "tensorflow/serving/predict"))
+    meta_graph = _bytes(1, _bytes(4, "serve")) + _bytes(2, graph_def()) + _bytes(5, _bytes(1, "serving_default")
+                                                                              + _bytes(2, signature))
+    return _int(1, 1) + _bytes(2, meta_graph)
+
+
+def _frozen(root: Path) -> None:
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "model.pb").write_bytes(graph_def())
+    # a frozen graph's tensors are named "x:0"/"y:0": mapping_config.json gives them plain names
+    (root / "1" / "mapping_config.json").write_text(json.dumps({"inputs": {"x:0": "x"}, "outputs": {"y:0": "y"}}))
+
+
+def _saved(root: Path) -> None:
+    (root / "1" / "variables").mkdir(parents=True)
+    (root / "1" / "saved_model.pb").write_bytes(_saved_model())
+
+
+def tf_frozen_repository() -> Path:
+    return cached("tf-frozen", {"v": 1}, _frozen)
+
+
+def tf_saved_model_repository() -> Path:
+    return cached("tf-saved-model", {"v": 1}, _saved)
