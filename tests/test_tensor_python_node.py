@@ -133,3 +133,45 @@ def test_model_stream_infer_answers_models_in_order_and_reports_errors_without_c
 def test_streaming_pipeline_called_unary_says_to_stream(server):
     r = httpx.post(f"{server.url}/v2/models/streamer/infer", json=kserve_json(a=A, b=B))
     assert r.status_code == 400 and "ModelStreamInfer" in r.json()["error"]
+
+
+def test_reload_swaps_a_pipeline_without_failing_requests_in_flight(tmp_path):
+    import json
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def slow_pipeline(factor):
+        return {"name": "slow", "inputs": ["v"],
+                "nodes": [{"name": "sleeper", "type": "python", "handler_path": str(HANDLERS / "slow.py"),
+                           "params": {"marks": str(marks), "seconds": 1.5, "factor": factor},
+                           "inputs": [{"value": request("request", "v")}], "outputs": [{"data_item": "out"}]}],
+                "outputs": [{"out": request("sleeper", "out")}]}
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_config_list": [], "pipeline_config_list": [slow_pipeline(1)]}))
+    server = ServerProcess("--config_path", str(config), "--file_system_poll_wait_seconds", "0",
+                           log_name="tensor-python-reload").start()
+    v = np.array([1, 2, 3], np.float32)
+    url = f"{server.url}/v2/models/slow/infer"
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            in_flight = [pool.submit(httpx.post, url, json=kserve_json(v=v), timeout=60) for _ in range(3)]
+            deadline = time.monotonic() + 30
+            while len(list(marks.glob("started-1.0-*"))) < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)  # wait until the old pipeline is running a request
+            config.write_text(json.dumps({"model_config_list": [], "pipeline_config_list": [slow_pipeline(2)]}))
+            assert httpx.post(f"{server.url}/v1/config/reload", timeout=60).status_code == 201
+            answers = [f.result() for f in in_flight]
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert all(a.json()["outputs"][0]["data"] == [1, 2, 3] for a in answers)  # all on the old pipeline
+        new = httpx.post(url, json=kserve_json(v=v), timeout=60)
+        assert new.status_code == 200 and new.json()["outputs"][0]["data"] == [2, 4, 6]
+        deadline = time.monotonic() + 30
+        while not (marks / "finalized-1.0").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (marks / "finalized-1.0").exists()  # the old instance's finalize() ran after its requests
+    finally:
+        server.stop()
