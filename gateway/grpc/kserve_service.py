@@ -2,6 +2,7 @@
 `raw_output_contents` out (as OVMS and Triton answer); `ModelStreamInfer` streams."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,8 @@ from . import kserve_v2_pb2_grpc as pb_grpc
 from .status import rpc
 
 log = logging.getLogger(__name__)
+
+STREAM_IN_FLIGHT = 16  # requests of one ModelStreamInfer stream running at once
 
 # KServe datatype -> InferTensorContents field
 CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
@@ -110,27 +113,58 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         return deployment, inputs, requested
 
     async def ModelStreamInfer(self, request_iterator, context) -> AsyncIterator[pb.ModelStreamInferResponse]:
-        """Bidirectional streaming: requests are answered in order; a pipeline whose last Python node
-        yields answers one request with one response per `yield`. An error answers that request with
-        `error_message` (as Triton's stream does) and the stream goes on."""
-        async for request in request_iterator:
-            try:
-                deployment, inputs, requested = self._prepare(request)
-                async for outputs in service.stream(deployment, inputs):
-                    yield pb.ModelStreamInferResponse(infer_response=_response(request, deployment, outputs,
-                                                                               requested))
-            except ServingError as exc:
-                if is_server_fault(exc):
-                    log.error("ModelStreamInfer %s: %s", request.model_name, exc.message)
-                yield pb.ModelStreamInferResponse(error_message=exc.message,
-                                                  infer_response=pb.ModelInferResponse(
-                                                      model_name=request.model_name, id=request.id))
-            except Exception:  # a bug of ours: this request fails, the stream goes on
-                log.exception("ModelStreamInfer %s: unhandled error", request.model_name)
-                yield pb.ModelStreamInferResponse(error_message="Internal server error",
-                                                  infer_response=pb.ModelInferResponse(
-                                                      model_name=request.model_name, id=request.id))
+        """Bidirectional streaming. Up to `STREAM_IN_FLIGHT` requests of a stream run at once and are
+        answered in the order they came; a pipeline whose last Python node yields answers one request
+        with one response per `yield`. An error answers that request with `error_message` (as
+        Triton's stream does) and the stream goes on."""
+        answers: asyncio.Queue[asyncio.Queue | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+        tasks: set[asyncio.Task] = set()
 
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    replies: asyncio.Queue = asyncio.Queue()
+                    task = asyncio.create_task(self._answer(request, replies))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    await answers.put(replies)  # waits while STREAM_IN_FLIGHT answers are pending
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (replies := await answers.get()) is not None:
+                while (message := await replies.get()) is not None:
+                    yield message
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def _answer(self, request: pb.ModelInferRequest, replies: asyncio.Queue) -> None:
+        """The responses to one request of a stream, then None."""
+        try:
+            deployment, inputs, requested = self._prepare(request)
+            async for outputs in service.stream(deployment, inputs):
+                replies.put_nowait(pb.ModelStreamInferResponse(
+                    infer_response=_response(request, deployment, outputs, requested)))
+        except ServingError as exc:
+            if is_server_fault(exc):
+                log.error("ModelStreamInfer %s: %s", request.model_name, exc.message)
+            replies.put_nowait(_stream_error(request, exc.message))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours: this request fails, the stream goes on
+            log.exception("ModelStreamInfer %s: unhandled error", request.model_name)
+            replies.put_nowait(_stream_error(request, "Internal server error"))
+        finally:
+            replies.put_nowait(None)
+
+
+def _stream_error(request: pb.ModelInferRequest, message: str) -> pb.ModelStreamInferResponse:
+    return pb.ModelStreamInferResponse(error_message=message,
+                                       infer_response=pb.ModelInferResponse(model_name=request.model_name,
+                                                                            id=request.id))
 
 def _response(request: pb.ModelInferRequest, deployment: Any, outputs: dict[str, np.ndarray],
               requested: list[str]) -> pb.ModelInferResponse:
