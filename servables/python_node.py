@@ -12,8 +12,9 @@ A tensor is a numpy array with a `name` (`Tensor(name, data)`; `from pyovms impo
 OVMS); `execute` may also return a dict name -> array. When `execute` is a generator, each `yield`
 is one partial result, streamed to the client over KServe gRPC `ModelStreamInfer`.
 
-Isolation: the class runs in this process. An exception in `execute` fails that request only (500
-naming the node, traceback in the log); one in `initialize` is a load error of the pipeline.
+Isolation: the class runs in this process. An exception in `execute` (`SystemExit` included) fails
+that request only (500 naming the node, traceback in the log); one in `initialize` is a load error
+of the pipeline. Code that kills the process (`os._exit`, a crash in a C extension) is not contained.
 Unary `execute` calls of one node are serialised (a lock), so a handler need not be thread-safe.
 """
 from __future__ import annotations
@@ -136,7 +137,7 @@ class PythonNode:
         with self._lock:
             try:
                 result = self.handler.execute(self._tensors(inputs))
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit too: user code never ends the server
                 log.exception("python node %s: execute raised", self.node.name)
                 raise InferenceError(f"{CLASS_NAME}.execute raised {type(exc).__name__}: {exc}") from exc
         return self._outputs(result)
@@ -145,7 +146,7 @@ class PythonNode:
         """The results of a generator `execute`, one per `yield`; closing it closes the user's generator."""
         try:
             results = self.handler.execute(self._tensors(inputs))
-        except Exception as exc:
+        except BaseException as exc:
             log.exception("python node %s: execute raised", self.node.name)
             raise InferenceError(f"{CLASS_NAME}.execute raised {type(exc).__name__}: {exc}") from exc
         return self._wrap(results)
@@ -157,7 +158,7 @@ class PythonNode:
                     item = next(results)
                 except StopIteration:
                     return
-                except Exception as exc:
+                except BaseException as exc:
                     log.exception("python node %s: execute raised", self.node.name)
                     raise InferenceError(f"{CLASS_NAME}.execute raised {type(exc).__name__}: {exc}") from exc
                 yield self._outputs(item)

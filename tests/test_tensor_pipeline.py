@@ -124,3 +124,23 @@ def test_invalid_pipelines_are_load_errors_naming_the_node_while_others_serve(se
     assert status["add_mul"]["model_version_status"][0]["state"] == "AVAILABLE"
     assert np.array_equal(http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=C)).as_numpy("result"),
                           (A + B) * C)
+
+
+def test_pipeline_over_tfs_grpc(server):
+    import grpc as grpclib
+
+    from gateway.grpc import tf_framework_pb2 as tf
+    from gateway.grpc import tfs_apis_pb2 as tfs
+    from gateway.grpc import tfs_apis_pb2_grpc as tfs_grpc
+
+    def tensor(array):
+        return tf.TensorProto(dtype=tf.DT_FLOAT, tensor_shape=tf.TensorShapeProto(
+            dim=[tf.TensorShapeProto.Dim(size=d) for d in array.shape]), tensor_content=array.tobytes())
+
+    with grpclib.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        request = tfs.PredictRequest(model_spec=tfs.ModelSpec(name="add_mul"))
+        for name, array in (("a", A), ("b", B), ("c", C)):
+            request.inputs[name].CopyFrom(tensor(array))
+        result = tfs_grpc.PredictionServiceStub(channel).Predict(request).outputs["result"]
+    array = np.frombuffer(result.tensor_content, np.float32).reshape([d.size for d in result.tensor_shape.dim])
+    assert np.array_equal(array, (A + B) * C)

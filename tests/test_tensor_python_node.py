@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 from tests.fixtures_pipeline import pipeline_config, request
 from tests.server import ServerProcess, free_port
@@ -86,7 +87,13 @@ def test_exception_in_user_code_is_a_500_naming_the_node_and_the_server_keeps_se
     r = httpx.post(url, json=kserve_json(v=np.array([1, -1], np.float32)))
     assert r.status_code == 500
     assert "node 'checker'" in r.json()["error"] and "negative input, boom" in r.json()["error"]
-    r = httpx.post(url, json=kserve_json(v=np.array([1, 2], np.float32)))
+    tensor = httpclient.InferInput("v", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([np.nan], np.float32), binary_data=True)  # NaN: the handler calls sys.exit
+    with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as http:
+        with pytest.raises(InferenceServerException) as error:
+            http.infer("fragile", [tensor])
+    assert "node 'checker'" in str(error.value) and "SystemExit" in str(error.value)
+    r = httpx.post(url, json=kserve_json(v=np.array([1, 2], np.float32)))  # sys.exit in user code: still serving
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 2]
 
 
