@@ -70,6 +70,10 @@ class PipelineServable:
         """Called by the model manager before `load()`: `lookup(model, version)` -> its deployment."""
         self._lookup = lookup
 
+    def model_names(self) -> set[str]:
+        """The models its nodes run (the model manager reloads the pipeline when one changes)."""
+        return {node.model_name for node in self.definition.nodes if node.model_name}
+
     def model(self, node: NodeDef) -> Any:
         """The deployment serving `node`'s model now (ServingError when it is not served)."""
         if self._lookup is None:

@@ -144,3 +144,30 @@ def test_pipeline_over_tfs_grpc(server):
         result = tfs_grpc.PredictionServiceStub(channel).Predict(request).outputs["result"]
     array = np.frombuffer(result.tensor_content, np.float32).reshape([d.size for d in result.tensor_shape.dim])
     assert np.array_equal(array, (A + B) * C)
+
+
+def test_pipeline_is_checked_again_when_a_model_it_uses_goes_away(tmp_path):
+    import json
+
+    config = pipeline_config(tmp_path, [ADD_MUL])
+    full = config.read_text()
+    server = ServerProcess("--config_path", str(config), "--file_system_poll_wait_seconds", "0",
+                           log_name="tensor-pipeline-deps").start()
+    try:
+        document = json.loads(full)
+        document["model_config_list"] = [e for e in document["model_config_list"] if e["config"]["name"] != "mul"]
+        config.write_text(json.dumps(document))
+        r = httpx.post(f"{server.url}/v1/config/reload", timeout=60)
+        assert r.status_code == 201
+        entry = r.json()["add_mul"]["model_version_status"][0]
+        assert entry["status"]["error_code"] == "FAILED_PRECONDITION"
+        assert "node 'multiplier'" in entry["status"]["error_message"] and "'mul'" in entry["status"]["error_message"]
+
+        config.write_text(full)
+        r = httpx.post(f"{server.url}/v1/config/reload", timeout=60)
+        assert r.json()["add_mul"]["model_version_status"][0]["status"]["error_code"] == "OK"
+        with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as http:
+            result = http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=C)).as_numpy("result")
+        assert np.array_equal(result, (A + B) * C)
+    finally:
+        server.stop()
