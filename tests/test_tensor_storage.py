@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from tests.fixtures_embed import TINY_CE_PARAMS, build_tiny_cross_encoder, cached_test_model
+from tests.fixtures_embed import TINY_CE_PARAMS, build_tiny_cross_encoder
 from tests.fixtures_storage import start_s3_server
 from tests.fixtures_tensor import dense_expected, dense_repository, static_repository
+from tests.model_cache import cached
 from tests.server import ServerProcess
 
 X = np.array([[1, 2, 3, 4]], dtype=np.float32)
@@ -29,7 +30,7 @@ def s3(tmp_path_factory):
     client.create_bucket(Bucket="models")
     for version in (1, 2):
         server.upload(dense_repository() / str(version), "models", f"dense/{version}")
-    server.upload(cached_test_model("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder),
+    server.upload(cached("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder),
                   "models", "rerank/tiny-ce")
     yield server
     server.stop()
