@@ -87,3 +87,84 @@ def tf_frozen_repository() -> Path:
 
 def tf_saved_model_repository() -> Path:
     return cached("tf-saved-model", {"v": 1}, _saved)
+
+
+def _tflite(root: Path) -> None:
+    """The same model as a TensorFlow Lite flatbuffer, written with the `tflite` package's schema
+    builders (no TensorFlow): one MUL of x [-1,4] by a constant."""
+    import flatbuffers
+    import tflite as T
+
+    b = flatbuffers.Builder(1024)
+
+    def ints(values):
+        b.StartVector(4, len(values), 4)
+        for value in reversed(values):
+            b.PrependInt32(value)
+        return b.EndVector()
+
+    def tables(start, items):
+        start(b, len(items))
+        for item in reversed(items):
+            b.PrependUOffsetTRelative(item)
+        return b.EndVector()
+
+    data = b.CreateByteVector(FACTORS.tobytes())
+    T.BufferStart(b)
+    empty = T.BufferEnd(b)
+    T.BufferStart(b)
+    T.BufferAddData(b, data)
+    constant = T.BufferEnd(b)
+
+    def tensor(name, shape, buffer, signature=None):
+        name_offset, shape_offset = b.CreateString(name), ints(shape)
+        signature_offset = ints(signature) if signature else None
+        T.TensorStart(b)
+        T.TensorAddShape(b, shape_offset)
+        T.TensorAddType(b, T.TensorType.FLOAT32)
+        T.TensorAddBuffer(b, buffer)
+        T.TensorAddName(b, name_offset)
+        if signature_offset is not None:
+            T.TensorAddShapeSignature(b, signature_offset)  # -1: dynamic batch
+        return T.TensorEnd(b)
+
+    x, c, y = tensor("x", [1, 4], 0, [-1, 4]), tensor("c", [4], 1), tensor("y", [1, 4], 0, [-1, 4])
+    T.MulOptionsStart(b)
+    options = T.MulOptionsEnd(b)
+    op_inputs, op_outputs = ints([0, 1]), ints([2])
+    T.OperatorStart(b)
+    T.OperatorAddOpcodeIndex(b, 0)
+    T.OperatorAddInputs(b, op_inputs)
+    T.OperatorAddOutputs(b, op_outputs)
+    T.OperatorAddBuiltinOptionsType(b, T.BuiltinOptions.MulOptions)
+    T.OperatorAddBuiltinOptions(b, options)
+    operator = T.OperatorEnd(b)
+    tensors, graph_inputs, graph_outputs = tables(T.SubGraphStartTensorsVector, [x, c, y]), ints([0]), ints([2])
+    operators, graph_name = tables(T.SubGraphStartOperatorsVector, [operator]), b.CreateString("main")
+    T.SubGraphStart(b)
+    T.SubGraphAddTensors(b, tensors)
+    T.SubGraphAddInputs(b, graph_inputs)
+    T.SubGraphAddOutputs(b, graph_outputs)
+    T.SubGraphAddOperators(b, operators)
+    T.SubGraphAddName(b, graph_name)
+    subgraph = T.SubGraphEnd(b)
+    T.OperatorCodeStart(b)
+    T.OperatorCodeAddBuiltinCode(b, T.BuiltinOperator.MUL)
+    T.OperatorCodeAddDeprecatedBuiltinCode(b, T.BuiltinOperator.MUL)
+    T.OperatorCodeAddVersion(b, 1)
+    code = T.OperatorCodeEnd(b)
+    codes, subgraphs = tables(T.ModelStartOperatorCodesVector, [code]), tables(T.ModelStartSubgraphsVector, [subgraph])
+    buffers, description = tables(T.ModelStartBuffersVector, [empty, constant]), b.CreateString("y = x * c")
+    T.ModelStart(b)
+    T.ModelAddVersion(b, 3)
+    T.ModelAddOperatorCodes(b, codes)
+    T.ModelAddSubgraphs(b, subgraphs)
+    T.ModelAddBuffers(b, buffers)
+    T.ModelAddDescription(b, description)
+    b.Finish(T.ModelEnd(b), file_identifier=b"TFL3")
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "model.tflite").write_bytes(bytes(b.Output()))
+
+
+def tflite_repository() -> Path:
+    return cached("tflite-mul", {"v": 1}, _tflite)
