@@ -168,3 +168,53 @@ def _tflite(root: Path) -> None:
 
 def tflite_repository() -> Path:
     return cached("tflite-mul", {"v": 1}, _tflite)
+
+
+PADDLE_SCALE = 2.0
+
+
+def _paddle_program() -> bytes:
+    """A PaddlePaddle ProgramDesc (framework.proto): feed x [-1,4] -> scale(2.0) -> y -> fetch; no
+    parameters, so no .pdiparams file."""
+    import struct
+
+    fp32, lod_tensor, feed_list, fetch_list = 5, 7, 9, 10
+    attr_int, attr_float, attr_bool = 0, 1, 6
+
+    def variable(name: str, var_type: int, dims: list[int] | None) -> bytes:
+        if dims is None:  # feed/fetch holders
+            return _bytes(3, _bytes(1, name) + _bytes(2, _int(1, var_type)) + _int(3, 1))
+        tensor = _int(1, fp32) + b"".join(_int(2, d) for d in dims)
+        return _bytes(3, _bytes(1, name) + _bytes(2, _int(1, var_type) + _bytes(3, _bytes(1, tensor) + _int(2, 0)))
+                      + _int(3, 0))
+
+    def slots(field: int, slots_: dict[str, str]) -> bytes:
+        return b"".join(_bytes(field, _bytes(1, parameter) + _bytes(2, argument))
+                        for parameter, argument in slots_.items())
+
+    def attribute(name: str, kind: int, value: float | int) -> bytes:
+        if kind == attr_float:
+            payload = _varint(4 << 3 | 5) + struct.pack("<f", value)
+        else:
+            payload = _int(3 if kind == attr_int else 10, int(value))
+        return _bytes(4, _bytes(1, name) + _int(2, kind) + payload)
+
+    def op(op_type: str, inputs: dict[str, str], outputs: dict[str, str], attrs: bytes) -> bytes:
+        return _bytes(4, slots(1, inputs) + slots(2, outputs) + _bytes(3, op_type) + attrs)
+
+    block = (_int(1, 0) + _int(2, -1) + variable("feed", feed_list, None) + variable("fetch", fetch_list, None)
+             + variable("x", lod_tensor, [-1, 4]) + variable("y", lod_tensor, [-1, 4])
+             + op("feed", {"X": "feed"}, {"Out": "x"}, attribute("col", attr_int, 0))
+             + op("scale", {"X": "x"}, {"Out": "y"}, attribute("scale", attr_float, PADDLE_SCALE)
+                  + attribute("bias", attr_float, 0.0) + attribute("bias_after_scale", attr_bool, 1))
+             + op("fetch", {"X": "y"}, {"Out": "fetch"}, attribute("col", attr_int, 0)))
+    return _bytes(1, block) + _bytes(4, _int(1, 0))
+
+
+def _paddle(root: Path) -> None:
+    (root / "1").mkdir(parents=True)
+    (root / "1" / "model.pdmodel").write_bytes(_paddle_program())
+
+
+def paddle_repository() -> Path:
+    return cached("paddle-scale", {"v": 1}, _paddle)

@@ -1,9 +1,8 @@
 """Model formats OpenVINO reads besides IR and ONNX: detected by their files, served like any
 classic model; unreadable files are load errors naming the format, while the rest serves.
 
-TensorFlow models are written by hand and the TensorFlow Lite one with the small `tflite` schema
-package (tests/fixtures_formats.py). No PaddlePaddle model is built: its toolchain (paddlepaddle)
-is a large wheel for one test, so that format is checked through detection and the load-error path.
+TensorFlow and PaddlePaddle models are written by hand (protobuf wire format) and the TensorFlow
+Lite one with the small `tflite` schema package (tests/fixtures_formats.py): no framework wheels.
 """
 from __future__ import annotations
 
@@ -14,7 +13,14 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
-from tests.fixtures_formats import FACTORS, tf_frozen_repository, tf_saved_model_repository, tflite_repository
+from tests.fixtures_formats import (
+    FACTORS,
+    PADDLE_SCALE,
+    paddle_repository,
+    tf_frozen_repository,
+    tf_saved_model_repository,
+    tflite_repository,
+)
 from tests.fixtures_tensor import dense_repository
 from tests.server import ServerProcess
 
@@ -30,6 +36,7 @@ def server(tmp_path_factory):
     entries = [{"name": "tf_frozen", "base_path": str(tf_frozen_repository())},
                {"name": "tf_saved", "base_path": str(tf_saved_model_repository())},
                {"name": "tflite", "base_path": str(tflite_repository())},
+               {"name": "paddle", "base_path": str(paddle_repository())},
                {"name": "bad_tflite", "base_path": str(root / "tflite")},
                {"name": "bad_paddle", "base_path": str(root / "paddle")},
                {"name": "bad_onnx", "base_path": str(root / "onnx_bad")},
@@ -48,10 +55,11 @@ def infer(server, model):
         return client.infer(model, [tensor]).as_numpy("y"), client.get_model_metadata(model)
 
 
-@pytest.mark.parametrize("model", ["tf_frozen", "tf_saved", "tflite"])
-def test_tensorflow_and_tflite_models_are_detected_and_served(server, model):
+@pytest.mark.parametrize("model,factors", [("tf_frozen", FACTORS), ("tf_saved", FACTORS), ("tflite", FACTORS),
+                                           ("paddle", PADDLE_SCALE)])
+def test_tensorflow_tflite_and_paddle_models_are_detected_and_served(server, model, factors):
     y, meta = infer(server, model)
-    assert np.array_equal(y, X * FACTORS)
+    assert np.array_equal(y, X * factors)
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
 
 
