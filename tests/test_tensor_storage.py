@@ -132,3 +132,23 @@ def test_wrong_credentials_are_a_clear_load_error(s3, tmp_path):
         assert infer(server, "local")[0] == "1"
     finally:
         server.stop()
+
+
+def test_model_path_in_a_bucket_and_the_poller_picks_up_a_new_version(s3, tmp_path):
+    import time
+
+    s3.upload(dense_repository() / "1", "models", "polled/1")
+    env = s3.env(GENAI_GATEWAY_CACHE=str(tmp_path / "cache"))
+    server = ServerProcess("--model_path", "s3://models/polled", "--model_name", "polled",
+                           "--file_system_poll_wait_seconds", "0.2", env=env, log_name="tensor-storage-poll").start()
+    try:
+        assert infer(server, "polled")[0] == "1"
+        s3.upload(dense_repository() / "2", "models", "polled/2")
+        with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
+            deadline = time.monotonic() + 60
+            while client.get_model_metadata("polled")["versions"] != ["2"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+        version, y = infer(server, "polled")
+        assert version == "2" and np.array_equal(y, dense_expected(X, 2))
+    finally:
+        server.stop()
