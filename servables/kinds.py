@@ -45,7 +45,9 @@ def architectures(path: Path) -> list[str]:
 
 def _is_tensor(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in (".xml", ".onnx")
+        from .model_formats import SUFFIXES
+
+        return path.suffix in SUFFIXES
     return any(p.is_dir() and p.name.isdigit() for p in path.iterdir())
 
 
@@ -74,6 +76,10 @@ def _is_encoder(path: Path) -> bool:
     return path.is_dir() and any(a.endswith("Model") for a in architectures(path))
 
 
+# The endpoint of kinds served over KServe v2 / TFS (tensors in, tensors out, with versions)
+TENSOR_ENDPOINT = "infer"
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str  # the task: config.json `task`, `--task`, pull settings
@@ -97,7 +103,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("text_generation", "llm", "servables.llm:LLMServable", "scheduler.llm_engine:LLMEngine",
-         endpoints=("chat/completions", "completions", "responses", "tokenize"),
+         endpoints=("chat/completions", "completions", "responses", "tokenize", "messages"),
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
          optimum_task="text-generation-with-past", detect=((10, _is_gguf), (50, _is_causal_lm))),
     Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
@@ -111,7 +117,11 @@ KINDS: tuple[Kind, ...] = (
          endpoints=("images/generations", "images/edits"), options="servables.image_options:ImageOptions.from_dict",
          weight=1.0, threads="half", detect=((30, _is_diffusers),)),
     Kind("tensor", "tensor", "servables.tensor_model:TensorModel", "scheduler.tensor_engine:TensorModelEngine",
-         weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+         endpoints=(TENSOR_ENDPOINT,), weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+    # pipeline_config_list entries (OVMS docs/dag_scheduler.md): served like a tensor model; its nodes' models
+    # run on their own engines and lanes
+    Kind("pipeline", "pipeline", "servables.pipeline:PipelineServable", "scheduler.pipeline_engine:PipelineEngine",
+         endpoints=(TENSOR_ENDPOINT,), options="servables.pipeline:validate_definition", pullable=False),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
