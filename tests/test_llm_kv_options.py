@@ -1,13 +1,9 @@
 """KV cache options on a real server: `kv_cache_precision` takes effect (KV bytes in /metrics)."""
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 
-from servables.config_file import ConfigError
-from servables.llm_options import LLMOptions
 from tests.fixtures_llm_ir import tiny_llama_ir
 from tests.helpers import F32, metric, write_config
 from tests.server import ServerProcess
@@ -50,20 +46,3 @@ def test_cache_eviction_bounds_the_kv_cache_of_a_long_generation(server):
             assert http.post("/v3/completions", json={"model": model, **body}).status_code == 200
             kv_bytes[model] = metric(http, "genai_kv_cache_bytes", name=model)
     assert 0 < kv_bytes["evicting"] <= 0.6 * kv_bytes["kv-f32"]
-
-
-@pytest.mark.parametrize("value", ["i8", "U8", 8])
-def test_unknown_kv_cache_precisions_are_config_errors(value):
-    with pytest.raises(ConfigError):
-        LLMOptions.from_dict({"kv_cache_precision": value})
-
-
-@pytest.mark.parametrize("value,fragment", [
-    ({"start_size": 32, "recent_size": 32, "max_cache_size": 16}, "max_cache_size > (start_size + recent_size)"),
-    ({"start_size": 32, "recent_size": 32}, "max_cache_size"),
-    ({"start_size": 32, "recent_size": 32, "max_cache_size": 128, "mode": "sum"}, "unknown key"),
-    ({"start_size": 32, "recent_size": 32, "max_cache_size": 128, "aggregation_mode": "max"}, "aggregation_mode"),
-])
-def test_malformed_cache_eviction_is_a_config_error_saying_why(value, fragment):
-    with pytest.raises(ConfigError, match=re.escape(fragment)):
-        LLMOptions.from_dict({"cache_eviction": value})

@@ -7,9 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from servables.config_file import ConfigError
-from servables.llm_options import LLMOptions
-from servables.lora import parse_cli
 from tests.fixtures_llm_ir import tiny_llama_ir, tiny_lora
 from tests.helpers import F32, metric, write_config
 from tests.server import ServerProcess
@@ -106,17 +103,3 @@ def test_chat_with_an_adapter_differs_from_the_base(client):
 def test_an_unknown_adapter_is_a_404(client):
     with pytest.raises(openai.NotFoundError):
         _text(client, f"{MODEL}:nope", PROMPTS[0])
-
-
-@pytest.mark.parametrize("adapters", [
-    [{"name": "a", "path": "x"}, {"name": "a", "path": "y"}], [{"name": "a:b", "path": "x"}],
-    [{"name": "a", "path": "x", "alpha": "1"}], [{"name": "a"}], ["a=x"],
-])
-def test_malformed_adapter_lists_are_config_errors(adapters):
-    with pytest.raises(ConfigError):
-        LLMOptions.from_dict({"lora_adapters": adapters})
-
-
-def test_the_cli_form_is_name_equals_path_with_an_optional_alpha():
-    assert parse_cli(["a=/x/y", "b=/x:z:0.5", "c=C:/w"]) == [
-        {"name": "a", "path": "/x/y"}, {"name": "b", "path": "/x:z", "alpha": 0.5}, {"name": "c", "path": "C:/w"}]

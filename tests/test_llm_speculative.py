@@ -6,14 +6,10 @@ with itself as draft (every draft token is accepted) and with an unrelated draft
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import openai
 import pytest
 
-from servables.config_file import ConfigError
-from servables.llm_options import LLMOptions
-from servables.speculative import draft_path
 from tests.fake_hub import FakeHub
 from tests.fixtures_llm_ir import tiny_llama_ir
 from tests.helpers import F32, metric_value, scrape, write_config
@@ -148,23 +144,6 @@ def test_completions_take_the_speculative_fields(client, plain_text):
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model=BASE, extra_body={"num_assistant_tokens": 2}, **kwargs)
     assert info.value.body["param"] == "num_assistant_tokens"
-
-
-@pytest.mark.parametrize("options", [{"prompt_lookup": True, "draft_model": "d"},
-                                     {"draft_model": "d", "draft_source_model": "org/d"},
-                                     {"prompt_lookup": "yes"}])
-def test_conflicting_or_mistyped_speculative_options_are_config_errors(options):
-    with pytest.raises(ConfigError):
-        LLMOptions.from_dict(options)
-
-
-def test_draft_folders_resolve_from_the_model_or_the_repository(tmp_path, monkeypatch):
-    model = tmp_path / "repo" / "org" / "main"
-    assert draft_path(LLMOptions.from_dict({"draft_model": "../draft"}), model) == model / "../draft"
-    monkeypatch.delenv("OVMS_MODEL_REPOSITORY_PATH", raising=False)
-    assert draft_path(LLMOptions.from_dict({"draft_source_model": "org/small"}), model) == tmp_path / "repo/org/small"
-    monkeypatch.setenv("OVMS_MODEL_REPOSITORY_PATH", "/models")
-    assert draft_path(LLMOptions.from_dict({"draft_source_model": "org/small"}), model) == Path("/models/org/small")
 
 
 def test_a_pulled_draft_serves_beside_a_pulled_model(plain_text, tmp_path):
