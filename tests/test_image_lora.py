@@ -65,3 +65,18 @@ def test_lora_alphas_override_the_alias_alpha_or_blend_into_the_base(http):
 def test_bad_lora_alphas_are_a_400_naming_them(http, alphas):
     response = http.post("/v3/images/generations", json={"model": ALIAS, **BODY, "lora_alphas": alphas})
     assert response.status_code == 400 and response.json()["error"]["param"].startswith("lora_alphas")
+
+
+def test_edits_take_the_alias_too(http):
+    source = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(source, "PNG")
+
+    def edit(model: str) -> np.ndarray:
+        response = http.post("/v3/images/edits", files={"image": ("in.png", source.getvalue(), "image/png")},
+                             data={"model": model, "prompt": "a dog", "num_inference_steps": "2", "seed": "3",
+                                   "strength": "0.9"})
+        assert response.status_code == 200, response.text
+        data = base64.b64decode(response.json()["data"][0]["b64_json"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+
+    assert _differs(edit(MODEL), edit(ALIAS))
