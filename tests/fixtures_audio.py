@@ -102,8 +102,14 @@ def build_whisper(out: Path) -> None:
     import torch
     from optimum.exporters.openvino import main_export
     from tokenizers import AddedToken
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
 
     p = WHISPER_PARAMS
     torch.manual_seed(p["seed"])
@@ -146,7 +152,8 @@ def build_whisper(out: Path) -> None:
     hf = out.parent / "hf-whisper"
     model.save_pretrained(hf)
     generation.save_pretrained(hf)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer).save_pretrained(hf)
+    features = WhisperFeatureExtractor(feature_size=80)  # 16 kHz, 30 s windows, hop 160
+    WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(hf)
     main_export(model_name_or_path=str(hf), output=str(out), task="automatic-speech-recognition-with-past",
                 convert_tokenizer=True)
     _require(out, "openvino_encoder_model.xml", "openvino_decoder_model.xml", "openvino_tokenizer.xml",
@@ -172,8 +179,15 @@ def _train_char_tokenizer(folder: Path) -> Path:
 def build_speecht5(out: Path) -> None:
     import torch
     from optimum.exporters.openvino import main_export
-    from transformers import (SpeechT5Config, SpeechT5FeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig, SpeechT5Processor, SpeechT5Tokenizer)
+    from transformers import (
+        SpeechT5Config,
+        SpeechT5FeatureExtractor,
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        SpeechT5Processor,
+        SpeechT5Tokenizer,
+    )
 
     p = SPEECHT5_PARAMS
     torch.manual_seed(p["seed"])
