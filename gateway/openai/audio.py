@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -24,10 +24,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.routes import Api, declared_router
-from servables.asr import TextDelta, WindowResult
+from scheduler.audio_engine import SpeechEngine
+from scheduler.model_manager import Deployment
+from servables.asr import ASRServable, TextDelta, WindowResult
 from servables.audio_io import ASR_RATE, CONTENT_TYPES, PCM_RATE, encode_whole, pcm16, resample, wav_header
 from servables.audio_options import SpeechToTextOptions
 from servables.errors import InvalidRequest, ServingError
+from servables.tts import TTSServable
 
 from . import transcript_formats as formats
 from .audio_protocol import FILE_FIELD, LIST_FIELDS, SpeechRequest, TranscriptionForm
@@ -51,8 +54,9 @@ async def create_translation(request: Request) -> Response:
 @router.post("/audio/speech")
 async def create_speech(body: SpeechRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "audio/speech")
-    job = deployment.servable.prepare(body.to_params())
-    ticket = deployment.engine.submit(job)
+    servable, engine = cast(TTSServable, deployment.servable), _engine(deployment)
+    job = servable.prepare(body.to_params())
+    ticket = engine.submit(job)
     chunks = ticket.items()
     try:  # the first sentence (or an error) before the 200: a failed synthesis is still a proper error
         first = await unless_disconnected(request, anext(chunks))
@@ -60,8 +64,7 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
         return Response(status_code=499)
     except StopAsyncIteration:
         first = None
-    rate = deployment.servable.sample_rate
-    return StreamingResponse(_audio_bytes(first, chunks, job.response_format, rate),
+    return StreamingResponse(_audio_bytes(first, chunks, job.response_format, servable.sample_rate),
                              media_type=CONTENT_TYPES[job.response_format])
 
 
@@ -84,9 +87,10 @@ async def _speech_to_text(request: Request, task: str, endpoint: str) -> Respons
     if data is None:
         raise InvalidRequest("file field is missing in the multipart body", FILE_FIELD)
     params = body.to_params(task)
-    job = await run_in_threadpool(deployment.servable.prepare, params, data)  # decoding takes a while
+    servable = cast(ASRServable, deployment.servable)
+    job = await run_in_threadpool(servable.prepare, params, data)  # decoding takes a while
     duration = job.speech.size / ASR_RATE
-    ticket = deployment.engine.submit(job)
+    ticket = _engine(deployment).submit(job)
     if params.stream:
         return EventSourceResponse(_transcript_events(ticket.items(), duration), sep="\n", ping=15,
                                    headers={"Cache-Control": "no-cache"})
@@ -96,6 +100,10 @@ async def _speech_to_text(request: Request, task: str, endpoint: str) -> Respons
     except ClientDisconnected:
         return Response(status_code=499)
     return _render(windows, params.response_format, task, duration, job.temperature, params.timestamp_granularities)
+
+
+def _engine(deployment: Deployment) -> SpeechEngine:
+    return cast(SpeechEngine, deployment.engine)
 
 
 def _render(windows: list[WindowResult], response_format: str, task: str, duration: float, temperature: float,
@@ -168,7 +176,7 @@ def _pcm_chunk(samples: Any, response_format: str, rate: int) -> bytes:
 
 def _body_limit(request: Request) -> int:
     """The largest body any speech-to-text model accepts: its upload limit plus room for the fields."""
-    limits = [d.servable.options.max_upload_bytes for d in manager_of(request).deployments()
+    limits = [cast(ASRServable, d.servable).options.max_upload_bytes for d in manager_of(request).deployments()
               if d.kind.name == "speech2text"]
     return max(limits, default=SpeechToTextOptions.max_upload_bytes) + FORM_SLACK_BYTES
 

@@ -37,7 +37,7 @@ def vtt(windows: list[WindowResult]) -> str:
 def verbose_json(windows: list[WindowResult], task: str, duration: float, temperature: float,
                  granularities: list[str]) -> dict[str, Any]:
     """OpenAI's verbose transcription: segments (unless only words were asked for), words when asked."""
-    segments = []
+    segments: list[dict[str, Any]] = []
     for window in windows:
         for segment in window.segments:
             segments.append({"id": len(segments), "seek": int(round(window.start * 100)), "start": segment.start,
