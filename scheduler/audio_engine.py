@@ -45,7 +45,7 @@ class SpeechEngineStats:
     waiting: int
     units_total: int  # windows / sentences run since start
     requests_total: int  # jobs finished, failed or cancelled
-    cancelled_total: int
+    cancelled: int  # jobs stopped because their client went away
 
 
 @dataclass(eq=False)
@@ -183,7 +183,7 @@ class SpeechEngine:
         with self._cond:
             return SpeechEngineStats(running=int(self._current is not None), waiting=len(self._queue),
                                      units_total=self._units_total, requests_total=self._requests_total,
-                                     cancelled_total=self._cancelled_total)
+                                     cancelled=self._cancelled_total)
 
     # --- worker thread ----------------------------------------------------------------------
 
