@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from scheduler.arbiter import POLICIES
 from servables import kinds
 
 log = logging.getLogger("genai_gateway")
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
     device = serve.add_argument_group("device arbiter (scheduler/arbiter.py)")
-    device.add_argument("--arbiter", choices=["off", "fifo", "fair"], default="fair",
+    device.add_argument("--arbiter", choices=POLICIES, default="fair",
                         help="how engines share the cores: off = all at once, fifo = one unit at a time in "
                              "arrival order, fair = token streams first with weighted shares (default)")
     device.add_argument("--arbiter_starvation_ms", type=float, default=250.0,

@@ -57,7 +57,7 @@ INTERNAL = POLICY[ServingError]
 
 def policy_of(exc: BaseException) -> Policy:
     for cls in type(exc).__mro__:
-        found = POLICY.get(cls)  # type: ignore[call-overload]
+        found = POLICY.get(cls)
         if found is not None:
             return found
     return INTERNAL

@@ -119,8 +119,8 @@ class ObservabilityMiddleware:
             metrics.processing_time.labels(name, method).observe(elapsed * 1e6)
         elif route.api in (Api.KSERVE, Api.TFS) and route.name is not None and status != 404:
             version = noted(scope, "model_version") or route.version
-            labels = (route.api.value, "REST", route.method, route.name, version)
-            (metrics.requests_success if status < 400 else metrics.requests_fail).labels(*labels).inc()
+            family = metrics.requests_success if status < 400 else metrics.requests_fail
+            family.labels(route.api.value, "REST", route.method, route.name, version).inc()
             if route.method in ("ModelInfer", "Predict") and status < 400:
                 metrics.request_time.labels("REST", route.name, version).observe(elapsed * 1e6)
 

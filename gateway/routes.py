@@ -131,4 +131,4 @@ def served_routes(app: Any) -> list[tuple[str, set[str], Any]]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: included routes are copied into app.routes
         return [(r.path, set(getattr(r, "methods", None) or ()), r) for r in app.routes]
-    return [(c.path, set(c.methods or ()), c.original_route) for c in iter_route_contexts(app.routes)]
+    return [(c.path or "", set(c.methods or ()), c.original_route) for c in iter_route_contexts(app.routes)]

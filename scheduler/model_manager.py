@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound
@@ -34,10 +34,17 @@ log = logging.getLogger(__name__)
 SWITCH_GRACE_SECONDS = 0.5
 
 
+S = TypeVar("S", bound=Servable)
+E = TypeVar("E", bound=Engine)
+
+
 @dataclass(frozen=True)
-class Deployment:
-    servable: Servable
-    engine: Engine
+class Deployment(Generic[S, E]):
+    """A servable and its engine, swapped as one. Routers get `Deployment[Any, Any]` and call the
+    kind-specific methods their kind's servable and engine have (servables/kinds.py)."""
+
+    servable: S
+    engine: E
     created: int  # unix time it was loaded (OpenAI `created`)
 
     @property
@@ -88,22 +95,22 @@ class ModelManager:
 
     # --- lookups (any thread) -------------------------------------------------------------
 
-    def get(self, name: str) -> Deployment:
+    def get(self, name: str) -> Deployment[Any, Any]:
         with self._lock:
             deployment = self._deployments.get(name)
         if deployment is None:
             raise ModelNotFound(name)
         return deployment
 
-    def get_version(self, name: str, version: int | None = None) -> Deployment:
+    def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""
         group = self.get(name)
         if group.kind.name != "tensor":
             raise ModelNotFound(name)
-        servable = group.servable.version(version)  # type: ignore[attr-defined]
-        return Deployment(servable, group.engine.engine(servable.version), group.created)  # type: ignore[attr-defined]
+        servable = group.servable.version(version)
+        return Deployment(servable, group.engine.engine(servable.version), group.created)
 
-    def deployments(self) -> list[Deployment]:
+    def deployments(self) -> list[Deployment[Any, Any]]:
         with self._lock:
             return list(self._deployments.values())
 

@@ -1,8 +1,9 @@
 """Sampling parameters of a generation request and their mapping onto `GenerationConfig`.
 
-Mirrors OVMS's chat/completions parameters (OVMS docs/model_server_rest_api_chat.md), with one deliberate difference: without a `temperature` in the request
-and without a `generation_config.json` beside the model, we sample at temperature 1.0 as OpenAI and
-vLLM do (OVMS would decode greedily).
+Mirrors OVMS's chat/completions parameters (OVMS docs/model_server_rest_api_chat.md), with one
+deliberate difference: without a `temperature` in the request and without a
+`generation_config.json` beside the model, we sample at temperature 1.0 as OpenAI and vLLM do
+(OVMS would decode greedily).
 """
 from __future__ import annotations
 

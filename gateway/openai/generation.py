@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.error_policy import openai_body, openai_error
 from gateway.request_context import note_usage
 from scheduler.bridge import RequestStream
 from scheduler.events import Chunk, Event, Failed, RequestDone, SequenceDone
@@ -120,16 +121,12 @@ async def collect(run: Run[Any]) -> tuple[dict[int, Choice], dict[str, int]]:
     raise ServingError("generation ended without a result")
 
 
-async def unary_response(request: Request, run: Run[ChoiceShape],
-                         edit: Callable[[Choice], None] | None = None) -> Response:
+async def unary_response(request: Request, run: Run[ChoiceShape]) -> Response:
     try:
         choices, use = await unless_disconnected(request, collect(run))
     finally:
         await run.events.aclose()
     note_usage(run.scope, use["prompt_tokens"], use["completion_tokens"])
-    if edit is not None:
-        for choice in choices.values():
-            edit(choice)
     body = run.envelope(run.shape.object_unary, [run.shape.unary_choice(c) for c in choices.values()], usage=use)
     return JSONResponse(body)
 
@@ -168,10 +165,9 @@ async def _stream_events(run: Run[ChoiceShape], include_usage: bool,
                 yield _sse("[DONE]")
                 return
             elif isinstance(event, Failed):
-                err = event.error
-                message = getattr(err, "message", str(err))
-                yield _sse({"error": {"message": message, "type": getattr(err, "error_type", "internal_error"),
-                                      "param": None, "code": None}})
+                err = event.error  # the engine logged it; the client gets the API's error body
+                yield _sse(openai_body(err) if isinstance(err, ServingError)
+                           else openai_error("Internal server error", "internal_error"))
                 return
     finally:
         await run.events.aclose()

@@ -28,7 +28,7 @@ class TokenizeRequest(BaseModel):
 @router.post("/tokenize")
 async def tokenize(body: TokenizeRequest, request: Request) -> dict:
     servable = resolve(request, body.model, "tokenize").servable
-    tokenize_texts = servable.tokenize_texts  # type: ignore[attr-defined]  # kinds serving "tokenize" have it
+    tokenize_texts = servable.tokenize_texts  # the kinds that serve "tokenize" have it
     texts = [body.text] if isinstance(body.text, str) else body.text
     if not texts:
         raise InvalidRequest("text must not be empty", "text")
