@@ -164,7 +164,8 @@ def test_long_audio_is_transcribed_in_30_second_windows(sdk, speech):
 def test_other_containers_stereo_and_very_short_clips_are_decoded(sdk, speech):
     samples, rate = sf.read(io.BytesIO(speech), dtype="float32")
     stereo = np.stack([samples, samples * 0.5], axis=1)
-    for name, fmt, subtype in (("s.ogg", "OGG", "VORBIS"), ("s.mp3", "MP3", "MPEG_LAYER_III"), ("s.flac", "FLAC", None)):
+    containers = (("s.ogg", "OGG", "VORBIS"), ("s.mp3", "MP3", "MPEG_LAYER_III"), ("s.flac", "FLAC", None))
+    for name, fmt, subtype in containers:
         out = io.BytesIO()
         sf.write(out, stereo, rate, format=fmt, subtype=subtype)
         r = sdk.audio.transcriptions.create(model=ASR, file=(name, out.getvalue()), response_format="verbose_json")

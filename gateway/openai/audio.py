@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.error_policy import openai_body
 from gateway.routes import Api, declared_router
 from scheduler.audio_engine import SpeechEngine
 from scheduler.model_manager import Deployment
@@ -130,9 +131,8 @@ async def _transcript_events(items: AsyncIterator[Any], duration: float) -> Asyn
                 windows.append(item)
         yield _event({"type": "transcript.text.done", "text": formats.full_text(windows),
                       "usage": formats.duration_usage(duration)})
-    except ServingError as exc:
-        yield _event({"type": "error", "error": {"message": exc.message, "type": "server_error",
-                                                 "param": exc.param, "code": exc.code}})
+    except ServingError as exc:  # after the 200: OpenAI's error event, its body from the error policy
+        yield _event({"type": "error", **openai_body(exc)})
     finally:
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
