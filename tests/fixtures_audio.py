@@ -41,9 +41,10 @@ VOICES = tuple(SPEECHT5_PARAMS["voices"])
 SPEECH_TEXT = "hello world, this is a tiny speech test for the gateway"
 
 
-def whisper_ir() -> Path:
-    """The exported tiny Whisper folder, built on first use."""
-    return cached("tiny-whisper", WHISPER_PARAMS, lambda out: _build_in_subprocess("whisper", out))
+def whisper_ir(params: dict | None = None) -> Path:
+    """The exported tiny Whisper folder (or one built with `params`), built on first use."""
+    params = params or WHISPER_PARAMS
+    return cached("tiny-whisper", params, lambda out: _build_in_subprocess("whisper", out, params))
 
 
 def speecht5_ir() -> Path:
@@ -51,9 +52,9 @@ def speecht5_ir() -> Path:
     return cached("tiny-speecht5", SPEECHT5_PARAMS, lambda out: _build_in_subprocess("speecht5", out))
 
 
-def _build_in_subprocess(which: str, out: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "tests.fixtures_audio", which, str(out)], cwd=ROOT,
-                            capture_output=True, text=True)
+def _build_in_subprocess(which: str, out: Path, params: dict | None = None) -> None:
+    command = [sys.executable, "-m", "tests.fixtures_audio", which, str(out), json.dumps(params or {})]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"building tiny {which} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
@@ -98,7 +99,7 @@ def _gpt2_byte_chars() -> list[str]:
     return chars
 
 
-def build_whisper(out: Path) -> None:
+def build_whisper(out: Path, params: dict | None = None) -> None:
     import torch
     from optimum.exporters.openvino import main_export
     from tokenizers import AddedToken
@@ -111,7 +112,7 @@ def build_whisper(out: Path) -> None:
         WhisperTokenizer,
     )
 
-    p = WHISPER_PARAMS
+    p = params or WHISPER_PARAMS
     torch.manual_seed(p["seed"])
     byte_chars = _gpt2_byte_chars()
     langs = [f"<|{code}|>" for code in p["langs"]]
@@ -176,7 +177,7 @@ def _train_char_tokenizer(folder: Path) -> Path:
     return prefix.with_suffix(".model")
 
 
-def build_speecht5(out: Path) -> None:
+def build_speecht5(out: Path, params: dict | None = None) -> None:
     import torch
     from optimum.exporters.openvino import main_export
     from transformers import (
@@ -189,7 +190,7 @@ def build_speecht5(out: Path) -> None:
         SpeechT5Tokenizer,
     )
 
-    p = SPEECHT5_PARAMS
+    p = params or SPEECHT5_PARAMS
     torch.manual_seed(p["seed"])
     work = out.parent
     tts_dir, vocoder_dir = work / "hf-tts", work / "hf-vocoder"
@@ -236,4 +237,5 @@ def _require(folder: Path, *names: str) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    {"whisper": build_whisper, "speecht5": build_speecht5}[sys.argv[1]](Path(sys.argv[2]))
+    builder = {"whisper": build_whisper, "speecht5": build_speecht5}[sys.argv[1]]
+    builder(Path(sys.argv[2]), json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)

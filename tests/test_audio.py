@@ -148,7 +148,8 @@ def test_translation_and_language_are_passed_to_whisper(sdk, http, speech):
         assert r.status_code == 200 and r.json()["text"].strip()
 
 
-def test_long_audio_is_transcribed_in_30_second_windows(sdk, speech):
+def test_long_audio_is_transcribed_in_30_second_windows_one_arbiter_unit_each(sdk, http, speech):
+    units = metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="speech2text",name="{ASR}"')
     samples, rate = sf.read(io.BytesIO(speech), dtype="float32")
     gap = np.zeros(int(rate * 0.7), dtype=np.float32)
     long = np.tile(np.concatenate([samples, gap]), 20)[: rate * 70]  # 70 s of speech and pauses
@@ -159,6 +160,8 @@ def test_long_audio_is_transcribed_in_30_second_windows(sdk, speech):
     assert len(seeks) == 3 and seeks[0] == 0  # seek: the window's start in 10 ms frames, as Whisper's
     assert all(0 < b - a <= 3000 for a, b in zip(seeks, seeks[1:], strict=False))
     assert r.segments[-1].end > 60.0 and [s.start for s in r.segments] == sorted(s.start for s in r.segments)
+    after = metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="speech2text",name="{ASR}"')
+    assert after - units == 3  # each window is one unit of the device arbiter
 
 
 def test_other_containers_stereo_and_very_short_clips_are_decoded(sdk, speech):
@@ -381,6 +384,8 @@ def test_models_metrics_and_config_reload_cover_both_kinds(audio_server, http, s
     assert listed[ASR]["kind"] == "speech2text" and listed[ASR]["endpoints"] == ["audio/transcriptions",
                                                                                   "audio/translations"]
     assert listed[TTS]["kind"] == "text2speech" and listed[TTS]["endpoints"] == ["audio/speech"]
+    assert http.post(TRANSCRIPTIONS, data={"model": ASR}, files={"file": ("s.wav", speech)}).status_code == 200
+    assert http.post(SPEECH, json={"model": TTS, "input": "Hi", "voice": "default"}).status_code == 200
     text = http.get("/metrics").text
     for model, kind in ((ASR, "speech2text"), (TTS, "text2speech")):
         assert metric_value(text, "ovms_responses", f'api="V3",interface="REST",method="Unary",name="{model}"') > 0
