@@ -62,12 +62,12 @@ def _build_in_subprocess(which: str, out: Path, params: dict | None = None) -> N
 # --- speech input ----------------------------------------------------------------------------------
 
 def speech_wav(path: Path, text: str = SPEECH_TEXT) -> Path:
-    """A WAV of `text` spoken by espeak-ng (22050 Hz mono), or a synthetic voiced signal without it."""
+    """A WAV of `text` spoken by espeak-ng (22050 Hz mono), or 3.5 s of a synthetic voiced signal without it."""
     if shutil.which("espeak-ng"):
         subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
         return path
     rate = 22050
-    t = np.arange(int(rate * 0.08 * len(text))) / rate
+    t = np.arange(int(rate * 3.5)) / rate
     pitch = 120 + 30 * np.sin(2 * np.pi * 3 * t)  # a wavering voice with a few harmonics, syllable envelope
     phase = 2 * np.pi * np.cumsum(pitch) / rate
     signal = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2

@@ -351,6 +351,24 @@ def test_streaming_speech_sends_the_first_sentence_before_the_rest_is_made(sdk, 
     assert rate == 16000 and samples.size > 8 * 16000 * 0.5
 
 
+def test_client_leaving_a_speech_stream_stops_it_within_a_sentence(audio_server, http):
+    def units() -> float:
+        return metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="text2speech",name="{TTS}"')
+
+    before = units()
+    text = " ".join(f"This is sentence number {i}." for i in range(40))
+    with httpx.Client(base_url=audio_server[0].url, timeout=60) as client:
+        with client.stream("POST", SPEECH, json={"model": TTS, "input": text, "voice": VOICES[0],
+                                                 "response_format": "pcm"}) as r:
+            assert r.status_code == 200
+            next(r.iter_bytes())
+    deadline = time.monotonic() + 30
+    while running(http, TTS) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running(http, TTS) == 0
+    assert units() - before < 10  # stopped within a sentence or two of the disconnect, not after all 40
+
+
 BAD_SPEECH = [
     ({"input": "Hi", "voice": "alloy", "response_format": "aac"}, "response_format"),
     ({"input": "Hi", "voice": "alloy", "speed": 5.0}, "speed"),
