@@ -7,6 +7,7 @@ import io
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from tests.fixtures_audio import VOICES, speech_wav, speecht5_ir, whisper_ir, wr
 from tests.server import ServerProcess
 
 ASR = "whisper"
+ASR_QUEUE1 = "whisper-queue1"  # the same files with one waiting request allowed
 TTS = "speecht5"
 TRANSCRIPTIONS = "/v3/audio/transcriptions"
 SPEECH = "/v3/audio/speech"
@@ -43,6 +45,7 @@ def audio_server(models, tmp_path_factory):
     config.write_text(json.dumps({"model_config_list": [
         {"config": {"name": ASR, "base_path": str(whisper), "word_timestamps": True, "max_new_tokens": 24,
                     "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+        {"config": {"name": ASR_QUEUE1, "base_path": str(whisper), "max_queue_size": 1}},
         {"config": {"name": TTS, "base_path": str(speecht5)}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", "--file_system_poll_wait_seconds", "0",
                            log_name="audio").start()
@@ -268,6 +271,27 @@ def test_client_leaving_a_stream_cancels_it_and_the_server_keeps_serving(audio_s
         time.sleep(0.05)
     assert running(http, ASR) == 0
     assert sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech)).text.strip()
+
+
+def test_a_full_queue_is_503_with_retry_after_and_queued_work_still_completes(audio_server, http, speech):
+    samples, rate = sf.read(io.BytesIO(speech), dtype="float32")
+    step = max(1, rate // 8000)  # ~8 kHz keeps minutes of speech small
+    long = flac(np.tile(samples[::step], 85), rate // step)  # ~5 min: ten windows
+    with httpx.Client(base_url=audio_server[0].url, timeout=120) as client, ThreadPoolExecutor(1) as pool:
+        with client.stream("POST", TRANSCRIPTIONS, data={"model": ASR_QUEUE1, "stream": "true"},
+                           files={"file": ("long.flac", long)}) as running_stream:
+            lines = running_stream.iter_lines()  # kept open: closing the iterator would disconnect
+            assert next(lines).startswith("data:")  # it runs
+            queued = pool.submit(http.post, TRANSCRIPTIONS, data={"model": ASR_QUEUE1},
+                                 files={"file": ("s.wav", speech)})
+            deadline = time.monotonic() + 30
+            while metric_value(http.get("/metrics").text, "genai_requests_waiting", f'name="{ASR_QUEUE1}"') < 1:
+                assert time.monotonic() < deadline and not queued.done()
+                time.sleep(0.02)
+            r = http.post(TRANSCRIPTIONS, data={"model": ASR_QUEUE1}, files={"file": ("s.wav", speech)})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        # leaving the stream cancelled the running job: the queued one runs now
+        assert queued.result().status_code == 200 and queued.result().json()["text"].strip()
 
 
 # --- text to speech -------------------------------------------------------------------------------
