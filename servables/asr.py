@@ -32,6 +32,7 @@ from .errors import InferenceError, InvalidRequest, ModelLoadError
 log = logging.getLogger(__name__)
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+PROMPT_RESERVE = 8  # decoder positions kept for <|startofprev|>, the start/language/task tokens and a timestamp
 GRANULARITIES = ("segment", "word")
 _WORD = re.compile(r"\w", re.UNICODE)
 
@@ -104,6 +105,7 @@ class ASRServable:
         self.pipe: Any = None
         self.languages: dict[str, int] = {}  # "<|en|>" -> token id; empty for English-only models
         self.can_translate = False
+        self.prompt_tokens = 0  # the longest prompt (tokens) that fits beside max_new_tokens in the decoder
 
     @property
     def name(self) -> str:
@@ -124,6 +126,7 @@ class ASRServable:
         config = self.pipe.get_generation_config()
         self.languages = dict(config.lang_to_id) if config.is_multilingual else {}
         self.can_translate = bool(config.is_multilingual) and config.translate_token_id >= 0
+        self.prompt_tokens = max(0, int(config.max_length) - self.options.max_new_tokens - PROMPT_RESERVE)
         log.info("loaded %s from %s (%d languages)", self.name, self.spec.base_path, len(self.languages))
 
     def close(self) -> None:
@@ -211,12 +214,22 @@ class ASRServable:
                 return
             previous = window.text.strip() or previous  # condition the next window on this one (as Whisper does)
 
+    def _fit_prompt(self, prompt: str | None) -> str | None:
+        """The end of `prompt` that fits the decoder's context (as Whisper keeps the last tokens of
+        its prompt). GenAI does not cut it: a prompt of 100k tokens exhausts the memory."""
+        if not prompt or not self.prompt_tokens:
+            return None
+        tokenizer = self.pipe.get_tokenizer()
+        ids = tokenizer.encode(prompt, add_special_tokens=False).input_ids.data[0].tolist()
+        return prompt if len(ids) <= self.prompt_tokens else tokenizer.decode(ids[-self.prompt_tokens:])
+
     def _config(self, job: TranscriptionJob, prompt: str | None, timestamps: bool) -> dict[str, Any]:
         config: dict[str, Any] = {"max_new_tokens": self.options.max_new_tokens, "return_timestamps": timestamps}
         if self.languages:
             config["task"] = job.task
         if job.language:
             config["language"] = job.language
+        prompt = self._fit_prompt(prompt)
         if prompt:
             config["initial_prompt"] = prompt
         if job.temperature > 0:

@@ -206,6 +206,8 @@ BAD_UPLOADS = [  # (form fields, file or None, param named in the 400)
     ({"model": ASR, "response_format": "docx"}, "SPEECH", "response_format"),
     ({"model": ASR, "timestamp_granularities[]": "sentence"}, "SPEECH", "timestamp_granularities[]"),
     ({"model": ASR, "timestamp_granularities[]": "word"}, "SPEECH", "timestamp_granularities[]"),  # not verbose
+    ({"model": ASR_QUEUE1, "response_format": "verbose_json", "timestamp_granularities[]": "word"}, "SPEECH",
+     "timestamp_granularities[]"),  # a model loaded without word_timestamps
     ({"model": ASR, "language": "ja"}, "SPEECH", "language"),
     ({"model": ASR, "temperature": "2"}, "SPEECH", "temperature"),
     ({"model": ASR, "temperature": "warm"}, "SPEECH", "temperature"),
@@ -228,6 +230,14 @@ def test_bad_transcription_requests_are_400_naming_the_field(http, speech, field
     r = http.post(TRANSCRIPTIONS, data=fields, files=files)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param, r.text
+
+
+def test_a_prompt_longer_than_the_decoder_context_keeps_its_end(sdk, speech):
+    """GenAI does not cut the prompt: 100k prompt tokens exhaust the memory and kill the process."""
+    long_prompt = "word " * 40000  # 200 kB, 40k+ tokens against a 448-token decoder
+    r = sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech), prompt=long_prompt)
+    assert r.text.strip()
+    assert sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech)).text.strip()
 
 
 def test_wrong_content_type_and_oversize_uploads_are_400_then_the_server_still_serves(http, sdk, speech):
