@@ -47,6 +47,11 @@ def whisper_ir(params: dict | None = None) -> Path:
     return cached("tiny-whisper", params, lambda out: _build_in_subprocess("whisper", out, params))
 
 
+def whisper_hf() -> Path:
+    """The tiny Whisper as a HuggingFace checkpoint (what `pull` downloads and converts), built on first use."""
+    return cached("tiny-whisper-hf", WHISPER_PARAMS, lambda out: _build_in_subprocess("whisper-hf", out))
+
+
 def speecht5_ir() -> Path:
     """The exported tiny SpeechT5 folder (with `voices/*.bin`), built on first use."""
     return cached("tiny-speecht5", SPEECHT5_PARAMS, lambda out: _build_in_subprocess("speecht5", out))
@@ -100,8 +105,18 @@ def _gpt2_byte_chars() -> list[str]:
 
 
 def build_whisper(out: Path, params: dict | None = None) -> None:
-    import torch
     from optimum.exporters.openvino import main_export
+
+    hf = out.parent / "hf-whisper"
+    save_whisper_checkpoint(hf, params)
+    main_export(model_name_or_path=str(hf), output=str(out), task="automatic-speech-recognition-with-past",
+                convert_tokenizer=True)
+    _require(out, "openvino_encoder_model.xml", "openvino_decoder_model.xml", "openvino_tokenizer.xml",
+             "openvino_detokenizer.xml", "preprocessor_config.json")
+
+
+def save_whisper_checkpoint(hf: Path, params: dict | None = None) -> None:
+    import torch
     from tokenizers import AddedToken
     from transformers import (
         GenerationConfig,
@@ -150,15 +165,10 @@ def build_whisper(out: Path, params: dict | None = None) -> None:
         alignment_heads=[[layer, head] for layer in range(p["layers"]) for head in range(p["heads"])],
         return_timestamps=False)
     model.generation_config = generation
-    hf = out.parent / "hf-whisper"
     model.save_pretrained(hf)
     generation.save_pretrained(hf)
     features = WhisperFeatureExtractor(feature_size=80)  # 16 kHz, 30 s windows, hop 160
     WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(hf)
-    main_export(model_name_or_path=str(hf), output=str(out), task="automatic-speech-recognition-with-past",
-                convert_tokenizer=True)
-    _require(out, "openvino_encoder_model.xml", "openvino_decoder_model.xml", "openvino_tokenizer.xml",
-             "openvino_detokenizer.xml", "preprocessor_config.json")
 
 
 def _train_char_tokenizer(folder: Path) -> Path:
@@ -237,5 +247,5 @@ def _require(folder: Path, *names: str) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    builder = {"whisper": build_whisper, "speecht5": build_speecht5}[sys.argv[1]]
+    builder = {"whisper": build_whisper, "whisper-hf": save_whisper_checkpoint, "speecht5": build_speecht5}[sys.argv[1]]
     builder(Path(sys.argv[2]), json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -471,3 +471,30 @@ def test_serve_a_whisper_folder_without_task_infers_speech2text(models, tmp_path
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     finally:
         server.stop()
+
+
+def test_pull_converts_a_whisper_checkpoint_with_the_speech2text_task_then_serves_it(tmp_path, speech):
+    from tests.fake_hub import FakeHub
+    from tests.fixtures_audio import whisper_hf
+
+    hub = FakeHub()
+    hub.add_repo("test-org/tiny-whisper", whisper_hf())
+    hub.start()
+    repo = tmp_path / "models"
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    try:  # no --task: inferred from config.json (WhisperForConditionalGeneration), converted with optimum's ASR task
+        server = ServerProcess("--source_model", "test-org/tiny-whisper", "--model_repository_path", str(repo),
+                               "--weight-format", "fp32", env=env, log_name="audio-pull").start(600)
+    finally:
+        hub.stop()
+    try:
+        folder = repo / "test-org/tiny-whisper"
+        assert json.loads((folder / "genai_gateway.json").read_text())["task"] == "speech2text"
+        assert (folder / "openvino_encoder_model.xml").is_file() and (folder / "openvino_tokenizer.xml").is_file()
+        client = openai.OpenAI(base_url=f"{server.url}/v3", api_key="unused", max_retries=0)
+        r = client.audio.transcriptions.create(model="test-org/tiny-whisper", file=("s.wav", speech),
+                                               response_format="verbose_json")
+        assert r.text.strip() and r.segments
+    finally:
+        server.stop()
+    assert "automatic-speech-recognition-with-past" in server.log()
