@@ -161,7 +161,6 @@ def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
 def model_specs(args: argparse.Namespace):
     """The models to serve: config file, one model from flags, or the built-in defaults."""
     from servables import sources
-    from servables.base import ModelSpec
     from servables.config_file import load_config_file
     from servables.errors import ServingError
 
@@ -173,14 +172,14 @@ def model_specs(args: argparse.Namespace):
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
-        spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
+        spec = sources.local_spec(args.model_name, args.model_path, args.task)
         if spec.task == "text_generation":
             options = {**spec.options, **llm_defaults}
         elif spec.task == "tensor":
             options = {**spec.options, **tensor_options_from_args(args)}
         else:
             options = spec.options
-        return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
+        return [replace(spec, options=options)]
     specs = [sources.default_llm_spec(llm_defaults)]
     try:
         specs.append(sources.default_embeddings_spec())

@@ -45,7 +45,9 @@ def architectures(path: Path) -> list[str]:
 
 def _is_tensor(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in (".xml", ".onnx")
+        from .model_formats import SUFFIXES
+
+        return path.suffix in SUFFIXES
     return any(p.is_dir() and p.name.isdigit() for p in path.iterdir())
 
 
@@ -80,6 +82,10 @@ def _is_speech_synthesizer(path: Path) -> bool:
 
 def _is_encoder(path: Path) -> bool:
     return path.is_dir() and any(a.endswith("Model") for a in architectures(path))
+
+
+# The endpoint of kinds served over KServe v2 / TFS (tensors in, tensors out, with versions)
+TENSOR_ENDPOINT = "infer"
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,11 @@ KINDS: tuple[Kind, ...] = (
          endpoints=("audio/speech",), options="servables.audio_options:TextToSpeechOptions.from_dict", weight=1.0,
          threads="half", optimum_task="text-to-audio", detect=((14, _is_speech_synthesizer),)),
     Kind("tensor", "tensor", "servables.tensor_model:TensorModel", "scheduler.tensor_engine:TensorModelEngine",
-         weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+         endpoints=(TENSOR_ENDPOINT,), weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+    # pipeline_config_list entries (OVMS docs/dag_scheduler.md): served like a tensor model; its nodes' models
+    # run on their own engines and lanes
+    Kind("pipeline", "pipeline", "servables.pipeline:PipelineServable", "scheduler.pipeline_engine:PipelineEngine",
+         endpoints=(TENSOR_ENDPOINT,), options="servables.pipeline:validate_definition", pullable=False),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
