@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import soundfile as sf
 from servables.asr import ASRServable, Segment, WindowResult
 from servables.audio_options import SpeechToTextOptions
 from servables.config_file import ConfigError
-from tests.conftest import metric_value
 from tests.fixtures_audio import VOICES, speech_wav, speecht5_ir, whisper_ir, write_wav
+from tests.helpers import F32, metric, metric_value, wait_for
 from tests.server import ServerProcess
 
 ASR = "whisper"
@@ -44,7 +43,7 @@ def audio_server(models, tmp_path_factory):
     config = tmp_path_factory.mktemp("audio") / "config.json"
     config.write_text(json.dumps({"model_config_list": [
         {"config": {"name": ASR, "base_path": str(whisper), "word_timestamps": True, "max_new_tokens": 24,
-                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+                    "plugin_config": F32}},
         {"config": {"name": ASR_QUEUE1, "base_path": str(whisper), "max_queue_size": 1}},
         {"config": {"name": TTS, "base_path": str(speecht5)}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", "--file_system_poll_wait_seconds", "0",
@@ -82,7 +81,7 @@ def seconds(*parts: str) -> float:
 
 
 def running(http, model: str) -> float:
-    return metric_value(http.get("/metrics").text, "genai_requests_running", f'name="{model}"')
+    return metric(http, "genai_requests_running", name=model)
 
 
 # --- speech to text -------------------------------------------------------------------------------
@@ -152,7 +151,7 @@ def test_translation_and_language_are_passed_to_whisper(sdk, http, speech):
 
 
 def test_long_audio_is_transcribed_in_30_second_windows_one_arbiter_unit_each(sdk, http, speech):
-    units = metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="speech2text",name="{ASR}"')
+    units = metric(http, "genai_arbiter_units", kind="speech2text", name=ASR)
     samples, rate = sf.read(io.BytesIO(speech), dtype="float32")
     gap = np.zeros(int(rate * 0.7), dtype=np.float32)
     long = np.tile(np.concatenate([samples, gap]), 20)[: rate * 70]  # 70 s of speech and pauses
@@ -163,8 +162,8 @@ def test_long_audio_is_transcribed_in_30_second_windows_one_arbiter_unit_each(sd
     assert len(seeks) == 3 and seeks[0] == 0  # seek: the window's start in 10 ms frames, as Whisper's
     assert all(0 < b - a <= 3000 for a, b in zip(seeks, seeks[1:], strict=False))
     assert r.segments[-1].end > 60.0 and [s.start for s in r.segments] == sorted(s.start for s in r.segments)
-    after = metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="speech2text",name="{ASR}"')
-    assert after - units == 3  # each window is one unit of the device arbiter
+    # each window is one unit of the device arbiter
+    assert metric(http, "genai_arbiter_units", kind="speech2text", name=ASR) - units == 3
 
 
 def test_other_containers_stereo_and_very_short_clips_are_decoded(sdk, speech):
@@ -276,10 +275,7 @@ def test_client_leaving_a_stream_cancels_it_and_the_server_keeps_serving(audio_s
             assert r.status_code == 200
             first = next(line for line in r.iter_lines() if line.startswith("data:"))
             assert json.loads(first[5:])["type"] == "transcript.text.delta"
-    deadline = time.monotonic() + 30
-    while running(http, ASR) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running(http, ASR) == 0
+    wait_for(lambda: running(http, ASR) == 0, timeout=30, message="the cancelled transcription stopped")
     assert sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech)).text.strip()
 
 
@@ -294,10 +290,9 @@ def test_a_full_queue_is_503_with_retry_after_and_queued_work_still_completes(au
             assert next(lines).startswith("data:")  # it runs
             queued = pool.submit(http.post, TRANSCRIPTIONS, data={"model": ASR_QUEUE1},
                                  files={"file": ("s.wav", speech)})
-            deadline = time.monotonic() + 30
-            while metric_value(http.get("/metrics").text, "genai_requests_waiting", f'name="{ASR_QUEUE1}"') < 1:
-                assert time.monotonic() < deadline and not queued.done()
-                time.sleep(0.02)
+            wait_for(lambda: queued.done() or metric(http, "genai_requests_waiting", name=ASR_QUEUE1) == 1,
+                     timeout=30, message="one request waiting")
+            assert not queued.done()
             r = http.post(TRANSCRIPTIONS, data={"model": ASR_QUEUE1}, files={"file": ("s.wav", speech)})
             assert r.status_code == 503 and r.headers["retry-after"] == "1"
         # leaving the stream cancelled the running job: the queued one runs now
@@ -387,7 +382,7 @@ def test_streaming_speech_sends_the_first_sentence_before_the_rest_is_made(sdk, 
 
 def test_client_leaving_a_speech_stream_stops_it_within_a_sentence(audio_server, http):
     def units() -> float:
-        return metric_value(http.get("/metrics").text, "genai_arbiter_units", f'kind="text2speech",name="{TTS}"')
+        return metric(http, "genai_arbiter_units", kind="text2speech", name=TTS)
 
     before = units()
     text = " ".join(f"This is sentence number {i}." for i in range(40))
@@ -396,10 +391,7 @@ def test_client_leaving_a_speech_stream_stops_it_within_a_sentence(audio_server,
                                                  "response_format": "pcm"}) as r:
             assert r.status_code == 200
             next(r.iter_bytes())
-    deadline = time.monotonic() + 30
-    while running(http, TTS) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running(http, TTS) == 0
+    wait_for(lambda: running(http, TTS) == 0, timeout=30, message="the abandoned speech stopped")
     assert units() - before < 10  # stopped within a sentence or two of the disconnect, not after all 40
 
 
@@ -440,9 +432,9 @@ def test_models_metrics_and_config_reload_cover_both_kinds(audio_server, http, s
     assert http.post(SPEECH, json={"model": TTS, "input": "Hi", "voice": "default"}).status_code == 200
     text = http.get("/metrics").text
     for model, kind in ((ASR, "speech2text"), (TTS, "text2speech")):
-        assert metric_value(text, "ovms_responses", f'api="V3",interface="REST",method="Unary",name="{model}"') > 0
-        assert metric_value(text, "genai_arbiter_units", f'kind="{kind}",name="{model}"') > 0
-        assert metric_value(text, "genai_requests_running", f'name="{model}"') == 0
+        assert metric_value(text, "ovms_responses", api="V3", interface="REST", method="Unary", name=model) > 0
+        assert metric_value(text, "genai_arbiter_units", kind=kind, name=model) > 0
+        assert metric_value(text, "genai_requests_running", name=model) == 0
     entries = json.loads(config.read_text())
     entries["model_config_list"].append({"config": {"name": "speecht5-copy", "base_path": str(models[1]),
                                                     "task": "text2speech"}})
