@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import unless_disconnected
 from gateway.error_policy import ErrorFamily, policy_of
+from gateway.media import policy_of as media_policy_of
+from gateway.media import resolve_images
 from gateway.openai.generation import Run, collect, start_run
 from gateway.openai.resolve import resolve
 from gateway.request_context import note_usage
@@ -88,7 +90,7 @@ async def _stream(run: Run, writer: MessageStreamWriter, processor: OutputProces
             elif isinstance(event, RequestDone):
                 note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
                 reason = stop_reason(finish_reason, cutter, writer.tool_calls, context_bound)
-                for out in writer.finish(reason, cutter.matched, event.completion_tokens):
+                for out in writer.finish(reason, cutter.matched, event.completion_tokens, event.prompt_tokens):
                     yield out
                 return
             elif isinstance(event, Failed):
@@ -103,13 +105,21 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(event="ping", data='{"type":"ping"}')
 
 
+async def _messages_and_images(body: CountTokensRequest | MessagesRequest, request: Request,
+                               servable: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The template messages, with `image` blocks fetched and decoded under the server's media policy."""
+    return await resolve_images(body.template_messages(), media_policy_of(request.app.state),
+                                getattr(servable, "accepts_images", False), body.model)
+
+
 @router.post("/messages")
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "messages")
     servable = deployment.servable
-    job = servable.prepare_chat(body.template_messages(), body.sampling_params(),
+    messages, images = await _messages_and_images(body, request, servable)
+    job = servable.prepare_chat(messages, body.sampling_params(),
                                 body.template_kwargs(servable.reasoning_parser is not None), body.tool_request(),
-                                from_response_format(body.response_format()))
+                                from_response_format(body.response_format()), images=images)
     processor = servable.output_processor(job)
     cutter = StopSequenceCutter(body.stop_sequences or [])
     context_bound = servable.max_model_len is not None and job.config.max_new_tokens < body.max_tokens
@@ -124,9 +134,20 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
 
 @router.post("/messages/count_tokens")
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
-    """The prompt's token count, rendered exactly as POST /messages renders it."""
+    """The prompt's token count, rendered exactly as POST /messages renders it (with images: as the pipeline
+    counted them in a one-token run)."""
     deployment = resolve(request, body.model, "messages")
     servable = deployment.servable
-    job = servable.prepare_chat(body.template_messages(), SamplingParams(max_tokens=1),
-                                body.template_kwargs(servable.reasoning_parser is not None), body.tool_request())
-    return {"input_tokens": job.prompt_tokens}
+    messages, images = await _messages_and_images(body, request, servable)
+    job = servable.prepare_chat(messages, SamplingParams(max_tokens=1),
+                                body.template_kwargs(servable.reasoning_parser is not None), body.tool_request(),
+                                images=images)
+    if not images:
+        return {"input_tokens": job.prompt_tokens}
+    # an image's token count is known only to the pipeline: prefill once (one output token) and read it
+    run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), 1)
+    try:
+        _, use = await unless_disconnected(request, collect(run))
+    finally:
+        await run.events.aclose()
+    return {"input_tokens": use["prompt_tokens"]}

@@ -1,7 +1,8 @@
 """The Anthropic Messages API request (POST /v1/messages, /v1/messages/count_tokens), as pydantic models.
 
 Field names and shapes follow Anthropic's "Messages" API reference. Types are strict and unknown
-fields are a 400 naming them; `cache_control`, `citations`, `metadata`, `service_tier` and
+fields are a 400 naming them. `image` blocks (base64 or URL sources) go through gateway/media.py as
+chat's `image_url` parts do. `cache_control`, `citations`, `metadata`, `service_tier` and
 `output_config.effort` are accepted and ignored (nothing is cached or billed per tier here).
 The request maps onto the chat template's messages and our tool machinery (servables/tools.py)
 as chat/completions does.
@@ -33,10 +34,36 @@ class TextBlock(AnthropicModel):
     citations: list[dict[str, Any]] | None = None
 
 
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")  # Anthropic's list
+
+
+class Base64ImageSource(AnthropicModel):
+    type: Literal["base64"]
+    media_type: StrictStr  # checked in ImageBlock.url, so that the 400 names the block
+    data: StrictStr
+
+
+class URLImageSource(AnthropicModel):
+    type: Literal["url"]
+    url: StrictStr
+
+
 class ImageBlock(AnthropicModel):
+    """An image: base64 bytes or a URL, fetched and decoded by gateway/media.py as chat's `image_url` parts."""
+
     type: Literal["image"]
-    source: dict[str, Any]
+    source: Annotated[Base64ImageSource | URLImageSource, Field(discriminator="type")]
     cache_control: dict[str, Any] | None = None
+
+    def url(self, param: str) -> str:
+        """The image as gateway/media.py takes it: a base64 source becomes a data URL."""
+        source = self.source
+        if isinstance(source, Base64ImageSource):
+            if source.media_type not in IMAGE_MEDIA_TYPES:
+                raise InvalidRequest(f"{param}.source.media_type must be one of {', '.join(IMAGE_MEDIA_TYPES)}, "
+                                     f"got {source.media_type!r}", f"{param}.source.media_type")
+            return f"data:{source.media_type};base64,{source.data}"
+        return source.url
 
 
 class DocumentBlock(AnthropicModel):
@@ -97,15 +124,28 @@ class Message(AnthropicModel):
     role: Literal["user", "assistant"]
     content: StrictStr | list[ContentBlock]
 
-    def template_messages(self) -> list[dict[str, Any]]:
-        """This turn as chat-template messages: tool results become `tool` messages, tool uses `tool_calls`."""
+    def template_messages(self, where: str = "messages") -> list[dict[str, Any]]:
+        """This turn as chat-template messages: tool results become `tool` messages, tool uses `tool_calls`.
+
+        With image blocks the content stays a list of `{"type": "text"}` and `{"type": "image", "url",
+        "param"}` parts, which gateway/media.py fetches (as for chat's `image_url` parts).
+        """
         if isinstance(self.content, str):
             return [{"role": self.role, "content": self.content}]
         out: list[dict[str, Any]] = []
         texts: list[str] = []
+        parts: list[dict[str, Any]] = []
         calls: list[dict[str, Any]] = []
-        for block in self.content:
-            if isinstance(block, ToolResultBlock):
+        for index, block in enumerate(self.content):
+            if isinstance(block, ImageBlock):
+                param = f"{where}.content[{index}]"
+                if self.role != "user":
+                    raise InvalidRequest(f"{param}: image blocks belong in user messages", param)
+                if texts:
+                    parts.append({"type": "text", "text": "".join(texts)})
+                    texts = []
+                parts.append({"type": "image", "url": block.url(param), "param": param})
+            elif isinstance(block, ToolResultBlock):
                 if self.role != "user":
                     raise InvalidRequest("tool_result blocks belong in user messages", "messages")
                 out.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": block.text()})
@@ -118,7 +158,10 @@ class Message(AnthropicModel):
                 continue  # earlier reasoning is not sent back to the model
             else:
                 texts.append(_text_only(block, f"{self.role} message"))
-        if texts or calls or not out:
+        if parts:
+            out.append({"role": self.role, "content": parts + ([{"type": "text", "text": "".join(texts)}]
+                                                                if texts else [])})
+        elif texts or calls or not out:
             message: dict[str, Any] = {"role": self.role, "content": "".join(texts)}
             if calls:
                 message["tool_calls"] = calls
@@ -194,8 +237,8 @@ class _Prompt(AnthropicModel):
             block.text for block in self.system)
         if system:
             messages.append({"role": "system", "content": system})
-        for message in self.messages:
-            messages.extend(message.template_messages())
+        for index, message in enumerate(self.messages):
+            messages.extend(message.template_messages(f"messages[{index}]"))
         return messages
 
     def tool_request(self) -> ToolRequest | None:

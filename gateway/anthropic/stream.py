@@ -78,11 +78,17 @@ class MessageStreamWriter:
                                   delta={"type": "input_json_delta", "partial_json": item.text}))
         return events
 
-    def finish(self, stop_reason: str, stop_sequence: str | None, output_tokens: int) -> list[Event]:
+    def finish(self, stop_reason: str, stop_sequence: str | None, output_tokens: int,
+               input_tokens: int | None = None) -> list[Event]:
+        """`input_tokens`: the final prompt count, which for images is known only once the pipeline has run
+        (`message_start` carries the text count); Anthropic's usage in `message_delta` is cumulative."""
         events = [] if self.index >= 0 else self._begin("text", {"type": "text", "text": ""})
         events += self._close()
+        usage = {"output_tokens": output_tokens}
+        if input_tokens is not None and input_tokens != self.input_tokens:
+            usage["input_tokens"] = input_tokens
         events.append(sse("message_delta", delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                          usage={"output_tokens": output_tokens}))
+                          usage=usage))
         events.append(sse("message_stop"))
         return events
 
