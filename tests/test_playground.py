@@ -232,3 +232,43 @@ def test_server_tab_shows_models_states_and_load(page):
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         page.save_screenshot(target)
+
+
+def test_image_attachments_for_a_vision_model_only(vlm_server, browser, tmp_path):
+    """The tiny LLaVA (tests/fixtures_vlm.py) beside a text-only model: the attach button follows the
+    model's `input_modalities`, and the attached PNG reaches the model (the same greedy tokens as the API)."""
+    import openai
+
+    from tests.fixtures_vlm import TEXT_LLM, VLM, data_url, image_bytes
+
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(image_bytes(0))
+    browser.get(vlm_server.url + "/")
+    wait_for(lambda: browser.find_elements("css selector", "#chat-model option"), 20, message="the model list")
+    attach = browser.find_element("id", "chat-attach")
+    set_value(browser, "chat-model", TEXT_LLM)
+    assert not attach.is_enabled()
+    set_value(browser, "chat-model", VLM)
+    assert attach.is_enabled()
+    browser.find_element("id", "chat-file").send_keys(str(picture))
+    wait_for(lambda: browser.find_elements("css selector", "#chat-attachments img"), 10, message="the thumbnail")
+    set_value(browser, "chat-max-tokens", "8")
+    set_value(browser, "chat-extra", '{"temperature": 0}')
+    send(browser, "What is in the image?")
+    wait_for(lambda: finished(browser), 60, message="the answer")
+    assert finished(browser) == "length" and last_assistant(browser).find_element("css selector", ".body").text
+    shown = browser.find_elements("css selector", "#chat-log .msg.user img.thumb")
+    assert len(shown) == 1 and browser.execute_script("return arguments[0].naturalWidth", shown[0]) == 50
+    assert browser.find_elements("css selector", "#chat-attachments img") == []
+    history = browser.execute_script("return JSON.parse(sessionStorage.getItem('genai-gateway.chat'))")
+    sent = history[0]["content"]
+    assert sent[1] == {"type": "image_url", "image_url": {"url": data_url(image_bytes(0))}}
+    api = openai.OpenAI(base_url=f"{vlm_server.url}/v3", api_key="unused", max_retries=0)
+    reply = api.chat.completions.create(model=VLM, messages=[{"role": "user", "content": sent}], max_tokens=8,
+                                        temperature=0)
+    assert history[1]["content"] == reply.choices[0].message.content
+    # switching to the text-only model drops a pending attachment and disables the button
+    browser.find_element("id", "chat-file").send_keys(str(picture))
+    wait_for(lambda: browser.find_elements("css selector", "#chat-attachments img"), 10, message="the thumbnail")
+    set_value(browser, "chat-model", TEXT_LLM)
+    assert not attach.is_enabled() and browser.find_elements("css selector", "#chat-attachments img") == []

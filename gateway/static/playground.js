@@ -143,6 +143,7 @@ async function loadModels() {
   };
   const serves = (endpoint) => (m) => (m.endpoints || []).includes(endpoint);
   fill($("chat-model"), serves("chat/completions"));
+  updateAttach();
   fill($("img-model"), serves("images/generations"));
   fill($("emb-model"), (m) => serves("rerank")(m) || serves("embeddings")(m));
   status(models.length + " models");
@@ -154,7 +155,68 @@ let conversation = JSON.parse(sessionStorage.getItem("genai-gateway.chat") || "[
 let controller = null;
 
 function saveHistory() {
-  sessionStorage.setItem("genai-gateway.chat", JSON.stringify(conversation));
+  try {
+    sessionStorage.setItem("genai-gateway.chat", JSON.stringify(conversation));
+  } catch (error) {  // large images can exceed the tab's storage quota; the page keeps them in memory
+    status("history not saved: " + error.message);
+  }
+}
+
+// ---- Image attachments (vision models: "image" in /v3/models' input_modalities) -----------------
+
+let attachments = [];  // data URLs, sent as image_url parts with the next message
+
+function acceptsImages(id) {
+  const model = models.find((m) => m.id === id);
+  return Boolean(model && (model.input_modalities || []).includes("image"));
+}
+
+function thumbnail(url) {
+  const image = document.createElement("img");
+  image.className = "thumb";
+  image.alt = "attached image";
+  if (typeof url === "string" && url.startsWith("data:image/")) image.src = url;  // only our own data URLs
+  return image;
+}
+
+function renderAttachments() {
+  $("chat-attachments").replaceChildren(...attachments.map((url, index) => {
+    const image = thumbnail(url);
+    image.title = "Click to remove";
+    image.onclick = () => { attachments.splice(index, 1); renderAttachments(); };
+    return image;
+  }));
+}
+
+function updateAttach() {
+  const ok = acceptsImages($("chat-model").value);
+  $("chat-attach").disabled = !ok;
+  $("chat-attach").title = ok ? "Attach images" : "This model does not accept images";
+  if (!ok && attachments.length) { attachments = []; renderAttachments(); }
+}
+
+function readAsDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function setUpAttachments() {
+  $("chat-model").addEventListener("change", updateAttach);
+  $("chat-attach").onclick = () => $("chat-file").click();
+  $("chat-file").onchange = async () => {
+    for (const file of $("chat-file").files) attachments.push(await readAsDataURL(file));
+    $("chat-file").value = "";
+    renderAttachments();
+  };
+}
+
+function textOf(content) {
+  if (!Array.isArray(content)) return content || "";
+  return content.filter((part) => part.type === "text").map((part) => part.text).join("\n");
 }
 
 function bubble(role) {
@@ -176,7 +238,11 @@ function bubble(role) {
 function showMessage(message) {
   const view = bubble(message.role);
   view.meta.textContent = message.role;
-  view.body.innerHTML = md(message.content || "");
+  view.body.innerHTML = md(textOf(message.content));
+  if (Array.isArray(message.content)) {
+    const images = message.content.filter((part) => part.type === "image_url");
+    view.body.append(...images.map((part) => thumbnail(part.image_url && part.image_url.url)));
+  }
   $("chat-log").scrollTop = $("chat-log").scrollHeight;
   return view;
 }
@@ -212,9 +278,13 @@ function renderTools(view, calls) {
 }
 
 async function send(text) {
-  conversation.push({ role: "user", content: text });
+  const question = attachments.length ? [{ type: "text", text }, ...attachments.map((url) => (
+    { type: "image_url", image_url: { url } }))] : text;
+  attachments = [];
+  renderAttachments();
+  conversation.push({ role: "user", content: question });
   saveHistory();
-  showMessage({ role: "user", content: text });
+  showMessage({ role: "user", content: question });
   const view = bubble("assistant");
   view.node.classList.add("streaming");
   let body;
@@ -297,7 +367,7 @@ function setUpChat() {
   $("chat-form").onsubmit = (event) => {
     event.preventDefault();
     const text = $("chat-input").value.trim();
-    if (!text || controller) return;
+    if ((!text && !attachments.length) || controller) return;
     $("chat-input").value = "";
     send(text);
   };
@@ -473,6 +543,7 @@ function showTab(name) {
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("#tabs button")) button.onclick = () => showTab(button.dataset.tab);
   setUpChat();
+  setUpAttachments();
   setUpImages();
   setUpEmbeddings();
   loadModels();
