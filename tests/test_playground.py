@@ -257,6 +257,7 @@ def test_image_attachments_for_a_vision_model_only(vlm_server, browser, tmp_path
     send(browser, "What is in the image?")
     wait_for(lambda: finished(browser), 60, message="the answer")
     assert finished(browser) == "length" and last_assistant(browser).find_element("css selector", ".body").text
+    assert " · length · 8 tokens" in last_assistant(browser).find_element("css selector", ".meta").text
     shown = browser.find_elements("css selector", "#chat-log .msg.user img.thumb")
     assert len(shown) == 1 and browser.execute_script("return arguments[0].naturalWidth", shown[0]) == 50
     assert browser.find_elements("css selector", "#chat-attachments img") == []
