@@ -25,6 +25,7 @@ class HttpSettings:
     """Front-door settings from the CLI (defaults match `genai-gateway serve`)."""
 
     metric_families: tuple[str, ...] | None = None  # None: metrics off
+    vllm_metrics: bool = True  # vLLM's names too (gateway/vllm_metrics.py), when metrics are on
     api_key: str | None = None
     allowed_origins: list[str] = field(default_factory=lambda: ["*"])
     allowed_methods: list[str] = field(default_factory=lambda: ["*"])
@@ -59,7 +60,8 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.state.manager = manager
     app.state.reloader = reloader
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
-    recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
+    recorder = (metrics.Metrics(settings.metric_families, manager, settings.vllm_metrics)
+                if settings.metric_families else None)
     app.state.metrics = recorder
     if recorder is not None:
         telemetry.install(recorder)

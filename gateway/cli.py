@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
+    ops.add_argument("--vllm_metrics", type=_bool, default=True,
+                     help="with --metrics_enable, also export vLLM's metric names (vllm:*) for routers such as "
+                          "the Gateway API Inference Extension (default true)")
     ops.add_argument("--api_key_file", help="file whose first line is the API key (else env API_KEY)")
     ops.add_argument("--allowed_origins", default="*", help="CORS origins, comma-separated")
     ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
@@ -214,7 +217,7 @@ def http_settings(args: argparse.Namespace):
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
         allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
-        max_json_depth=args.max_json_depth,
+        max_json_depth=args.max_json_depth, vllm_metrics=args.vllm_metrics,
     )
 
 

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 
 from .error_policy import openai_error
 from .routes import Access, declared_router
+from .vllm_metrics import VllmMetrics
 
 router = declared_router(Access.PUBLIC)
 disable_created_metrics()  # OVMS exposes no *_created series
@@ -78,7 +79,7 @@ class _Noop:
 class Metrics:
     """All families, created in one registry; unselected ones are no-ops."""
 
-    def __init__(self, families: tuple[str, ...], manager) -> None:
+    def __init__(self, families: tuple[str, ...], manager, vllm: bool = True) -> None:
         self.registry = CollectorRegistry()
         self.families = families
         v3 = ["api", "interface", "method", "name"]
@@ -123,6 +124,7 @@ class Metrics:
         self.registry.register(_OvmsCounters(self._counters))
         self.manager = manager
         self._prepared: set[str] = set()
+        self.vllm = VllmMetrics(self.registry, manager, LATENCY_BUCKETS_S, TPOT_BUCKETS_S) if vllm else None
 
     def _prepare_series(self) -> None:
         """As OVMS: every servable's series exist from the start, at 0."""
@@ -147,6 +149,8 @@ class Metrics:
         if tpot_s is not None:
             self.tpot.labels(model).observe(tpot_s)
         self.e2e.labels(model).observe(e2e_s)
+        if self.vllm is not None:
+            self.vllm.generation_finished(model, prompt_tokens, completion_tokens, ttft_s, tpot_s, e2e_s)
 
     def request_rejected(self, model: str) -> None:
         self.queue_rejections.labels(model).inc()

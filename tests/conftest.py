@@ -35,3 +35,12 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
         if line.startswith(name + ("{" + labels if labels else "")) or (not labels and line.startswith(name + " ")):
             return float(line.rsplit(" ", 1)[1])
     raise KeyError(name)
+
+
+def scrape(base_url: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of `/metrics`, parsed with prometheus_client.parser: {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
