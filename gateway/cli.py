@@ -97,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often the config file and tensor model version folders are checked for "
                             "changes; 0 = never (default 1)")
     add_model_management_flags(serve)
+    residency = serve.add_argument_group("on-demand models (README: On-demand models)")
+    residency.add_argument("--models_autoload", action="store_true",
+                           help='a request for a configured model that is not loaded (a "load": "on_demand" entry, '
+                                "or one unloaded with POST /v3/models/{id}/unload) loads it (default off)")
+    residency.add_argument("--models_autoload_timeout_seconds", type=float, default=60.0,
+                           help="how long such a request waits for the load before a 503 with Retry-After "
+                                "(default 60)")
+    residency.add_argument("--idle_unload_timeout_seconds", "--idle_unload_seconds", type=float, default=None,
+                           dest="idle_unload_timeout_seconds",
+                           help="unload a model unused for this long; it loads again on its next request "
+                                "(default: the config file's idle_unload_timeout_seconds, else 0 = never)")
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
@@ -221,6 +232,21 @@ def http_settings(args: argparse.Namespace):
     )
 
 
+def idle_unload_seconds(args: argparse.Namespace) -> float:
+    """--idle_unload_timeout_seconds, else the config file's top-level `idle_unload_timeout_seconds`
+    (OVMS docs/idle_servable_management.md), else 0 (never)."""
+    if args.idle_unload_timeout_seconds is not None:
+        return max(0.0, args.idle_unload_timeout_seconds)
+    if args.config_path:
+        try:
+            document = json.loads(Path(args.config_path).read_text())
+        except (OSError, ValueError):
+            return 0.0  # the config loader reports what is wrong with the file
+        value = document.get("idle_unload_timeout_seconds", 0) if isinstance(document, dict) else 0
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+    return 0.0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Start HTTP at once (live), load the models in a worker thread (ready when done).
 
@@ -270,8 +296,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.port and args.port == args.rest_port:
         log.error("--port and --rest_port must differ")
         return 2
+    manager.autoload = args.models_autoload
     app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
-                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds)
+                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds,
+                     autoload_timeout_seconds=args.models_autoload_timeout_seconds,
+                     idle_unload_seconds=idle_unload_seconds(args))
     config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
                             log_level="trace" if args.log_level == "TRACE" else args.log_level.lower(),
                             timeout_graceful_shutdown=args.shutdown_grace_seconds, log_config=None)

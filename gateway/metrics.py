@@ -32,7 +32,7 @@ TPOT_BUCKETS_S = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1,
 OVMS_DEFAULT = (
     "ovms_requests_success", "ovms_requests_fail", "ovms_request_time_us", "ovms_current_requests",
     "ovms_requests_accepted", "ovms_requests_rejected", "ovms_responses", "ovms_graph_error",
-    "ovms_graph_processing_time_us", "ovms_current_graphs",
+    "ovms_graph_processing_time_us", "ovms_current_graphs", "ovms_graph_loaded",
 )
 EXTENSIONS = (
     "genai_prompt_tokens", "genai_generation_tokens", "genai_time_to_first_token_seconds",
@@ -121,6 +121,8 @@ class Metrics:
         self.registry.register(EngineCollector(manager, families))
         self.registry.register(ImageEngineCollector(manager, families))
         self.registry.register(ArbiterCollector(families))
+        if "ovms_graph_loaded" in families:
+            self.registry.register(LoadedCollector(manager))
         self.registry.register(_OvmsCounters(self._counters))
         self.manager = manager
         self._prepared: set[str] = set()
@@ -217,6 +219,22 @@ class EngineCollector:
                 if hasattr(value, attr):
                     counter.add_metric([name], float(getattr(value, attr)))
             yield counter
+
+
+class LoadedCollector:
+    """`ovms_graph_loaded{name}`: 1 loaded, 0 configured but not loaded (on demand, unloaded, idle), as
+    OVMS docs/idle_servable_management.md reports its graphs."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("ovms_graph_loaded", "1 when the model is loaded, 0 when it is not", labels=["name"])
+        for deployment in self.manager.deployments():
+            gauge.add_metric([deployment.name], 1.0)
+        for spec, _reason in self.manager.parked():
+            gauge.add_metric([spec.name], 0.0)
+        yield gauge
 
 
 class ArbiterCollector:
