@@ -110,12 +110,14 @@ class ModelManager:
 
     # --- lookups (any thread) -------------------------------------------------------------
 
-    def get(self, name: str) -> Deployment[Any, Any]:
-        """The deployment serving `name` (and the model counts as used now)."""
+    def get(self, name: str, use: bool = True) -> Deployment[Any, Any]:
+        """The deployment serving `name`; with `use` the model counts as used now (idle unload).
+        Status reads (readiness, model metadata) pass use=False."""
         with self._lock:
             deployment = self._deployments.get(name)
             if deployment is not None:
-                self._last_used[name] = time.monotonic()
+                if use:
+                    self._last_used[name] = time.monotonic()
                 return deployment
             parked = self._parked.get(name)
         if parked is None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -66,12 +65,14 @@ def test_first_request_loads_the_model_and_idle_unload_frees_its_memory(idle_ser
         assert model_states(http) == {"lazy": "unloaded"}
         (version,) = http.get("/v1/config").json()["lazy"]["model_version_status"]
         assert version["state"] == "AVAILABLE" and version["loaded"] is False
+        assert http.get("/v2/models/lazy/ready").status_code == 503  # the readiness of one model: loaded
         before = rss_kib(pid)
 
         client = openai.OpenAI(base_url=f"{idle_server.url}/v3", api_key="unused", max_retries=0)
         reply = client.chat.completions.create(model="lazy", messages=HELLO, max_tokens=4)
         assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
         assert model_states(http) == {"lazy": "loaded"}
+        assert http.get("/v2/models/lazy/ready").status_code == 200
         assert 'ovms_graph_loaded{name="lazy"} 1.0' in http.get("/metrics").text
         loaded = rss_kib(pid)
         assert loaded - before > 50 * 1024  # the model takes tens of MiB at least

@@ -42,5 +42,4 @@ async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     for spec, reason in manager.parked():
         if spec.name == model_id:
             return parked_object(spec, reason)
-    loaded = next((d for d in manager.deployments() if d.name == model_id), None)  # a look is not a use
-    return model_object(loaded or manager.get(model_id))
+    return model_object(manager.get(model_id, use=False))
