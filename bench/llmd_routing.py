@@ -187,8 +187,8 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
-    print_table(["policy", "requests", "failed", f"no token in {TIMEOUT_SECONDS:.0f} s", "TTFT p50 s", "TTFT p90 s", "TTFT p99 s", "share % r0/r1/r2",
-                 "p99 vs round_robin"], rows)
+    print_table(["policy", "requests", "failed", f"no token in {TIMEOUT_SECONDS:.0f} s", "TTFT p50 s", "TTFT p90 s",
+                 "TTFT p99 s", "share % r0/r1/r2", "p99 vs round_robin"], rows)
 
 
 if __name__ == "__main__":
