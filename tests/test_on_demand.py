@@ -8,14 +8,14 @@ import httpx
 import openai
 import pytest
 
-from scheduler.model_manager import ModelManager
-from servables.base import ModelSpec
-from servables.errors import ModelNotLoaded
 from tests.fixtures_models import smollm2_gguf
+from tests.helpers import wait_for, write_config
 from tests.server import ServerProcess
-from tests.test_config_reload import STORY, entry, states, wait_for, write_config
+from tests.test_config_reload import STORY, entry, states
 
 GGUF = smollm2_gguf()
+
+pytestmark = pytest.mark.slow  # models loaded on request and unloaded while the tests run
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
@@ -32,20 +32,6 @@ def rss_kib(pid: int) -> int:
 
 def chat(http: httpx.Client, model: str, max_tokens: int = 4) -> httpx.Response:
     return http.post("/v3/chat/completions", json={"model": model, "messages": HELLO, "max_tokens": max_tokens})
-
-
-def test_an_on_demand_entry_needs_an_explicit_load_without_autoload():
-    manager = ModelManager()
-    manager.load([ModelSpec("lazy", GGUF, "text_generation", load="on_demand")])
-    with pytest.raises(ModelNotLoaded) as raised:
-        manager.get("lazy")
-    assert not raised.value.loadable and "POST /v3/models/lazy/load" in raised.value.message
-    (version,) = manager.status()["lazy"]["model_version_status"]
-    assert version["state"] == "END" and version["loaded"] is False
-    manager.autoload = True
-    with pytest.raises(ModelNotLoaded) as raised:
-        manager.get("lazy")
-    assert raised.value.loadable
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +89,7 @@ def test_a_load_slower_than_the_timeout_is_a_503_with_retry_after_then_succeeds(
         assert first.status_code == 503
         assert first.json()["error"]["code"] == "model_not_loaded"
         assert int(first.headers["retry-after"]) > 0
-        wait_for(lambda: chat(http, "lazy").status_code == 200, timeout=60)
+        wait_for(lambda: chat(http, "lazy").status_code == 200, timeout=60, interval=0.5)
 
 
 def test_unload_drains_running_streams_and_load_brings_the_model_back(admin_server):

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import LLM, scrape
+from tests.conftest import LLM
+from tests.helpers import metric_samples, scrape, wait_for
 from tests.server import ServerProcess
 
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
@@ -22,6 +22,11 @@ def server():
     server.stop()
 
 
+def samples_of(server: ServerProcess) -> dict[tuple[str, frozenset], float]:
+    """/metrics parsed by prometheus_client: {(sample name, labels): value}."""
+    return {(s.name, frozenset(s.labels.items())): s.value for s in metric_samples(scrape(server))}
+
+
 def model_value(samples: dict, name: str, **labels: str) -> float:
     return samples[(name, frozenset({"model_name": LLM, **labels}.items()))]
 
@@ -29,16 +34,6 @@ def model_value(samples: dict, name: str, **labels: str) -> float:
 def cache_info(samples: dict) -> dict[str, str]:
     (labels,) = [dict(key) for name, key in samples if name == "vllm:cache_config_info"]
     return labels
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def test_counters_and_histograms_count_the_traffic_sent(server):
@@ -49,7 +44,7 @@ def test_counters_and_histograms_count_the_traffic_sent(server):
                                                max_tokens=n, temperature=0)
         prompt += reply.usage.prompt_tokens
         completion += reply.usage.completion_tokens
-    samples = scrape(server.url)
+    samples = samples_of(server)
     assert model_value(samples, "vllm:prompt_tokens_total") == prompt
     assert model_value(samples, "vllm:generation_tokens_total") == completion
     assert model_value(samples, "vllm:time_to_first_token_seconds_count") == 3
@@ -84,7 +79,7 @@ def test_queue_and_kv_gauges_while_one_request_runs_and_one_waits(server):
         thread.start()
     try:
         assert started.wait(60)
-        samples = wait_for(lambda: (s := scrape(server.url)) and model_value(s, "vllm:num_requests_waiting") == 1
+        samples = wait_for(lambda: (s := samples_of(server)) and model_value(s, "vllm:num_requests_waiting") == 1
                            and model_value(s, "vllm:kv_cache_usage_perc") > 0 and s)
         assert model_value(samples, "vllm:num_requests_running") == 1
         usage = model_value(samples, "vllm:kv_cache_usage_perc")
@@ -98,11 +93,12 @@ def test_queue_and_kv_gauges_while_one_request_runs_and_one_waits(server):
         stop.set()
         for thread in threads:
             thread.join(60)
-    samples = wait_for(lambda: (s := scrape(server.url)) and model_value(s, "vllm:num_requests_running") == 0
+    samples = wait_for(lambda: (s := samples_of(server)) and model_value(s, "vllm:num_requests_running") == 0
                        and model_value(s, "vllm:num_requests_waiting") == 0 and s)
     assert model_value(samples, "vllm:kv_cache_usage_perc") == 0
 
 
+@pytest.mark.slow
 def test_vllm_names_are_off_with_the_flag():
     server = ServerProcess("--metrics_enable", "--vllm_metrics", "false", log_name="vllm-off").start()
     try:
