@@ -11,11 +11,12 @@ from starlette.middleware.cors import CORSMiddleware
 from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import cohere, config_api, kserve, metrics, model_admin, ops, residency, tfs
+from . import cohere, config_api, kserve, metrics, model_admin, ops, playground, residency, tfs
+from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
-from .openai import chat, completions, embeddings, images, models, responses, tokenize
+from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -33,6 +34,7 @@ class HttpSettings:
     allow_credentials: bool = False
     max_body_bytes: int = 64 * 2**20
     max_json_depth: int = 100
+    ui: bool = True  # the web playground at / and /ui (gateway/playground.py)
 
 
 def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
@@ -78,11 +80,13 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(config_api.router)
     app.include_router(model_admin.router)  # before the OpenAI routers: POST /v3/models/{id}/load
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, embeddings, images, models, responses, tokenize):
+        for module in (audio, chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)
+    if settings.ui:
+        app.include_router(playground.router)
     app.include_router(metrics.router)
     # added last = outermost: CORS answers preflights before anything else
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)

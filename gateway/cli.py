@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fair: a token step starts next to a background unit that has run this long")
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
+    ops.add_argument("--ui", choices=["on", "off"], default="on", help="the web playground at / and /ui")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
     ops.add_argument("--vllm_metrics", type=_bool, default=True,
                      help="with --metrics_enable, also export vLLM's metric names (vllm:*) for routers such as "
@@ -174,7 +175,6 @@ def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
 def model_specs(args: argparse.Namespace):
     """The models to serve: config file, one model from flags, or the built-in defaults."""
     from servables import sources
-    from servables.base import ModelSpec
     from servables.config_file import load_config_file
     from servables.errors import ServingError
 
@@ -186,14 +186,14 @@ def model_specs(args: argparse.Namespace):
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
-        spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
+        spec = sources.local_spec(args.model_name, args.model_path, args.task)
         if spec.task == "text_generation":
             options = {**spec.options, **llm_defaults}
         elif spec.task == "tensor":
             options = {**spec.options, **tensor_options_from_args(args)}
         else:
             options = spec.options
-        return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
+        return [replace(spec, options=options)]
     specs = [sources.default_llm_spec(llm_defaults)]
     try:
         specs.append(sources.default_embeddings_spec())
@@ -228,7 +228,7 @@ def http_settings(args: argparse.Namespace):
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
         allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
-        max_json_depth=args.max_json_depth, vllm_metrics=args.vllm_metrics,
+        max_json_depth=args.max_json_depth, ui=args.ui == "on", vllm_metrics=args.vllm_metrics,
     )
 
 

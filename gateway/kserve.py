@@ -41,7 +41,7 @@ async def server_metadata() -> dict[str, Any]:
 async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
     manager = _manager(request)
     deployment = manager.get(name, use=False)  # 503 when not loaded; a probe does not keep a model loaded
-    if deployment.kind.name != "tensor":
+    if not service.serves_tensors(deployment):
         if version is not None:
             raise ModelNotFound(name)
         return JSONResponse({"name": name, "ready": True})
@@ -57,7 +57,7 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
 async def model_metadata(name: str, request: Request, version: str | None = None) -> dict[str, Any]:
     manager = _manager(request)
     group = manager.get(name)
-    if group.kind.name != "tensor":
+    if not service.serves_tensors(group):
         raise ModelNotFound(name)
     deployment = service.resolve(manager, name, version)
     note_model_version(request.scope, str(deployment.servable.version))

@@ -15,6 +15,8 @@ from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from servables.kinds import TENSOR_ENDPOINT
+
 from .error_policy import openai_error
 from .routes import Access, declared_router
 from .vllm_metrics import VllmMetrics
@@ -132,7 +134,7 @@ class Metrics:
         """As OVMS: every servable's series exist from the start, at 0."""
         for deployment in self.manager.deployments():
             name = deployment.name
-            if name in self._prepared or deployment.kind.name == "tensor":
+            if name in self._prepared or TENSOR_ENDPOINT in deployment.kind.endpoints:  # KServe/TFS families
                 continue
             self._prepared.add(name)
             for method in ("Unary", "Stream"):

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound, ModelNotLoaded
-from servables.kinds import Kind, create_servable, kind
+from servables.kinds import TENSOR_ENDPOINT, Kind, create_servable, kind
 
 from .engine import Engine, retire, start_engine
 
@@ -137,7 +137,7 @@ class ModelManager:
     def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""
         group = self.get(name)
-        if group.kind.name != "tensor":
+        if TENSOR_ENDPOINT not in group.kind.endpoints:  # tensor models and pipelines
             raise ModelNotFound(name)
         servable = group.servable.version(version)
         return Deployment(servable, group.engine.engine(servable.version), group.created)
@@ -207,15 +207,18 @@ class ModelManager:
         invalid = dict(invalid or {})
         wanted = {spec.name: spec for spec in specs}
         result = ApplyResult(errors=[f"{label}: {reason}" for label, reason in invalid.items()])
+        touched: set[str] = set()  # names added, changed or removed
         with self._apply_lock:
             for name in list(self._specs):
                 if name not in wanted and name not in invalid:
                     self._undeploy(name)
+                    touched.add(name)
                     result.changed = True
             for name in [n for n in self._parked if n not in wanted and n not in invalid]:
                 with self._lock:
                     del self._parked[name]
                     self._status[name] = VersionStatus(State.END)
+                touched.add(name)
                 result.changed = True
             for name, spec in wanted.items():
                 if self._specs.get(name) == spec:
@@ -228,10 +231,12 @@ class ModelManager:
                         result.changed = True
                     continue
                 result.changed = True
+                touched.add(name)
                 try:
                     self._deploy(spec)
                 except Exception as exc:
                     result.errors.append(f"{name}: {exc}")
+            self._redeploy_dependents(touched, result)
             for label, reason in invalid.items():
                 self._mark_invalid(label, reason)
             with self._lock:  # forget the errors of entries that are gone from the file
@@ -242,6 +247,20 @@ class ModelManager:
         for error in result.errors:
             log.error("config: %s", error)
         return result
+
+    def _redeploy_dependents(self, touched: set[str], result: ApplyResult) -> None:
+        """Servables built from other models (pipelines: `model_names()`) are loaded again, and so
+        checked again, when a model they use was added, changed or removed (OVMS reloads the DAGs
+        that depend on a changed model); a failure leaves the previous one serving, with the error."""
+        for deployment in self.deployments():
+            uses = getattr(deployment.servable, "model_names", None)
+            if uses is None or deployment.name in touched or not touched & set(uses()):
+                continue
+            result.changed = True
+            try:
+                self._deploy(self._specs[deployment.name])
+            except Exception as exc:
+                result.errors.append(f"{deployment.name}: {exc}")
 
     def refresh(self) -> bool:
         """Per-servable rescans (e.g. tensor model version folders): each servable that has a
@@ -337,6 +356,9 @@ class ModelManager:
         started = time.monotonic()
         log.info("loading %s (%s) from %s", spec.name, spec.task, spec.base_path)
         servable = create_servable(spec)
+        bind = getattr(servable, "bind_models", None)
+        if bind is not None:  # a servable built from other served models (pipelines)
+            bind(self.get_version)
         try:
             servable.load()
             engine = start_engine(servable)

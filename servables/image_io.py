@@ -62,3 +62,20 @@ def encode_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def decode_pixels(data: bytes, param: str, max_size: tuple[int, int], channels: int) -> np.ndarray:
+    """An uint8 array [H, W, channels] (1: grayscale, 3: RGB) of an encoded image (JPEG, PNG ...)."""
+    image = _open(data, param, max_size).convert("L" if channels == 1 else "RGB")
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def resize_pixels(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of an uint8 [H, W, C] array (C 1 or 3)."""
+    if pixels.shape[0] == height and pixels.shape[1] == width:
+        return pixels
+    squeeze = pixels.shape[2] == 1
+    image = Image.fromarray(pixels[..., 0] if squeeze else pixels)
+    resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return resized[..., None] if squeeze else resized

@@ -38,6 +38,8 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
     logprobs: bool = False
     stream: bool = False
+    # max_tokens as a cap (the Messages API): past the context window it is lowered, not a 400
+    fit_to_context: bool = False
 
 
 def _check_range(name: str, value: float | None, low: float, high: float, low_open: bool = False,
@@ -102,7 +104,8 @@ def build_generation_config(base: ov_genai.GenerationConfig, params: SamplingPar
             raise InvalidRequest(
                 f"Number of prompt tokens: {prompt_tokens} exceeds model max length: {max_model_len}", "messages"
             )
-        if params.max_tokens is not None and prompt_tokens + params.max_tokens > max_model_len:
+        if (params.max_tokens is not None and prompt_tokens + params.max_tokens > max_model_len
+                and not params.fit_to_context):
             raise InvalidRequest(
                 f"Number of prompt tokens: {prompt_tokens} + max tokens value: {params.max_tokens} "
                 f"exceeds model max length: {max_model_len}", "max_tokens",
