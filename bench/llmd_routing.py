@@ -81,7 +81,8 @@ class Picker:
 
 async def stream_chat(http: httpx.AsyncClient, url: str, messages: list, max_tokens: int,
                       ignore_eos: bool = False) -> float | None:
-    """Seconds to the first content token; None when the request failed; TIMEOUT_SECONDS when no token
+    """Seconds to the first content token; None when the request failed (an HTTP error status, a broken
+    connection; counted as failed); TIMEOUT_SECONDS when no token
     came in that time (the request is abandoned, so a percentile over such values is a lower bound)."""
     body = {"model": MODEL, "messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True,
             "ignore_eos": ignore_eos}
@@ -100,6 +101,8 @@ async def stream_chat(http: httpx.AsyncClient, url: str, messages: list, max_tok
                             first = time.monotonic() - started
     except TimeoutError:
         return first if first is not None else TIMEOUT_SECONDS
+    except httpx.TransportError:  # e.g. a pooled keep-alive connection the server had just closed
+        return None
     return first
 
 
