@@ -15,6 +15,7 @@ from . import cohere, config_api, kserve, metrics, model_admin, ops, playground,
 from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
+from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
 from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 
@@ -34,6 +35,7 @@ class HttpSettings:
     allow_credentials: bool = False
     max_body_bytes: int = 64 * 2**20
     max_json_depth: int = 100
+    media: MediaPolicy = field(default_factory=MediaPolicy)  # image content parts (gateway/media.py)
     ui: bool = True  # the web playground at / and /ui (gateway/playground.py)
 
 
@@ -67,6 +69,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.media_policy = settings.media
     app.state.autoloader = residency.Autoloader(manager, autoload_timeout_seconds)  # gateway/routes.py uses it
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = (metrics.Metrics(settings.metric_families, manager, settings.vllm_metrics)

@@ -115,9 +115,12 @@ class ModelManager:
         Status reads (readiness, model metadata) pass use=False."""
         with self._lock:
             deployment = self._deployments.get(name)
+            if deployment is None:
+                deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
             if deployment is not None:
                 if use:
-                    self._last_used[name] = time.monotonic()
+                    base = next((n for n, d in self._deployments.items() if d.engine is deployment.engine), name)
+                    self._last_used[base] = time.monotonic()
                 return deployment
             parked = self._parked.get(name)
         if parked is None:
@@ -133,6 +136,20 @@ class ModelManager:
         """Configured models that are not loaded now, for `/v3/models`."""
         with self._lock:
             return list(self._parked.values())
+
+    def _alias(self, name: str) -> Deployment[Any, Any] | None:
+        """A servable's alias (an LLM's `<base>:<adapter>`, servables/lora.py) sharing its engine."""
+        for deployment in self._deployments.values():
+            alias = getattr(deployment.servable, "alias", None)
+            view = alias(name) if alias is not None else None
+            if view is not None:
+                return Deployment(view, deployment.engine, deployment.created)
+        return None
+
+    def aliases(self) -> list[Deployment[Any, Any]]:
+        """Every servable's aliases, as deployments (for listing; they share their base's engine)."""
+        return [Deployment(view, d.engine, d.created) for d in self.deployments()
+                for view in getattr(d.servable, "aliases", list)()]
 
     def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""

@@ -32,7 +32,7 @@ def parked_object(spec: ModelSpec, reason: Parked) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(request: Request) -> dict[str, Any]:
     manager = manager_of(request)
-    return {"object": "list", "data": [model_object(d) for d in manager.deployments()]
+    return {"object": "list", "data": [model_object(d) for d in manager.deployments() + manager.aliases()]
             + [parked_object(spec, reason) for spec, reason in manager.parked()]}
 
 
