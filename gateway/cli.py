@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--ui", choices=["on", "off"], default="on", help="the web playground at / and /ui")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
+    ops.add_argument("--vllm_metrics", type=_bool, default=True,
+                     help="with --metrics_enable, also export vLLM's metric names (vllm:*) for routers such as "
+                          "the Gateway API Inference Extension (default true)")
     ops.add_argument("--api_key_file", help="file whose first line is the API key (else env API_KEY)")
     ops.add_argument("--allowed_origins", default="*", help="CORS origins, comma-separated")
     ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
@@ -118,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often the config file and tensor model version folders are checked for "
                             "changes; 0 = never (default 1)")
     add_model_management_flags(serve)
+    residency = serve.add_argument_group("on-demand models (README: On-demand models)")
+    residency.add_argument("--models_autoload", action="store_true",
+                           help='a request for a configured model that is not loaded (a "load": "on_demand" entry, '
+                                "or one unloaded with POST /v3/models/{id}/unload) loads it (default off)")
+    residency.add_argument("--models_autoload_timeout_seconds", type=float, default=60.0,
+                           help="how long such a request waits for the load before a 503 with Retry-After "
+                                "(default 60)")
+    residency.add_argument("--idle_unload_timeout_seconds", "--idle_unload_seconds", type=float, default=None,
+                           dest="idle_unload_timeout_seconds",
+                           help="unload a model unused for this long; it loads again on its next request "
+                                "(default: the config file's idle_unload_timeout_seconds, else 0 = never)")
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
@@ -246,13 +260,28 @@ def http_settings(args: argparse.Namespace):
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
         allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
-        max_json_depth=args.max_json_depth, ui=args.ui == "on",
+        max_json_depth=args.max_json_depth, ui=args.ui == "on", vllm_metrics=args.vllm_metrics,
         media=MediaPolicy(
             allowed_domains=frozenset(host.lower() for host in split(args.allowed_media_domains)),
             allowed_local_path=Path(args.allowed_local_media_path) if args.allowed_local_media_path else None,
             max_images=args.max_images_per_request, max_image_bytes=args.max_image_bytes,
             max_image_pixels=args.max_image_pixels, fetch_timeout=args.media_fetch_timeout_seconds),
     )
+
+
+def idle_unload_seconds(args: argparse.Namespace) -> float:
+    """--idle_unload_timeout_seconds, else the config file's top-level `idle_unload_timeout_seconds`
+    (OVMS docs/idle_servable_management.md), else 0 (never)."""
+    if args.idle_unload_timeout_seconds is not None:
+        return max(0.0, args.idle_unload_timeout_seconds)
+    if args.config_path:
+        try:
+            document = json.loads(Path(args.config_path).read_text())
+        except (OSError, ValueError):
+            return 0.0  # the config loader reports what is wrong with the file
+        value = document.get("idle_unload_timeout_seconds", 0) if isinstance(document, dict) else 0
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+    return 0.0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -304,8 +333,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.port and args.port == args.rest_port:
         log.error("--port and --rest_port must differ")
         return 2
+    manager.autoload = args.models_autoload
     app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
-                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds)
+                     reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds,
+                     autoload_timeout_seconds=args.models_autoload_timeout_seconds,
+                     idle_unload_seconds=idle_unload_seconds(args))
     config = uvicorn.Config(app, host=args.rest_bind_address, port=args.rest_port, access_log=False,
                             log_level="trace" if args.log_level == "TRACE" else args.log_level.lower(),
                             timeout_graceful_shutdown=args.shutdown_grace_seconds, log_config=None)

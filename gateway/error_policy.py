@@ -96,7 +96,8 @@ def tensor_body(exc: ServingError) -> dict[str, Any]:
 
 
 def _headers(exc: ServingError) -> dict[str, str] | None:
-    return {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, Overloaded) else None
+    retry_after = getattr(exc, "retry_after_seconds", None)  # Overloaded, ModelNotLoaded
+    return {"Retry-After": str(retry_after)} if retry_after is not None else None
 
 
 BODIES = {ErrorFamily.OPENAI: openai_body, ErrorFamily.TENSOR: tensor_body, ErrorFamily.ANTHROPIC: anthropic_body}

@@ -40,7 +40,7 @@ async def server_metadata() -> dict[str, Any]:
 @router.get("/v2/models/{name}/versions/{version}/ready", name="ModelReady")
 async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
     manager = _manager(request)
-    deployment = manager.get(name)
+    deployment = manager.get(name, use=False)  # 503 when not loaded; a probe does not keep a model loaded
     if not service.serves_tensors(deployment):
         if version is not None:
             raise ModelNotFound(name)

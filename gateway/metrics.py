@@ -19,6 +19,7 @@ from servables.kinds import TENSOR_ENDPOINT
 
 from .error_policy import openai_error
 from .routes import Access, declared_router
+from .vllm_metrics import VllmMetrics
 
 router = declared_router(Access.PUBLIC)
 disable_created_metrics()  # OVMS exposes no *_created series
@@ -33,7 +34,7 @@ TPOT_BUCKETS_S = [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1,
 OVMS_DEFAULT = (
     "ovms_requests_success", "ovms_requests_fail", "ovms_request_time_us", "ovms_current_requests",
     "ovms_requests_accepted", "ovms_requests_rejected", "ovms_responses", "ovms_graph_error",
-    "ovms_graph_processing_time_us", "ovms_current_graphs",
+    "ovms_graph_processing_time_us", "ovms_current_graphs", "ovms_graph_loaded",
 )
 EXTENSIONS = (
     "genai_prompt_tokens", "genai_generation_tokens", "genai_time_to_first_token_seconds",
@@ -82,7 +83,7 @@ class _Noop:
 class Metrics:
     """All families, created in one registry; unselected ones are no-ops."""
 
-    def __init__(self, families: tuple[str, ...], manager) -> None:
+    def __init__(self, families: tuple[str, ...], manager, vllm: bool = True) -> None:
         self.registry = CollectorRegistry()
         self.families = families
         v3 = ["api", "interface", "method", "name"]
@@ -124,9 +125,12 @@ class Metrics:
         self.registry.register(EngineCollector(manager, families))
         self.registry.register(ImageEngineCollector(manager, families))
         self.registry.register(ArbiterCollector(families))
+        if "ovms_graph_loaded" in families:
+            self.registry.register(LoadedCollector(manager))
         self.registry.register(_OvmsCounters(self._counters))
         self.manager = manager
         self._prepared: set[str] = set()
+        self.vllm = VllmMetrics(self.registry, manager, LATENCY_BUCKETS_S, TPOT_BUCKETS_S) if vllm else None
 
     def _prepare_series(self) -> None:
         """As OVMS: every servable's series exist from the start, at 0."""
@@ -151,6 +155,8 @@ class Metrics:
         if tpot_s is not None:
             self.tpot.labels(model).observe(tpot_s)
         self.e2e.labels(model).observe(e2e_s)
+        if self.vllm is not None:
+            self.vllm.generation_finished(model, prompt_tokens, completion_tokens, ttft_s, tpot_s, e2e_s)
 
     def request_rejected(self, model: str) -> None:
         self.queue_rejections.labels(model).inc()
@@ -229,6 +235,22 @@ class EngineCollector:
                 if hasattr(value, attr):
                     counter.add_metric([name], float(getattr(value, attr)))
             yield counter
+
+
+class LoadedCollector:
+    """`ovms_graph_loaded{name}`: 1 loaded, 0 configured but not loaded (on demand, unloaded, idle), as
+    OVMS docs/idle_servable_management.md reports its graphs."""
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("ovms_graph_loaded", "1 when the model is loaded, 0 when it is not", labels=["name"])
+        for deployment in self.manager.deployments():
+            gauge.add_metric([deployment.name], 1.0)
+        for spec, _reason in self.manager.parked():
+            gauge.add_metric([spec.name], 0.0)
+        yield gauge
 
 
 class ArbiterCollector:

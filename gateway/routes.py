@@ -10,6 +10,8 @@ Every router of the gateway is made by `declared_router(...)`:
   also take the key from `x-api-key`, the header Anthropic's clients send.
 The route notes its declaration in the ASGI scope state, where gateway/observability.py reads it
 to label metrics. tests/test_routes.py fails when a POST route is neither protected nor public.
+A POST whose model is configured but not loaded (`ModelNotLoaded`) waits for the model to load
+(gateway/residency.py) and runs once more.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from servables.errors import ServingError
+from servables.errors import ModelNotLoaded, ServingError
 
 from .error_policy import ErrorFamily, anthropic_error, http_response, openai_error, unexpected_response
 
@@ -114,7 +116,14 @@ class DeclaredRoute(APIRoute):
             if protected and not authorized(request, key_header):
                 return unauthorized(declaration.errors)
             try:
-                return await handler(request)
+                try:
+                    return await handler(request)
+                except ModelNotLoaded as exc:  # a parked model: a POST may load it, then runs again
+                    autoloader = getattr(request.app.state, "autoloader", None)
+                    if autoloader is None or request.method != "POST":
+                        raise
+                    await autoloader.wait_loaded(exc)  # gateway/residency.py
+                    return await handler(request)
             except ServingError as exc:
                 return http_response(exc, declaration.errors)
             except (RequestValidationError, HTTPException):

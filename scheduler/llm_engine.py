@@ -18,6 +18,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+import openvino as ov
 import openvino_genai as ov_genai
 
 from servables.detokenizer import SequenceText, decode_all, decode_steps
@@ -58,12 +60,27 @@ class _Request:
         return self.handle
 
 
+# Tokens per KV-cache block by device: OpenVINO GenAI's paged attention uses 32 on CPU (measured:
+# the dynamic cache grows by one block per 32 prompt tokens) and 16 on GPU.
+KV_BLOCK_SIZE = {"CPU": 32, "GPU": 16}
+
+
+@dataclass
+class CacheGeometry:
+    """The KV cache in vLLM's terms (`vllm:cache_config_info`): tokens per block and bytes per block."""
+
+    block_size: int | None
+    block_bytes: int
+
+
 @dataclass
 class EngineStats:
     running: int
     waiting: int
     pipeline_has_requests: bool
     kv_cache_usage_percent: float
+    kv_block_size: int | None = None
+    kv_blocks: int | None = None  # blocks allocated now (the capacity; it grows when cache_size is 0)
     speculative_steps: int = 0
     speculative_accepted_tokens: int = 0
     speculative_draft_tokens: int = 0
@@ -108,6 +125,7 @@ class LLMEngine:
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
+        self._geometry: CacheGeometry | None = None
         self._window = servable.options.admission_window_ms / 1000.0
         self._speculation = _Speculation()
         self._admission_batches = 0  # admissions before a step, and the requests they took (burst admission)
@@ -172,11 +190,16 @@ class LLMEngine:
     def stats(self) -> EngineStats:
         with self._cond:
             waiting = len(self._incoming)
+        running = len(self._live)
         metrics = self._pipe.get_metrics()
+        has_requests = self._pipe.has_non_finished_requests()
+        # the pipeline reports the usage of its last step, which stays up after the last request ended
+        usage = float(metrics.cache_usage) if running or has_requests else 0.0
+        geometry = self._geometry
+        blocks = metrics.kv_cache_size_in_bytes // geometry.block_bytes if geometry else None
         return EngineStats(
-            running=len(self._live), waiting=waiting,
-            pipeline_has_requests=self._pipe.has_non_finished_requests(),
-            kv_cache_usage_percent=float(metrics.cache_usage),
+            running=running, waiting=waiting, pipeline_has_requests=has_requests, kv_cache_usage_percent=usage,
+            kv_block_size=geometry.block_size if geometry else None, kv_blocks=blocks,
             speculative_steps=self._speculation.steps,
             speculative_accepted_tokens=self._speculation.accepted,
             speculative_draft_tokens=self._speculation.drafted,
@@ -185,9 +208,31 @@ class LLMEngine:
             admission_batches=self._admission_batches, admitted_requests=self._admitted_requests,
         )
 
+    def _measure_cache(self) -> None:
+        """One 1-token request, one step: the prompt takes exactly one block, so the step's cache usage
+        (percent of the allocated blocks) gives the number of blocks and thus the bytes per block."""
+        config = ov_genai.GenerationConfig()
+        config.max_new_tokens = 1
+        try:
+            handle = self._pipe.add_request(0, ov.Tensor(np.zeros((1, 1), dtype=np.int64)), config)
+            with self._lane.unit():
+                self._pipe.step()
+            metrics = self._pipe.get_metrics()
+            handle.cancel()
+            while self._pipe.has_non_finished_requests():
+                with self._lane.unit():
+                    self._pipe.step()
+            if metrics.cache_usage > 0 and metrics.kv_cache_size_in_bytes > 0:
+                blocks = max(1, round(100.0 / metrics.cache_usage))
+                device = self.servable.options.device.split(".")[0].upper()
+                self._geometry = CacheGeometry(KV_BLOCK_SIZE.get(device), metrics.kv_cache_size_in_bytes // blocks)
+        except Exception:  # no cache_config_info then; serving goes on
+            log.warning("%s: could not measure the KV cache geometry", self.servable.name, exc_info=True)
+
     # --- engine thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._measure_cache()
         while True:
             with self._cond:
                 while not (self._stopping or self._incoming or self._cancelled or self._live

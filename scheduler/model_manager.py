@@ -9,6 +9,10 @@ Changes (`apply`) are made without failing requests in flight:
 - removed: stop routing to it (new requests get 404), drain, close.
 Each name has an OVMS-style status (START, LOADING, AVAILABLE, UNLOADING, END and an error) for
 `GET /v1/config`.
+
+Residency: a configured model may be *parked* (configured, not loaded): an entry with
+`"load": "on_demand"`, one unloaded by `unload_model` (admin endpoint) or by `unload_idle`. `get()`
+of a parked model raises `ModelNotLoaded`; `load_model` loads it. Unloading drains as a removal does.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from servables.base import ModelSpec, Servable
-from servables.errors import ModelNotFound
+from servables.errors import ModelNotFound, ModelNotLoaded
 from servables.kinds import TENSOR_ENDPOINT, Kind, create_servable, kind
 
 from .engine import Engine, retire, start_engine
@@ -76,6 +80,14 @@ class VersionStatus:
                 "status": {"error_code": self.error_code, "error_message": self.error_message}}
 
 
+class Parked(str, Enum):
+    """Why a configured model is not loaded."""
+
+    ON_DEMAND = "on_demand"  # its entry says "load": "on_demand" and nobody asked for it yet
+    UNLOADED = "unloaded"  # POST /v3/models/{name}/unload
+    IDLE = "idle"  # unused for the idle timeout
+
+
 @dataclass
 class ApplyResult:
     changed: bool = False
@@ -92,17 +104,38 @@ class ModelManager:
         self._status: dict[str, VersionStatus] = {}
         self._retiring: dict[int, Deployment] = {}
         self._closed = False
+        self._parked: dict[str, tuple[ModelSpec, Parked]] = {}  # configured, not loaded
+        self._last_used: dict[str, float] = {}  # monotonic time of the last get() per loaded name
+        self.autoload = False  # --models_autoload: a request may load any parked model
 
     # --- lookups (any thread) -------------------------------------------------------------
 
-    def get(self, name: str) -> Deployment[Any, Any]:
+    def get(self, name: str, use: bool = True) -> Deployment[Any, Any]:
+        """The deployment serving `name`; with `use` the model counts as used now (idle unload).
+        Status reads (readiness, model metadata) pass use=False."""
         with self._lock:
             deployment = self._deployments.get(name)
             if deployment is None:
-                deployment = self._alias(name)
-        if deployment is None:
+                deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
+            if deployment is not None:
+                if use:
+                    base = next((n for n, d in self._deployments.items() if d.engine is deployment.engine), name)
+                    self._last_used[base] = time.monotonic()
+                return deployment
+            parked = self._parked.get(name)
+        if parked is None:
             raise ModelNotFound(name)
-        return deployment
+        raise ModelNotLoaded(name, self._loadable(parked[1]))
+
+    def _loadable(self, reason: Parked) -> bool:
+        """A request may load a parked model: any with --models_autoload; idle-unloaded ones always
+        (idle unload must not change what the server answers, as OVMS docs/idle_servable_management.md)."""
+        return self.autoload or reason is Parked.IDLE
+
+    def parked(self) -> list[tuple[ModelSpec, Parked]]:
+        """Configured models that are not loaded now, for `/v3/models`."""
+        with self._lock:
+            return list(self._parked.values())
 
     def _alias(self, name: str) -> Deployment[Any, Any] | None:
         """A servable's alias (an LLM's `<base>:<adapter>`, servables/lora.py) sharing its engine."""
@@ -138,12 +171,28 @@ class ModelManager:
         with self._lock:
             statuses = dict(self._status)
             deployments = dict(self._deployments)
+            parked = dict(self._parked)
+            retiring = {d.servable.name for d in self._retiring.values()}
         out: dict[str, Any] = {}
         for name, status in statuses.items():
             own = getattr(deployments[name].servable, "version_status", None) if name in deployments else None
             versions = own() if own is not None else [status.as_ovms()]
+            if name in parked and name not in deployments and status.error_code == "OK":
+                versions = [self._parked_status(parked[name][1], name in retiring).as_ovms()]
+            if name in deployments or name in parked:
+                for version in versions:
+                    version["loaded"] = name in deployments
             out[name] = {"model_version_status": versions}
         return out
+
+    def _parked_status(self, reason: Parked, draining: bool) -> VersionStatus:
+        """A parked model that a request wakes is AVAILABLE (as OVMS shows idle-unloaded servables);
+        one that needs an explicit load is END; UNLOADING while its last instance drains."""
+        if draining:
+            return VersionStatus(State.UNLOADING)
+        if self._loadable(reason):
+            return VersionStatus(State.AVAILABLE, error_message=f"OK (not loaded: {reason.value})")
+        return VersionStatus(State.END, error_message=f"OK (not loaded: {reason.value})")
 
     # --- changes (one at a time; slow: call from a worker thread, not the event loop) ------
 
@@ -153,6 +202,9 @@ class ModelManager:
         result = ApplyResult()
         with self._apply_lock:
             for spec in specs:
+                if spec.load == Parked.ON_DEMAND.value:
+                    self._park(spec, Parked.ON_DEMAND)
+                    continue
                 try:
                     self._deploy(spec)
                     result.changed = True
@@ -179,8 +231,21 @@ class ModelManager:
                     self._undeploy(name)
                     touched.add(name)
                     result.changed = True
+            for name in [n for n in self._parked if n not in wanted and n not in invalid]:
+                with self._lock:
+                    del self._parked[name]
+                    self._status[name] = VersionStatus(State.END)
+                touched.add(name)
+                result.changed = True
             for name, spec in wanted.items():
                 if self._specs.get(name) == spec:
+                    continue
+                if name in self._parked or (spec.load == Parked.ON_DEMAND.value and name not in self._specs):
+                    # not loaded: it stays so, with its new spec (loaded on request or by the admin endpoint)
+                    why = self._parked[name][1] if name in self._parked else Parked.ON_DEMAND
+                    if self._parked.get(name) != (spec, why):
+                        self._park(spec, why)
+                        result.changed = True
                     continue
                 result.changed = True
                 touched.add(name)
@@ -240,6 +305,62 @@ class ModelManager:
             deployment.engine.stop()
             deployment.servable.close()
 
+    # --- residency: load and unload configured models by name ------------------------------
+
+    def load_model(self, name: str) -> bool:
+        """Load a parked model (same path as a config reload adding it). False when it was loaded
+        already; raises ModelNotFound for a name that is not configured, and the load's error."""
+        with self._apply_lock:
+            if name in self._deployments:
+                return False
+            with self._lock:
+                parked = self._parked.get(name)
+            if parked is None:
+                raise ModelNotFound(name)
+            self._deploy(parked[0])  # on failure it stays parked, its status shows the error
+            with self._lock:
+                self._parked.pop(name, None)
+            return True
+
+    def unload_model(self, name: str, reason: Parked = Parked.UNLOADED) -> bool:
+        """Stop routing to a loaded model, let its requests finish, then unload it (as a removal from
+        the config file does); it stays configured. False when it was not loaded."""
+        with self._apply_lock:
+            spec = self._specs.get(name)
+            if spec is None or name not in self._deployments:
+                if name in self._parked:
+                    return False
+                raise ModelNotFound(name)
+            self._undeploy(name)
+            self._park(spec, reason)
+            log.info("model %s unloaded (%s)", name, reason.value)
+            return True
+
+    def unload_idle(self, idle_seconds: float) -> list[str]:
+        """Unload every model unused for `idle_seconds` (status and metrics reads do not count as use;
+        a model with requests running or queued is in use)."""
+        now = time.monotonic()
+        unloaded = []
+        for deployment in self.deployments():
+            name = deployment.name
+            stats = deployment.engine.stats()
+            if getattr(stats, "running", 0) or getattr(stats, "waiting", 0):
+                with self._lock:
+                    self._last_used[name] = now
+                continue
+            with self._lock:
+                last = self._last_used.get(name, now)
+            if now - last >= idle_seconds and self.unload_model(name, Parked.IDLE):
+                unloaded.append(name)
+        return unloaded
+
+    def _park(self, spec: ModelSpec, reason: Parked) -> None:
+        with self._lock:
+            self._parked[spec.name] = (spec, reason)
+            self._last_used.pop(spec.name, None)
+            if spec.name not in self._status or reason is Parked.ON_DEMAND:
+                self._status[spec.name] = VersionStatus(State.END)
+
     # --- internals -------------------------------------------------------------------------
 
     def _set_status(self, name: str, state: State, error: str | None = None) -> None:
@@ -282,6 +403,7 @@ class ModelManager:
             old = self._deployments.get(name)
             self._deployments[name] = deployment
             self._status[name] = VersionStatus(State.AVAILABLE)
+            self._last_used[name] = time.monotonic()
         if old is not None:
             log.info("model %s replaced; the previous one finishes its requests", name)
             self._retire(name, old, removed=False)

@@ -21,6 +21,7 @@ class ModelSpec:
     priority: int | None = None  # device arbiter: lower class goes first (default by kind)
     weight: float | None = None  # device arbiter: share of device time within a class
     source: str | None = None  # object-storage URL that base_path mirrors (servables/object_storage.py)
+    load: str = "startup"  # "on_demand": listed but not loaded until asked (scheduler/model_manager.py)
 
 
 @runtime_checkable

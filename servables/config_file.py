@@ -17,7 +17,7 @@ from .base import ModelSpec
 from .errors import ServingError
 from .kinds import NAMES, infer_task, validate_options
 
-ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight"}
+ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight", "load"}
 
 # Top level (OVMS docs/multiple_models_mode.md). Lists we do not serve are accepted and ignored.
 FILE_SCHEMA: dict[str, Any] = {
@@ -31,6 +31,8 @@ FILE_SCHEMA: dict[str, Any] = {
         "custom_node_library_config_list": {"type": "array"},
         "custom_loader_config_list": {"type": "array"},
         "monitoring": {"type": "object"},
+        # OVMS docs/idle_servable_management.md: unload a model unused this long; 0 = never
+        "idle_unload_timeout_seconds": {"type": "integer", "minimum": 0},
     },
 }
 
@@ -70,6 +72,8 @@ ENTRY_SCHEMA: dict[str, Any] = {
                 "nireq": _POSITIVE_INT,
                 "priority": {"type": "integer", "minimum": 0},
                 "weight": {"type": "number", "exclusiveMinimum": 0},
+                # ours: "on_demand" = listed, loaded by its first request or POST /v3/models/{name}/load
+                "load": {"enum": ["startup", "on_demand"]},
                 "target_device": {"type": "string"},
                 "device": {"type": "string"},
                 "allow_cache": {"type": "boolean"},
@@ -150,7 +154,7 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
     except ValueError as exc:
         raise ConfigError(f"{where}{exc}") from exc
     return ModelSpec(name=name, base_path=path, task=task, options=options, priority=config.get("priority"),
-                     weight=config.get("weight"), source=source)
+                     weight=config.get("weight"), source=source, load=config.get("load", "startup"))
 
 
 def read_config(path: Path) -> ConfigContents:

@@ -44,6 +44,20 @@ class ModelUnavailable(ServingError):
     """The model is known but cannot take requests now (loading, unloading, failed)."""
 
 
+class ModelNotLoaded(ModelUnavailable):
+    """A configured model that is not loaded now (on demand, unloaded, idle). `loadable`: a request
+    may load it (the gateway waits for the load, then retries); otherwise it needs
+    `POST /v3/models/{name}/load`."""
+
+    retry_after_seconds = 5
+
+    def __init__(self, name: str, loadable: bool, message: str | None = None):
+        hint = "" if loadable else f"; load it with POST /v3/models/{name}/load"
+        super().__init__(message or f"Model {name} is not loaded{hint}", param="model", code="model_not_loaded")
+        self.name = name
+        self.loadable = loadable
+
+
 class Cancelled(ServingError):
     """The job was cancelled (client gone); nobody normally sees this."""
 

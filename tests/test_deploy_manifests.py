@@ -100,3 +100,30 @@ def test_example_config_file_follows_the_config_schema():
     jsonschema.validate(document, FILE_SCHEMA)
     for entry in document["model_config_list"]:
         jsonschema.validate(entry, ENTRY_SCHEMA)
+
+
+def _inference_extension_validator(kind: str) -> jsonschema.Validator:
+    """Our transcription of the published CRD schemas (tests/schemas/inference_extension.json says which)."""
+    schemas = json.loads((ROOT / "tests" / "schemas" / "inference_extension.json").read_text())
+    return jsonschema.Draft202012Validator(schemas[kind])
+
+
+def test_inference_pool_selects_the_llm_d_labelled_pods_that_serve_its_model():
+    deployment, pool, model = documents("inference-extension.yaml")
+    kv.validate(deployment, K8S_VERSION, strict=True)
+    _inference_extension_validator("InferencePool").validate(pool)
+    _inference_extension_validator("InferenceModel").validate(model)
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert labels["llm-d.ai/inferenceServing"] == "true"
+    assert pool["spec"]["selector"].items() <= labels.items()
+    assert pool["spec"]["selector"]["llm-d.ai/model"] == labels["llm-d.ai/model"]
+    assert model["spec"]["poolRef"]["name"] == pool["metadata"]["name"]
+    (container,) = pod["spec"]["containers"]
+    assert pool["spec"]["targetPortNumber"] in {p["containerPort"] for p in container["ports"]}
+    args = build_parser().parse_args(container["args"])
+    assert args.rest_port == pool["spec"]["targetPortNumber"] and args.rest_bind_address == "0.0.0.0"
+    assert args.metrics_enable and args.vllm_metrics  # the endpoint picker reads the vllm:* gauges
+    assert model["spec"]["modelName"] == args.model_name
+    # ready = this pod's model is loaded
+    assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{args.model_name}/ready"

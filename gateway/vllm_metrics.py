@@ -1,0 +1,73 @@
+"""vLLM's metric names, for routers that read them: the Gateway API Inference Extension's endpoint
+picker (llm-d, KServe's LLMInferenceService) scrapes queue depth and KV-cache use from `/metrics`
+under vLLM's names (its "model server protocol"); dashboards chart vLLM's latency histograms.
+
+Every family is labelled `model_name`, as vLLM labels them; only text generation models appear.
+The README's "vLLM metric names" table maps each one to the OVMS / genai family it mirrors.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+LABEL = "model_name"
+
+
+class VllmMetrics:
+    """The vLLM families in `registry`: histograms and counters observed with ours, gauges read at scrape."""
+
+    def __init__(self, registry: CollectorRegistry, manager, latency_buckets: list[float],
+                 tpot_buckets: list[float]) -> None:
+        self.ttft = Histogram("vllm:time_to_first_token_seconds", "Time to first token", [LABEL],
+                              registry=registry, buckets=latency_buckets)
+        self.tpot = Histogram("vllm:time_per_output_token_seconds", "Time per output token after the first",
+                              [LABEL], registry=registry, buckets=tpot_buckets)
+        self.e2e = Histogram("vllm:e2e_request_latency_seconds", "Generation latency from admission to end",
+                             [LABEL], registry=registry, buckets=latency_buckets)
+        self.prompt_tokens = Counter("vllm:prompt_tokens", "Prompt tokens processed", [LABEL], registry=registry)
+        self.generation_tokens = Counter("vllm:generation_tokens", "Tokens generated", [LABEL], registry=registry)
+        registry.register(VllmEngineCollector(manager))
+
+    def generation_finished(self, model: str, prompt_tokens: int, completion_tokens: int, ttft_s: float | None,
+                            tpot_s: float | None, e2e_s: float) -> None:
+        self.prompt_tokens.labels(model).inc(prompt_tokens)
+        self.generation_tokens.labels(model).inc(completion_tokens)
+        if ttft_s is not None:
+            self.ttft.labels(model).observe(ttft_s)
+        if tpot_s is not None:
+            self.tpot.labels(model).observe(tpot_s)
+        self.e2e.labels(model).observe(e2e_s)
+
+
+class VllmEngineCollector:
+    """`vllm:num_requests_running|waiting`, `vllm:kv_cache_usage_perc` (0..1) and `vllm:cache_config_info`.
+
+    cache_config_info (value 1, facts in labels as vLLM does): `block_size` is the tokens per KV block
+    of OpenVINO GenAI's paged attention (32 on CPU); `num_gpu_blocks` is the number of blocks the
+    pipeline has allocated now, in host memory on CPU. With `cache_size` 0 (the default) the cache
+    grows on demand, so this number grows too; with a fixed `cache_size` it is the capacity.
+    """
+
+    def __init__(self, manager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        running = GaugeMetricFamily("vllm:num_requests_running", "Requests in the running batch", labels=[LABEL])
+        waiting = GaugeMetricFamily("vllm:num_requests_waiting", "Requests waiting for a slot", labels=[LABEL])
+        usage = GaugeMetricFamily("vllm:kv_cache_usage_perc", "KV-cache usage at the last step (1 = full)",
+                                  labels=[LABEL])
+        info = GaugeMetricFamily("vllm:cache_config_info", "KV-cache configuration",
+                                 labels=[LABEL, "block_size", "num_gpu_blocks"])
+        for deployment in self.manager.deployments():
+            if deployment.kind.name != "text_generation":
+                continue
+            stats = deployment.engine.stats()
+            name = deployment.name
+            running.add_metric([name], float(stats.running))
+            waiting.add_metric([name], float(stats.waiting))
+            usage.add_metric([name], float(stats.kv_cache_usage_percent) / 100.0)
+            if stats.kv_block_size is not None and stats.kv_blocks is not None:
+                info.add_metric([name, str(stats.kv_block_size), str(stats.kv_blocks)], 1.0)
+        yield from (running, waiting, usage, info)
