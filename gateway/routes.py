@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 
 from servables.errors import ModelNotLoaded, ServingError
 
+from .disconnect import ClientDisconnected
 from .error_policy import ErrorFamily, anthropic_error, http_response, openai_error, unexpected_response
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class DeclaredRoute(APIRoute):
                     return await handler(request)
             except ServingError as exc:
                 return http_response(exc, declaration.errors)
+            except ClientDisconnected:  # nobody is listening: no body, no error log
+                return Response(status_code=499)
             except (RequestValidationError, HTTPException):
                 raise  # the app's handlers render these (gateway/errors.py)
             except Exception as exc:  # a bug of ours: a 500 in the API's shape, the connection stays usable
