@@ -144,7 +144,8 @@ def build_minilm_cross_encoder() -> Path:
     import shutil
     import subprocess
 
-    from tests.fixtures_embed import cached_test_model, minilm_source
+    from tests.fixtures_embed import minilm_source
+    from tests.model_cache import cached
 
     def build(out: Path) -> None:
         from transformers import BertForSequenceClassification
@@ -156,7 +157,7 @@ def build_minilm_cross_encoder() -> Path:
         subprocess.run([sys.executable, "-m", "optimum.commands.optimum_cli", "export", "openvino", "--model",
                         str(hf), "--task", "text-classification", str(out)], check=True, capture_output=True)
 
-    return cached_test_model("minilm-cross-encoder", {"base": "all-MiniLM-L6-v2", "head": "random"}, build)
+    return cached("minilm-cross-encoder", {"base": "all-MiniLM-L6-v2", "head": "random"}, build)
 
 
 def rerank_rate(url: str, model: str, query: str, docs: list[str], reps: int) -> float:

@@ -5,8 +5,8 @@ import base64
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from gateway.fast_json import FastJSONResponse
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 
@@ -23,7 +23,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+async def create_embeddings(body: EmbeddingsRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable
     job = servable.prepare(body.inputs(), body.dimensions)
@@ -31,6 +31,6 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONRe
     note_usage(request.scope, job.prompt_tokens, None)
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
             for i, v in enumerate(vectors)]
-    # a JSONResponse skips FastAPI's jsonable_encoder walk over every float
-    return JSONResponse({"object": "list", "data": data, "model": body.model,
+    # a response object skips FastAPI's jsonable_encoder walk over every float; orjson renders it
+    return FastJSONResponse({"object": "list", "data": data, "model": body.model,
                          "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
