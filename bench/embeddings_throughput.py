@@ -10,6 +10,10 @@ Runs in one go, on the same machine and in the same minute:
      tokens/s, texts/s, p50/p99 latency;
   3. rerank 1 query x 32 documents: documents/s through the server (MiniLM by cosine, and a MiniLM-sized
      cross-encoder with a random head) against TextRerankPipeline called directly.
+  4. the batched embeddings and the cross-encoder rerank again with `wrk` (bench/native_load.py), a
+     compiled load generator that costs the server's two cores a few percent instead of as much as
+     the server: what the server itself sustains. Not pinned: server and direct baseline both get
+     both cores, and the generator's share is small.
 
     python bench/embeddings_throughput.py [--requests-per-level 256] [--levels 1,4,16,32,64]
 """
@@ -183,13 +187,44 @@ def direct_rerank_rate(model_dir: Path, query: str, docs: list[str], reps: int) 
     return reps * len(docs) / (time.perf_counter() - started)
 
 
+def wrk_embeddings(url: str, model: str, texts: list[str], concurrency: int, seconds: float) -> float:
+    """texts/s of single-text base64 requests from `concurrency` wrk connections."""
+    from bench.native_load import wrk
+
+    bodies = [json.dumps({"model": model, "input": t, "encoding_format": "base64"}) for t in texts]
+    result = wrk(f"{url}/v3/embeddings", bodies, concurrency, seconds)
+    if result.errors:
+        raise RuntimeError(f"wrk: {result.errors} failed embeddings requests")
+    return result.requests_s
+
+
+def wrk_rerank(url: str, model: str, query: str, docs: list[str], seconds: float) -> float:
+    """documents/s of sequential rerank requests (one wrk connection)."""
+    from bench.native_load import wrk
+
+    result = wrk(f"{url}/v1/rerank", [json.dumps({"model": model, "query": query, "documents": docs})], 1, seconds)
+    if result.errors:
+        raise RuntimeError(f"wrk: {result.errors} failed rerank requests")
+    return result.requests_s * len(docs)
+
+
+def mean_tokens(model_dir: Path, texts: list[str]) -> float:
+    import openvino_genai as g
+
+    return int(g.Tokenizer(str(model_dir)).encode(texts).attention_mask.data.sum()) / len(texts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests-per-level", type=int, default=256)
     parser.add_argument("--levels", default="1,4,16,32,64")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are printed")
     parser.add_argument("--rerank-reps", type=int, default=10)
+    parser.add_argument("--wrk-seconds", type=float, default=4.0, help="per wrk run (0: no wrk rows)")
     args = parser.parse_args()
+    from bench.native_load import available
+
+    use_wrk = args.wrk_seconds > 0 and available("wrk")
     levels = [int(x) for x in args.levels.split(",")]
     minilm = default_embeddings_dir()
     cross_encoder = build_minilm_cross_encoder()
@@ -213,6 +248,11 @@ def main() -> None:
     served: dict[tuple[str, int], list[dict[str, float]]] = {}
     per_inference: dict[tuple[str, int], list[float]] = {}
     rerank: dict[str, list[float]] = {"minilm-cosine": [], "cross-encoder": [], "cross-encoder-direct": []}
+    wrk_texts: dict[int, list[float]] = {}
+    wrk_ratio: dict[int, list[float]] = {}  # same round: server tokens/s / direct batch-32 tokens/s
+    wrk_rerank_rates: list[float] = []
+    wrk_rerank_ratio: list[float] = []
+    per_text = mean_tokens(minilm, texts)
     try:
         for _ in range(args.rounds):
             direct.append(direct_embeddings(minilm, make_texts(256), rounds=1)[1])
@@ -227,6 +267,13 @@ def main() -> None:
             rerank["minilm-cosine"].append(rerank_rate(server.url, "batched", query, docs, args.rerank_reps))
             rerank["cross-encoder"].append(rerank_rate(server.url, "cross-encoder", query, docs, args.rerank_reps))
             rerank["cross-encoder-direct"].append(direct_rerank_rate(cross_encoder, query, docs, args.rerank_reps))
+            if use_wrk:
+                for concurrency in levels:
+                    rate = wrk_embeddings(server.url, "batched", texts, concurrency, args.wrk_seconds)
+                    wrk_texts.setdefault(concurrency, []).append(rate)
+                    wrk_ratio.setdefault(concurrency, []).append(rate * per_text / direct[-1])
+                wrk_rerank_rates.append(wrk_rerank(server.url, "cross-encoder", query, docs, args.wrk_seconds))
+                wrk_rerank_ratio.append(wrk_rerank_rates[-1] / rerank["cross-encoder-direct"][-1])
     finally:
         server.stop()
 
@@ -250,6 +297,17 @@ def main() -> None:
     print(f"  MiniLM by cosine (server)            {statistics.median(rerank['minilm-cosine']):>6.0f}")
     print(f"  MiniLM-sized cross-encoder (server)  {ce:>6.0f}")
     print(f"  same, TextRerankPipeline direct      {ce_direct:>6.0f}   server/direct {ce / ce_direct:.2f}x")
+    if wrk_texts:
+        print(f"\nwrk (compiled load generator, {args.wrk_seconds:.0f} s per run), model `batched`, single-text base64 "
+              f"requests ({per_text:.1f} tokens/text); ratio = median over rounds of the same round's "
+              "server tokens/s / direct batch-32 tokens/s")
+        print(f"{'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'vs direct b32':>13}")
+        for concurrency in levels:
+            rate = statistics.median(wrk_texts[concurrency])
+            print(f"{concurrency:>4} {rate:>8.0f} {rate * per_text:>9.0f} "
+                  f"{statistics.median(wrk_ratio[concurrency]):>12.2f}x")
+        print(f"rerank 1 x 32 through wrk (1 connection): {statistics.median(wrk_rerank_rates):.0f} documents/s, "
+              f"server/direct {statistics.median(wrk_rerank_ratio):.2f}x")
 
 
 if __name__ == "__main__":
