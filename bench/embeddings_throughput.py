@@ -50,9 +50,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def direct_embeddings(model_dir: Path, texts: list[str], batch: int = 32, rounds: int = 3) -> tuple[float, float]:
-    """(texts/s, tokens/s) of TextEmbeddingPipeline.embed_documents with `batch` texts per call; best round."""
+def direct_embeddings(model_dir: Path, texts: list[str], batch: int = 32, rounds: int = 3
+                      ) -> tuple[float, float, float]:
+    """(texts/s, tokens/s, CPU s/token) of TextEmbeddingPipeline.embed_documents with `batch` texts per call;
+    medians over rounds."""
     import openvino_genai as g
+
+    from bench.native_load import cpu_seconds
 
     config = g.TextEmbeddingPipeline.Config()
     config.pooling_type = g.TextEmbeddingPipeline.PoolingType.MEAN
@@ -63,12 +67,12 @@ def direct_embeddings(model_dir: Path, texts: list[str], batch: int = 32, rounds
     pipe.embed_documents(texts[:batch])  # warm-up
     rates = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         for i in range(0, len(texts), batch):
             pipe.embed_documents(texts[i:i + batch])
         elapsed = time.perf_counter() - started
-        rates.append((len(texts) / elapsed, tokens / elapsed))
-    return statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
+        rates.append((len(texts) / elapsed, tokens / elapsed, (cpu_seconds() - cpu) / tokens))
+    return tuple(statistics.median(r[k] for r in rates) for k in range(3))
 
 
 class RawConnection:
@@ -174,38 +178,46 @@ def rerank_rate(url: str, model: str, query: str, docs: list[str], reps: int) ->
         return reps * len(docs) / (time.perf_counter() - started)
 
 
-def direct_rerank_rate(model_dir: Path, query: str, docs: list[str], reps: int) -> float:
+def direct_rerank_rate(model_dir: Path, query: str, docs: list[str], reps: int, cpu_out: list | None = None) -> float:
+    """documents/s of TextRerankPipeline.rerank; appends CPU s per document to `cpu_out`."""
     import openvino_genai as g
+
+    from bench.native_load import cpu_seconds
 
     config = g.TextRerankPipeline.Config()
     config.top_n = len(docs)
     pipe = g.TextRerankPipeline(str(model_dir), "CPU", config)
     pipe.rerank(query, docs)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(reps):
         pipe.rerank(query, docs)
+    if cpu_out is not None:
+        cpu_out.append((cpu_seconds() - cpu) / (reps * len(docs)))
     return reps * len(docs) / (time.perf_counter() - started)
 
 
-def wrk_embeddings(url: str, model: str, texts: list[str], concurrency: int, seconds: float) -> float:
-    """texts/s of single-text base64 requests from `concurrency` wrk connections."""
+def wrk_embeddings(url: str, model: str, texts: list[str], concurrency: int, seconds: float,
+                   server_pid: int) -> tuple[float, float]:
+    """(texts/s, server CPU s per text) of single-text base64 requests from `concurrency` wrk connections."""
     from bench.native_load import wrk
 
     bodies = [json.dumps({"model": model, "input": t, "encoding_format": "base64"}) for t in texts]
-    result = wrk(f"{url}/v3/embeddings", bodies, concurrency, seconds)
+    result = wrk(f"{url}/v3/embeddings", bodies, concurrency, seconds, server_pid=server_pid)
     if result.errors:
         raise RuntimeError(f"wrk: {result.errors} failed embeddings requests")
-    return result.requests_s
+    return result.requests_s, result.server_cpu_ms / 1000
 
 
-def wrk_rerank(url: str, model: str, query: str, docs: list[str], seconds: float) -> float:
-    """documents/s of sequential rerank requests (one wrk connection)."""
+def wrk_rerank(url: str, model: str, query: str, docs: list[str], seconds: float, server_pid: int
+               ) -> tuple[float, float]:
+    """(documents/s, server CPU s per document) of sequential rerank requests (one wrk connection)."""
     from bench.native_load import wrk
 
-    result = wrk(f"{url}/v1/rerank", [json.dumps({"model": model, "query": query, "documents": docs})], 1, seconds)
+    result = wrk(f"{url}/v1/rerank", [json.dumps({"model": model, "query": query, "documents": docs})], 1, seconds,
+                 server_pid=server_pid)
     if result.errors:
         raise RuntimeError(f"wrk: {result.errors} failed rerank requests")
-    return result.requests_s * len(docs)
+    return result.requests_s * len(docs), result.server_cpu_ms / 1000 / len(docs)
 
 
 def mean_tokens(model_dir: Path, texts: list[str]) -> float:
@@ -251,11 +263,17 @@ def main() -> None:
     wrk_texts: dict[int, list[float]] = {}
     wrk_ratio: dict[int, list[float]] = {}  # same round: server tokens/s / direct batch-32 tokens/s
     wrk_rerank_rates: list[float] = []
+    direct_cpu: list[float] = []  # CPU s per token of the direct batch-32 baseline, per round
+    rerank_direct_cpu: list[float] = []
+    wrk_cpu_ratio: dict[int, list[float]] = {}  # same round: direct CPU per token / server CPU per token
+    wrk_rerank_cpu_ratio: list[float] = []
     wrk_rerank_ratio: list[float] = []
     per_text = mean_tokens(minilm, texts)
     try:
         for _ in range(args.rounds):
-            direct.append(direct_embeddings(minilm, make_texts(256), rounds=1)[1])
+            _, tokens_s, cpu_per_token = direct_embeddings(minilm, make_texts(256), rounds=1)
+            direct.append(tokens_s)
+            direct_cpu.append(cpu_per_token)
             direct_single.append(direct_embeddings(minilm, make_texts(128), batch=1, rounds=1)[1])
             for concurrency in levels:
                 for model in ("batched", "unbatched"):
@@ -266,14 +284,20 @@ def main() -> None:
                         (len(texts) + concurrency) / max(1.0, batches(server.url, model) - before))
             rerank["minilm-cosine"].append(rerank_rate(server.url, "batched", query, docs, args.rerank_reps))
             rerank["cross-encoder"].append(rerank_rate(server.url, "cross-encoder", query, docs, args.rerank_reps))
-            rerank["cross-encoder-direct"].append(direct_rerank_rate(cross_encoder, query, docs, args.rerank_reps))
+            rerank["cross-encoder-direct"].append(direct_rerank_rate(cross_encoder, query, docs, args.rerank_reps,
+                                                                     rerank_direct_cpu))
             if use_wrk:
                 for concurrency in levels:
-                    rate = wrk_embeddings(server.url, "batched", texts, concurrency, args.wrk_seconds)
+                    rate, cpu_per_text = wrk_embeddings(server.url, "batched", texts, concurrency, args.wrk_seconds,
+                                                        server.proc.pid)
                     wrk_texts.setdefault(concurrency, []).append(rate)
                     wrk_ratio.setdefault(concurrency, []).append(rate * per_text / direct[-1])
-                wrk_rerank_rates.append(wrk_rerank(server.url, "cross-encoder", query, docs, args.wrk_seconds))
-                wrk_rerank_ratio.append(wrk_rerank_rates[-1] / rerank["cross-encoder-direct"][-1])
+                    wrk_cpu_ratio.setdefault(concurrency, []).append(direct_cpu[-1] * per_text / cpu_per_text)
+                rate, cpu_per_doc = wrk_rerank(server.url, "cross-encoder", query, docs, args.wrk_seconds,
+                                               server.proc.pid)
+                wrk_rerank_rates.append(rate)
+                wrk_rerank_ratio.append(rate / rerank["cross-encoder-direct"][-1])
+                wrk_rerank_cpu_ratio.append(rerank_direct_cpu[-1] / cpu_per_doc)
     finally:
         server.stop()
 
@@ -301,13 +325,17 @@ def main() -> None:
         print(f"\nwrk (compiled load generator, {args.wrk_seconds:.0f} s per run), model `batched`, single-text base64 "
               f"requests ({per_text:.1f} tokens/text); ratio = median over rounds of the same round's "
               "server tokens/s / direct batch-32 tokens/s")
-        print(f"{'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'vs direct b32':>13}")
+        print("cpu ratio = direct CPU s per token / server CPU s per token (the throughput ratio when CPU is the "
+              "limit; robust to a loaded machine)")
+        print(f"{'conc':>4} {'texts/s':>8} {'tokens/s':>9} {'vs direct b32':>13} {'cpu ratio':>9}")
         for concurrency in levels:
             rate = statistics.median(wrk_texts[concurrency])
             print(f"{concurrency:>4} {rate:>8.0f} {rate * per_text:>9.0f} "
-                  f"{statistics.median(wrk_ratio[concurrency]):>12.2f}x")
+                  f"{statistics.median(wrk_ratio[concurrency]):>12.2f}x "
+                  f"{statistics.median(wrk_cpu_ratio[concurrency]):>8.2f}x")
         print(f"rerank 1 x 32 through wrk (1 connection): {statistics.median(wrk_rerank_rates):.0f} documents/s, "
-              f"server/direct {statistics.median(wrk_rerank_ratio):.2f}x")
+              f"server/direct {statistics.median(wrk_rerank_ratio):.2f}x, "
+              f"cpu ratio {statistics.median(wrk_rerank_cpu_ratio):.2f}x")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int
+    server_cpu_ms: float = float("nan")  # the server's CPU ms per request (when its pid is given)
 
 
 def available(tool: str) -> bool:
@@ -40,6 +41,18 @@ def pin_process(pid: int, cpus: list[int]) -> None:
     """Pin every thread of `pid` (the server: event loop, batcher, OpenVINO's pool) to `cpus`."""
     subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, cpus)), str(pid)], check=True,
                    capture_output=True)
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of process `pid` (all its threads; None: this process) so far.
+
+    On a shared, loaded machine a process gets whatever share the scheduler gives it, so requests/s
+    mostly measures the neighbours; CPU seconds per request measure the work itself."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pinned(cpu: int | None) -> list[str]:
@@ -63,8 +76,8 @@ end
 
 
 def wrk(url: str, bodies: list[str] | None = None, connections: int = 8, seconds: float = 5.0,
-        cpu: int | None = None, content_type: str = "application/json", extra_headers: dict | None = None
-        ) -> LoadResult:
+        cpu: int | None = None, content_type: str = "application/json", extra_headers: dict | None = None,
+        server_pid: int | None = None) -> LoadResult:
     """GET `url` (no bodies) or POST the bodies in turn, from `connections` keep-alive connections."""
     lines = []
     if bodies:
@@ -76,6 +89,7 @@ def wrk(url: str, bodies: list[str] | None = None, connections: int = 8, seconds
         lines.append(f'wrk.headers["{key}"] = "{value}"')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines) + _LUA_FOOTER)
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     try:
         out = subprocess.run([*_pinned(cpu), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                               "-s", script.name, url], check=True, capture_output=True, text=True).stdout
@@ -84,7 +98,10 @@ def wrk(url: str, bodies: list[str] | None = None, connections: int = 8, seconds
     fields = next(line.split()[1:] for line in out.splitlines() if line.startswith("WRKRESULT"))
     requests, duration, p50, p99, errors = int(fields[0]), float(fields[1]), float(fields[2]), float(fields[3]), \
         int(fields[4])
-    return LoadResult(requests / duration, p50, p99, requests, errors)
+    result = LoadResult(requests / duration, p50, p99, requests, errors)
+    if server_pid:
+        result.server_cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / max(1, requests)
+    return result
 
 
 def grpc_frame(message: bytes) -> bytes:
@@ -93,13 +110,15 @@ def grpc_frame(message: bytes) -> bytes:
 
 
 def h2load_grpc(host: str, port: int, method_path: str, message: bytes, connections: int = 1,
-                streams: int = 1, seconds: float = 5.0, cpu: int | None = None) -> LoadResult:
+                streams: int = 1, seconds: float = 5.0, cpu: int | None = None,
+                server_pid: int | None = None) -> LoadResult:
     """Unary gRPC calls of `method_path` (e.g. /inference.GRPCInferenceService/ServerLive) with
     `connections` x `streams` calls in flight. Every call is checked for HTTP 200 by h2load; the
     caller checks one call's grpc-status with a real client first."""
     with tempfile.TemporaryDirectory() as tmp:
         body = Path(tmp) / "body"
         body.write_bytes(grpc_frame(message))
+        cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
         out = subprocess.run(
             [*_pinned(cpu), "h2load", "-t1", f"-c{connections}", f"-m{streams}", f"-D{max(1, round(seconds))}",
              "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
@@ -112,4 +131,7 @@ def h2load_grpc(host: str, port: int, method_path: str, message: bytes, connecti
     # h2load prints min / max / mean per request, not percentiles: p50 is reported as the mean
     mean_ms = float(mean.group(5)) * scale[mean.group(6)] if mean else float("nan")
     max_ms = float(mean.group(3)) * scale[mean.group(4)] if mean else float("nan")
-    return LoadResult(rps, mean_ms, max_ms, int(done.group(3)), int(done.group(5)) + int(done.group(6)))
+    result = LoadResult(rps, mean_ms, max_ms, int(done.group(3)), int(done.group(5)) + int(done.group(6)))
+    if server_pid:
+        result.server_cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / max(1, result.requests)
+    return result

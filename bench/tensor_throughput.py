@@ -121,13 +121,15 @@ def grpc_live(server):
 INFER_JSON = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}'
 
 
-def native_rows(server, seconds: float, rounds: int) -> list[tuple[str, int, float, float, float, float]]:
-    """wrk / h2load rows: median over interleaved rounds; ratio = infer / the transport's no-model call."""
+def native_rows(server, seconds: float, rounds: int) -> list[tuple]:
+    """wrk / h2load rows: median over interleaved rounds; ratio = infer / the transport's no-model call,
+    in requests/s and in the server's CPU ms per request (the no-model call's over the infer's)."""
     import tritonclient.grpc as grpcclient
     from tritonclient.grpc import service_pb2 as pb  # the same KServe v2 messages (ours clash in one process)
 
     from bench import native_load as native
 
+    pid = server.proc.pid
     all_cores = native.cores()
     generator_cpu = None
     if len(all_cores) >= 2:  # the server on the first core, the load generator on the second
@@ -142,13 +144,13 @@ def native_rows(server, seconds: float, rounds: int) -> list[tuple[str, int, flo
     calls: dict[tuple[str, int], Callable[[], native.LoadResult]] = {}
     for concurrency in (1, 8):
         calls[("REST GET /v2/health/live (wrk)", concurrency)] = lambda c=concurrency: native.wrk(
-            f"{server.url}/v2/health/live", None, c, seconds, generator_cpu)
+            f"{server.url}/v2/health/live", None, c, seconds, generator_cpu, server_pid=pid)
         calls[("KServe REST infer (wrk)", concurrency)] = lambda c=concurrency: native.wrk(
-            f"{server.url}/v2/models/dense/infer", [INFER_JSON], c, seconds, generator_cpu)
+            f"{server.url}/v2/models/dense/infer", [INFER_JSON], c, seconds, generator_cpu, server_pid=pid)
         calls[("gRPC ServerLive (h2load)", concurrency)] = lambda c=concurrency: native.h2load_grpc(
-            "127.0.0.1", server.grpc_port, f"{service}/ServerLive", live, c, 1, seconds, generator_cpu)
+            "127.0.0.1", server.grpc_port, f"{service}/ServerLive", live, c, 1, seconds, generator_cpu, pid)
         calls[("KServe gRPC infer (h2load)", concurrency)] = lambda c=concurrency: native.h2load_grpc(
-            "127.0.0.1", server.grpc_port, f"{service}/ModelInfer", infer, c, 1, seconds, generator_cpu)
+            "127.0.0.1", server.grpc_port, f"{service}/ModelInfer", infer, c, 1, seconds, generator_cpu, pid)
     results: dict[tuple[str, int], list[native.LoadResult]] = {key: [] for key in calls}
     for _ in range(rounds):
         for key, call in calls.items():
@@ -160,9 +162,12 @@ def native_rows(server, seconds: float, rounds: int) -> list[tuple[str, int, flo
     for (label, concurrency), runs in results.items():
         rps = statistics.median(r.requests_s for r in runs)
         floor_label = "REST GET /v2/health/live (wrk)" if "REST" in label else "gRPC ServerLive (h2load)"
-        ratios = [r.requests_s / f.requests_s for r, f in zip(runs, results[(floor_label, concurrency)], strict=True)]
+        floors = results[(floor_label, concurrency)]
+        ratios = [r.requests_s / f.requests_s for r, f in zip(runs, floors, strict=True)]
+        cpu_ratios = [f.server_cpu_ms / r.server_cpu_ms for r, f in zip(runs, floors, strict=True)]
         rows.append((label, concurrency, rps, statistics.median(r.p50_ms for r in runs),
-                     statistics.median(r.p99_ms for r in runs), statistics.median(ratios)))
+                     statistics.median(r.p99_ms for r in runs), statistics.median(ratios),
+                     statistics.median(r.server_cpu_ms for r in runs), statistics.median(cpu_ratios)))
     return rows
 
 
@@ -202,10 +207,13 @@ def main() -> None:
     if native:
         print(f"\nwrk / h2load, server pinned to core {native_load.cores()[0]}, generator to the other; medians of "
               f"{args.rounds} interleaved rounds; ratio = infer / the same transport's no-model call "
-              "(h2load reports mean and max, shown as p50 and p99)")
-        print(f"{'path':30} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}")
-        for label, concurrency, rps, p50, p99, ratio in native:
-            print(f"{label:30} {concurrency:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>7.3f}")
+              "(h2load reports mean and max, shown as p50 and p99); cpu = server CPU ms per request, "
+              "cpu ratio = no-model call's cpu / this row's (what the ratio is when the server's core is the limit)")
+        print(f"{'path':30} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7} {'cpu ms':>7} "
+              f"{'cpu ratio':>9}")
+        for label, concurrency, rps, p50, p99, ratio, cpu_ms, cpu_ratio in native:
+            print(f"{label:30} {concurrency:>4} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {ratio:>7.3f} {cpu_ms:>7.3f} "
+                  f"{cpu_ratio:>9.3f}")
 
 
 if __name__ == "__main__":
