@@ -148,6 +148,19 @@ def _port_name(port: Any, fallback: str) -> str:
     return port.any_name if names else fallback
 
 
+def infer_shared(request: ov.InferRequest, inputs: dict[str, np.ndarray]) -> None:
+    """Run `request` on `inputs` given in the model's input order (as `TensorServable.validate` returns
+    them). Numeric arrays are handed to OpenVINO as tensors over their own memory (they live until
+    `infer` returns): no copy, and none of the per-call work of `InferRequest.infer(dict)`'s Python
+    data dispatcher (about 25 us of a 50 us small inference). String inputs take the dispatcher."""
+    if any(array.dtype.kind not in "biuf" for array in inputs.values()):
+        request.infer(inputs)
+        return
+    for index, array in enumerate(inputs.values()):
+        request.set_input_tensor(index, ov.Tensor(np.ascontiguousarray(array), shared_memory=True))
+    request.infer()
+
+
 class TensorServable:
     """One version of a classic model (kind "tensor"); loaded by `TensorModel` per version."""
 
