@@ -16,7 +16,7 @@ from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
-from .openai import chat, completions, embeddings, images, models, responses, tokenize
+from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -70,7 +70,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(kserve.router)
     app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, embeddings, images, models, responses, tokenize, messages):
+        for module in (audio, chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)

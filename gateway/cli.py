@@ -17,7 +17,8 @@ from servables import kinds
 log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
-             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser")
+             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser",
+             "admission_window_ms", "prompt_lookup", "draft_model", "draft_source_model", "kv_cache_precision")
 
 
 def _bool(text: str) -> bool:
@@ -59,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    knobs.add_argument("--admission_window_ms", type=int,
+                       help="admit requests arriving this close together in one prefill; 0 = off (default 5)")
+    knobs.add_argument("--kv_cache_precision", choices=["f32", "f16", "bf16", "u8", "u4"],
+                       help="KV cache element type (default: the plugin's choice)")
+    knobs.add_argument("--prompt_lookup", type=_bool, help="speculative decoding with prompt n-grams (default false)")
+    knobs.add_argument("--draft_model", help="folder of a draft model for speculative decoding")
+    knobs.add_argument("--draft_source_model",
+                       help="HuggingFace id of a draft model, pulled into --model_repository_path with --source_model")
+    knobs.add_argument("--lora_adapter", action="append", metavar="NAME=PATH[:ALPHA]",
+                       help="a LoRA adapter of the model, served as <model_name>:NAME (repeatable)")
     knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
     knobs.add_argument("--reasoning_parser",
@@ -98,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
+    pull.add_argument("--draft_source_model", help="also pull this draft model (text_generation) into the repository")
     pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -135,6 +147,10 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         options["device"] = args.target_device
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
+    if getattr(args, "lora_adapter", None):
+        from servables.lora import parse_cli
+
+        options["lora_adapters"] = parse_cli(args.lora_adapter)
     return options
 
 

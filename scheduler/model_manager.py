@@ -98,9 +98,25 @@ class ModelManager:
     def get(self, name: str) -> Deployment[Any, Any]:
         with self._lock:
             deployment = self._deployments.get(name)
+            if deployment is None:
+                deployment = self._alias(name)
         if deployment is None:
             raise ModelNotFound(name)
         return deployment
+
+    def _alias(self, name: str) -> Deployment[Any, Any] | None:
+        """A servable's alias (an LLM's `<base>:<adapter>`, servables/lora.py) sharing its engine."""
+        for deployment in self._deployments.values():
+            alias = getattr(deployment.servable, "alias", None)
+            view = alias(name) if alias is not None else None
+            if view is not None:
+                return Deployment(view, deployment.engine, deployment.created)
+        return None
+
+    def aliases(self) -> list[Deployment[Any, Any]]:
+        """Every servable's aliases, as deployments (for listing; they share their base's engine)."""
+        return [Deployment(view, d.engine, d.created) for d in self.deployments()
+                for view in getattr(d.servable, "aliases", list)()]
 
     def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""

@@ -72,6 +72,14 @@ def _is_causal_lm(path: Path) -> bool:
                                  for a in architectures(path))
 
 
+def _is_speech_recognizer(path: Path) -> bool:
+    return path.is_dir() and any(a.startswith("Whisper") or a.endswith("ForSpeechSeq2Seq") for a in architectures(path))
+
+
+def _is_speech_synthesizer(path: Path) -> bool:
+    return path.is_dir() and any(a.endswith("ForTextToSpeech") for a in architectures(path))
+
+
 def _is_encoder(path: Path) -> bool:
     return path.is_dir() and any(a.endswith("Model") for a in architectures(path))
 
@@ -94,7 +102,8 @@ class Kind:
     pullable: bool = True  # `genai-gateway pull --task` offers it
     optimum_task: str | None = None  # `optimum-cli export openvino --task` (None: optimum infers it)
     # task inference from the model files: (order, predicate) pairs; all kinds' pairs are asked
-    # lowest order first (as OVMS infers a missing `task`: versions -> GGUF -> rerank -> image -> embeddings -> LLM)
+    # lowest order first (as OVMS infers a missing `task`: versions -> GGUF -> speech2text -> text2speech -> rerank
+    # -> image -> embeddings -> LLM)
     detect: tuple[tuple[int, Callable[[Path], bool]], ...] = ()
 
     def load(self, attr: str) -> Any:
@@ -116,6 +125,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("image_generation", "image", "servables.image:ImageServable", "scheduler.image_engine:ImageEngine",
          endpoints=("images/generations", "images/edits"), options="servables.image_options:ImageOptions.from_dict",
          weight=1.0, threads="half", detect=((30, _is_diffusers),)),
+    Kind("speech2text", "speech2text", "servables.asr:ASRServable", "scheduler.audio_engine:SpeechEngine",
+         endpoints=("audio/transcriptions", "audio/translations"),
+         options="servables.audio_options:SpeechToTextOptions.from_dict", weight=1.0, threads="half",
+         optimum_task="automatic-speech-recognition-with-past", detect=((12, _is_speech_recognizer),)),
+    Kind("text2speech", "text2speech", "servables.tts:TTSServable", "scheduler.audio_engine:SpeechEngine",
+         endpoints=("audio/speech",), options="servables.audio_options:TextToSpeechOptions.from_dict", weight=1.0,
+         threads="half", optimum_task="text-to-audio", detect=((14, _is_speech_synthesizer),)),
     Kind("tensor", "tensor", "servables.tensor_model:TensorModel", "scheduler.tensor_engine:TensorModelEngine",
          endpoints=(TENSOR_ENDPOINT,), weight=2.0, pullable=False, detect=((0, _is_tensor),)),
     # pipeline_config_list entries (OVMS docs/dag_scheduler.md): served like a tensor model; its nodes' models

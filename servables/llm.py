@@ -16,11 +16,12 @@ from typing import Any
 import openvino as ov
 import openvino_genai as ov_genai
 
-from . import reasoning_parser, tool_parsers
+from . import reasoning_parser, speculative, tool_parsers
 from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
-from .llm_options import LLMOptions
+from .llm_options import LLMOptions, eviction_config
+from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
 from .structured_output import GrammarValidator
@@ -45,6 +46,8 @@ class LLMJob:
     parse_tools: bool = False  # run the tool-call parser on the output
     tool_names: frozenset[str] = frozenset()  # the functions offered to the model
     reasoning_open: bool = False  # the prompt ends inside a reasoning block
+    speculative: bool = False  # generated with prompt lookup or a draft model (counted in /metrics)
+    adapter: str | None = None  # the LoRA adapter to generate with (None = the base model)
 
     @property
     def prompt_tokens(self) -> int:
@@ -85,6 +88,8 @@ class LLMServable:
         self.tool_parser: str | None = None
         self.reasoning_parser: str | None = None
         self.validator: GrammarValidator | None = None
+        self.speculative = speculative.Mode.NONE
+        self.lora: LoRASet | None = None
 
     @property
     def name(self) -> str:
@@ -96,7 +101,11 @@ class LLMServable:
         sc.max_num_batched_tokens = self.options.max_num_batched_tokens
         sc.max_num_seqs = self.options.max_num_seqs
         sc.dynamic_split_fuse = self.options.dynamic_split_fuse
-        sc.enable_prefix_caching = self.options.enable_prefix_caching
+        # KV blocks computed under one adapter are wrong under another: no prefix reuse with adapters
+        sc.enable_prefix_caching = self.options.enable_prefix_caching and not self.options.lora_adapters
+        if self.options.cache_eviction is not None:
+            sc.use_cache_eviction = True
+            sc.cache_eviction_config = eviction_config(self.options.cache_eviction)
         return sc
 
     def load(self) -> None:
@@ -104,9 +113,16 @@ class LLMServable:
         if not path.exists():
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
         model_dir = path.parent if path.is_file() else path
+        properties = self._speculative_properties(model_dir)
+        if self.options.kv_cache_precision:
+            properties["KV_CACHE_PRECISION"] = self.options.kv_cache_precision
+        if self.options.lora_adapters:
+            self.lora = LoRASet(parse_adapters(self.options.lora_adapters), model_dir, self.name)
+            properties["adapters"] = self.lora.pipeline_property()
         try:
             self.pipeline = ov_genai.ContinuousBatchingPipeline(
-                str(path), self.scheduler_config(), self.options.device, self.options.plugin_config
+                str(path), self.scheduler_config(), self.options.device,
+                {**self.options.plugin_config, **properties}
             )
         except RuntimeError as exc:
             raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
@@ -123,10 +139,50 @@ class LLMServable:
             raise ModelLoadError(f"{self.name}: chat template file not found: {template_file}")
         self._choose_parsers()
         try:
-            self.validator = GrammarValidator(self.tokenizer, self.pipeline.get_config().eos_token_id)
+            self.validator = GrammarValidator(self.tokenizer, self.generation_config().eos_token_id)
         except Exception as exc:  # serve without structured output rather than not at all
             log.warning("%s: structured output disabled, grammar validator failed: %s", self.name, exc)
         log.info("loaded %s from %s (context %s)", self.name, path, self.max_model_len)
+
+    def _speculative_properties(self, model_dir: Path) -> dict[str, Any]:
+        """Pipeline properties for prompt lookup or a draft model (the draft runs on the same device and
+        plugin_config as the main model)."""
+        if self.options.prompt_lookup:
+            self.speculative = speculative.Mode.PROMPT_LOOKUP
+            return {"prompt_lookup": True}
+        draft = speculative.draft_path(self.options, model_dir)
+        if draft is None:
+            return {}
+        if not draft.is_dir():
+            raise ModelLoadError(f"{self.name}: draft model folder does not exist: {draft}")
+        self.speculative = speculative.Mode.DRAFT
+        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device, **self.options.plugin_config)}
+
+    def aliases(self) -> list[AdapterView]:
+        """One model id per LoRA adapter (`<name>:<adapter>`), listed in /v3/models."""
+        return [AdapterView(self, name) for name in (self.lora.specs if self.lora else {})]
+
+    def alias(self, model_id: str) -> AdapterView | None:
+        """The adapter view named `model_id`, or None."""
+        base, sep, adapter = model_id.rpartition(SEPARATOR)
+        if sep and base == self.name and self.lora is not None and adapter in self.lora.specs:
+            return AdapterView(self, adapter)
+        return None
+
+    def switch_adapter(self, adapter: str | None) -> None:
+        """Make `adapter` (None = base) the pipeline's weights; only with no request in flight (LLM engine)."""
+        self.lora.switch(self.pipeline, self.generation_config(), adapter)
+
+    def generation_config(self) -> ov_genai.GenerationConfig:
+        """The model's GenerationConfig. A speculative pipeline reports none of the model's EOS settings
+        (eos_token_id -1, no stop_token_ids) although it stops at EOS: take EOS from the tokenizer then."""
+        cfg = self.pipeline.get_config()
+        if cfg.eos_token_id < 0 and self.speculative is not speculative.Mode.NONE:
+            eos = self.tokenizer.get_eos_token_id()
+            if eos >= 0:
+                cfg.eos_token_id = eos
+                cfg.stop_token_ids = {*cfg.stop_token_ids, eos}
+        return cfg
 
     def _choose_parsers(self) -> None:
         template = self.chat_template or self.tokenizer.chat_template or ""
@@ -151,7 +207,9 @@ class LLMServable:
 
     def describe(self) -> dict[str, Any]:
         return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
-                "reasoning_parser": self.reasoning_parser}
+                "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
+                "lora_adapters": sorted(self.lora.specs) if self.lora else [],
+                "kv_cache_precision": self.options.kv_cache_precision}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""
@@ -229,11 +287,13 @@ class LLMServable:
         if not input_ids:
             raise InvalidRequest("The prompt is empty after tokenization", "prompt")
         cfg = build_generation_config(
-            self.pipeline.get_config(), params, prompt_tokens=len(input_ids), max_model_len=self.max_model_len,
+            self.generation_config(), params, prompt_tokens=len(input_ids), max_model_len=self.max_model_len,
             max_tokens_limit=self.options.max_tokens_limit, best_of_limit=self.options.best_of_limit,
             model_sets_defaults=self.has_generation_config,
         )
+        speculative.apply(cfg, self.speculative, params.speculative, self.name)
         if constraint is not None:
+            speculative.check_constraint(self.speculative, param, self.name)
             if self.validator is None:
                 raise InvalidRequest(f"Model {self.name} cannot constrain its output ({param})", param)
             self.validator.check(constraint, param)  # a grammar that fails in the pipeline would break it
@@ -245,4 +305,5 @@ class LLMServable:
             input_ids=input_ids, config=cfg, prompt_text=prompt,
             num_sequences=cfg.num_return_sequences, beam_search=cfg.num_beams > 1,
             logprobs=params.logprobs, stop_token_ids=frozenset(stop_ids),
+            speculative=self.speculative is not speculative.Mode.NONE,
         )

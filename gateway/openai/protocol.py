@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
+from servables.speculative import SpeculativeParams
 from servables.tools import ToolRequest
 
 if TYPE_CHECKING:
@@ -163,6 +164,12 @@ class _GenerationRequest(_Strict):
     include_stop_str_in_output: StrictBool | None = None
     user: StrictStr | None = None  # accepted and ignored, as OpenAI does
     response_format: dict[str, Any] | None = None
+    # speculative decoding (OVMS's names; servables/speculative.py)
+    num_assistant_tokens: StrictInt | None = None
+    assistant_confidence_threshold: Number | None = None
+    max_ngram_size: StrictInt | None = None
+    min_tokens: StrictInt | None = None  # vLLM / llama-server: GenerationConfig.min_new_tokens
+    stop_token_ids: list[StrictInt] | None = None  # vLLM: stop at any of these token ids
 
     def check_stream_options(self) -> None:
         if self.stream_options is not None and not self.stream:
@@ -177,7 +184,10 @@ class _GenerationRequest(_Strict):
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             repetition_penalty=self.repetition_penalty, length_penalty=self.length_penalty,
             ignore_eos=self.ignore_eos, include_stop_str_in_output=bool(self.include_stop_str_in_output),
-            logprobs=logprobs, stream=self.stream,
+            logprobs=logprobs, stream=self.stream, min_tokens=self.min_tokens,
+            stop_token_ids=list(self.stop_token_ids or []),
+            speculative=SpeculativeParams(self.num_assistant_tokens, self.assistant_confidence_threshold,
+                                          self.max_ngram_size),
         )
 
     @property
