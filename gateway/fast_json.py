@@ -2,18 +2,20 @@
 
 `FastJSONResponse` renders like Starlette's `JSONResponse` (compact, UTF-8, not ASCII-escaped) and
 also takes numpy arrays; `loads` parses with orjson and falls back to the standard library for the
-few inputs orjson refuses (NaN/Infinity literals, integers beyond 64 bits, lone surrogates), so
-accepted inputs and error messages stay those of `json.loads`.
+few inputs orjson refuses or reads differently (NaN/Infinity literals, integers beyond 64 bits, lone
+surrogates), so accepted inputs and error messages stay those of `json.loads`.
 """
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")  # orjson reads integers beyond 64 bits as floats: leave those to json
 
 
 def dumps(content: Any, allow_nan: bool = False) -> bytes:
@@ -28,9 +30,13 @@ def dumps(content: Any, allow_nan: bool = False) -> bytes:
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """`json.loads`, faster: orjson first, the standard library for what orjson rejects (same errors)."""
+    """`json.loads`, faster: orjson first, the standard library for what orjson rejects or reads
+    differently (same values, same errors)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw):
+        return json.loads(data)
     try:
-        return orjson.loads(data)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return json.loads(data)
 
@@ -39,4 +45,7 @@ class FastJSONResponse(JSONResponse):
     """A JSONResponse rendered by orjson."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=_OPTIONS)
+        try:
+            return orjson.dumps(content, option=_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits echoed from the request
+            return super().render(content)
