@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.tensor_throughput import run  # noqa: E402
+from bench.tensor_throughput import race, run  # noqa: E402
 from tests.fixtures_pipeline import ADD_MUL, pipeline_config  # noqa: E402
-from tests.server import ServerProcess, free_port  # noqa: E402
+from tests.fixtures_tensor import fp32_inputs, start_grpc_server  # noqa: E402
 
 A = np.array([[1, 2, 3, 4]], dtype=np.float32)
 
@@ -34,12 +34,7 @@ A = np.array([[1, 2, 3, 4]], dtype=np.float32)
 def _inputs(**arrays):
     import tritonclient.grpc as grpcclient
 
-    tensors = []
-    for name, array in arrays.items():
-        tensor = grpcclient.InferInput(name, list(array.shape), "FP32")
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
+    return fp32_inputs(grpcclient, **arrays)
 
 
 def _client(server):
@@ -101,15 +96,7 @@ def stream_messages(server, concurrency: int, seconds: float, window: int = 8) -
         client.stop_stream()
         client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    stop_at[0] = float("inf")
-    ready.wait()
-    began = time.perf_counter()
-    stop_at[0] = began + seconds
-    for t in threads:
-        t.join()
+    began = race(worker, concurrency, seconds, ready, stop_at)
     return sum(counts) / (time.perf_counter() - began)
 
 
@@ -118,10 +105,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        grpc_port = free_port()
-        server = ServerProcess("--config_path", str(pipeline_config(Path(tmp), [ADD_MUL])), "--port",
-                               str(grpc_port), log_name="bench-pipeline").start()
-        server.grpc_port = grpc_port
+        server = start_grpc_server(pipeline_config(Path(tmp), [ADD_MUL]), "bench-pipeline")
         try:
             rows = []
             for concurrency in (1, 4):

@@ -15,6 +15,7 @@ from . import cohere, config_api, kserve, metrics, ops, playground, tfs
 from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
+from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
 from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 
@@ -33,6 +34,7 @@ class HttpSettings:
     allow_credentials: bool = False
     max_body_bytes: int = 64 * 2**20
     max_json_depth: int = 100
+    media: MediaPolicy = field(default_factory=MediaPolicy)  # image content parts (gateway/media.py)
     ui: bool = True  # the web playground at / and /ui (gateway/playground.py)
 
 
@@ -60,6 +62,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.media_policy = settings.media
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
     app.state.metrics = recorder

@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
+    media = serve.add_argument_group("image input of vision-language models (gateway/media.py)")
+    media.add_argument("--allowed_media_domains", default="",
+                       help="hosts whose http(s) image URLs may be fetched, comma-separated (default: none)")
+    media.add_argument("--allowed_local_media_path", default=None,
+                       help="folder whose files may be sent as image URLs (file:// or a path; default: none)")
+    media.add_argument("--max_images_per_request", type=int, default=8, help="image parts per request (default 8)")
+    media.add_argument("--max_image_bytes", type=int, default=20 * 2**20,
+                       help="largest encoded image, in bytes (default 20 MiB)")
+    media.add_argument("--max_image_pixels", type=int, default=4096 * 4096,
+                       help="largest image, width x height (default 4096x4096)")
+    media.add_argument("--media_fetch_timeout_seconds", type=float, default=10.0,
+                       help="timeout of one remote image fetch (default 10)")
     device = serve.add_argument_group("device arbiter (scheduler/arbiter.py)")
     device.add_argument("--arbiter", choices=POLICIES, default="fair",
                         help="how engines share the cores: off = all at once, fifo = one unit at a time in "
@@ -219,6 +231,7 @@ def read_api_key(args: argparse.Namespace) -> str | None:
 
 def http_settings(args: argparse.Namespace):
     from gateway.app import HttpSettings
+    from gateway.media import MediaPolicy
     from gateway.metrics import MetricsConfigError, select_families
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
@@ -226,11 +239,19 @@ def http_settings(args: argparse.Namespace):
         families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
     except MetricsConfigError as exc:
         raise SystemExit(str(exc)) from exc
+    media_root = args.allowed_local_media_path
+    if media_root and not Path(media_root).is_dir():
+        raise SystemExit(f"--allowed_local_media_path {media_root} is not a folder")
     return HttpSettings(
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
         allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
         max_json_depth=args.max_json_depth, ui=args.ui == "on",
+        media=MediaPolicy(
+            allowed_domains=frozenset(host.lower() for host in split(args.allowed_media_domains)),
+            allowed_local_path=Path(args.allowed_local_media_path) if args.allowed_local_media_path else None,
+            max_images=args.max_images_per_request, max_image_bytes=args.max_image_bytes,
+            max_image_pixels=args.max_image_pixels, fetch_timeout=args.media_fetch_timeout_seconds),
     )
 
 

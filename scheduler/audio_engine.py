@@ -6,26 +6,23 @@ units (one 30 s audio window of a transcription, one sentence of synthesised spe
 transcription lets token streams and other engines in between windows. `sink.emit(item)` hands
 partial results (text deltas, windows, audio) to the request as they come; `sink.cancelled` tells
 the servable that the client went away (a transcription's streamer then stops within a token).
-Jobs wait in a bounded queue; a full queue raises `Overloaded` (503). The pipelines of a model
-share their infer requests (and Text2SpeechPipeline's result aliases its output buffer), so jobs
-never overlap. Items cross to asyncio in one place, `_Job.put` (`loop.call_soon_threadsafe`).
+The queue, admission (`Overloaded`, 503), drain/stop and cancellation are the FIFO engine's
+(scheduler/fifo_engine.py). The pipelines of a model share their infer requests (and
+Text2SpeechPipeline's result aliases its output buffer), so jobs never overlap. Items cross to
+asyncio in one place, `_Job.put` (`loop.call_soon_threadsafe`).
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import threading
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from servables.errors import Cancelled, InferenceError, ModelUnavailable, Overloaded, ServingError
+from servables.errors import Cancelled, InferenceError, ModelUnavailable, ServingError
 
-from .arbiter import lane_for
-from .telemetry import sink as telemetry
+from .fifo_engine import FifoEngine, FifoTicket
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +87,8 @@ class UnitSink:
             self._job.put(item)
 
 
-class SpeechTicket:
+class SpeechTicket(FifoTicket[_Job]):
     """A submitted job: iterate `items()` for its partial results; leaving early cancels the job."""
-
-    def __init__(self, job: _Job, engine: SpeechEngine):
-        self._job = job
-        self._engine = engine
 
     async def items(self) -> AsyncIterator[Any]:
         finished = False
@@ -116,68 +109,17 @@ class SpeechTicket:
     async def collect(self) -> list[Any]:
         return [item async for item in self.items()]
 
-    def cancel(self) -> None:
-        self._engine.cancel(self._job.id)
 
+class SpeechEngine(FifoEngine[SpeechServable, _Job, None]):
+    noun = "speech"
+    thread_prefix = "speech-engine"
 
-class SpeechEngine:
     def __init__(self, servable: SpeechServable, max_queue_size: int | None = None):
-        self.servable = servable
-        self._max_queue = servable.options.max_queue_size if max_queue_size is None else max_queue_size
-        self._lane = lane_for(servable)
-        self._cond = threading.Condition()
-        self._queue: deque[_Job] = deque()
-        self._current: _Job | None = None
-        self._ids = itertools.count(1)
-        self._stopping = False
+        super().__init__(servable, max_queue_size)
         self._units_total = 0
-        self._requests_total = 0
-        self._cancelled_total = 0
-        self._thread = threading.Thread(target=self._run, name=f"speech-engine:{servable.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until queued and running jobs have finished (used before an unload or replacement)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._stopping or not (self._queue or self._current), timeout)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-        self._lane.close()
 
     def submit(self, job: Any) -> SpeechTicket:
-        loop = asyncio.get_running_loop()
-        with self._cond:
-            if self._stopping:
-                raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
-            if len(self._queue) >= self._max_queue:
-                telemetry().request_rejected(self.servable.name)
-                raise Overloaded(f"Model {self.servable.name} has {len(self._queue)} speech requests waiting; "
-                                 "retry later")
-            entry = _Job(next(self._ids), job, loop)
-            self._queue.append(entry)
-            self._cond.notify_all()
-        return SpeechTicket(entry, self)
-
-    def cancel(self, job_id: int) -> None:
-        """Thread-safe. A queued job is dropped; the running one stops at its next unit (or token)."""
-        with self._cond:
-            if self._current is not None and self._current.id == job_id:
-                self._current.cancelled = True
-                return
-            for entry in self._queue:
-                if entry.id == job_id:
-                    entry.cancelled = True
-                    self._queue.remove(entry)
-                    self._cancelled_total += 1
-                    self._requests_total += 1
-                    self._cond.notify_all()
-                    return
+        return SpeechTicket(self._admit(job), self)
 
     def stats(self) -> SpeechEngineStats:
         with self._cond:
@@ -187,26 +129,11 @@ class SpeechEngine:
 
     # --- worker thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._stopping or self._queue):
-                    self._cond.wait()
-                if self._stopping:
-                    break
-                entry = self._current = self._queue.popleft()
-            outcome = self._execute(entry)
-            with self._cond:
-                self._current = None
-                self._requests_total += 1
-                if isinstance(outcome, Cancelled):
-                    self._cancelled_total += 1
-                self._cond.notify_all()  # wakes drain()
-            entry.put(_END if outcome is None else outcome)
-        with self._cond:
-            waiting, self._queue = list(self._queue), deque()
-        for entry in waiting:
-            entry.put(ModelUnavailable(f"Model {self.servable.name} was unloaded"))
+    def _new_job(self, job_id: int, job: Any, loop: asyncio.AbstractEventLoop) -> _Job:
+        return _Job(job_id, job, loop)
+
+    def _deliver(self, entry: _Job, outcome: Exception | None) -> None:
+        entry.put(_END if outcome is None else outcome)
 
     def _execute(self, entry: _Job) -> Exception | None:
         sink = UnitSink(self, entry)

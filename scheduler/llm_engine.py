@@ -270,12 +270,30 @@ class LLMEngine:
 
     def _admit(self, request: _Request, outbox: _Outbox) -> None:
         try:
-            request.handle = self._pipe.add_request(request.id, request.job.input_tensor(), request.job.config)
+            request.handle = self._add_request(request)
         except Exception as exc:
             outbox.append((request.stream, [Failed(InvalidRequest(f"Cannot start generation: {exc}"))]))
             return
         request.seqs = {i: SequenceText() for i in range(request.job.num_sequences)}
         self._live[request.id] = request
+
+    def _add_request(self, request: _Request) -> ov_genai.GenerationHandle:
+        job = request.job
+        if job.images is not None:  # a vision-language model: templated text plus its images (maybe none)
+            return self._pipe.add_request(request.id, job.prompt_text, job.images, job.config)
+        return self._pipe.add_request(request.id, job.input_tensor(), job.config)
+
+    @staticmethod
+    def _count_prompt(request: _Request) -> None:
+        """Vision-language jobs: the pipeline's own prompt count, image tokens included."""
+        if request.job.images is None:
+            return
+        try:
+            counted = request.live.get_perf_metrics().get_num_input_tokens()
+        except Exception:  # metrics are informative; the text count stays
+            return
+        if counted > 0:
+            request.job.pipeline_prompt_tokens = int(counted)
 
     def _collect(self, outbox: _Outbox) -> None:
         pending: list[tuple[_Request, int, SequenceText, list[int], list[float] | None, bool]] = []
@@ -321,6 +339,7 @@ class LLMEngine:
 
     def _finish(self, request: _Request) -> list[Event]:
         status = request.live.get_status()
+        self._count_prompt(request)
         if request.job.beam_search and status == Status.FINISHED:
             return self._finish_beams(request)
         if status != Status.FINISHED or not request.done:

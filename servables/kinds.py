@@ -72,6 +72,11 @@ def _is_causal_lm(path: Path) -> bool:
                                  for a in architectures(path))
 
 
+def _is_vision_language(path: Path) -> bool:
+    """An `optimum-cli export openvino --task image-text-to-text` folder (servables/vision.py)."""
+    return path.is_dir() and (path / "openvino_vision_embeddings_model.xml").is_file()
+
+
 def _is_speech_recognizer(path: Path) -> bool:
     return path.is_dir() and any(a.startswith("Whisper") or a.endswith("ForSpeechSeq2Seq") for a in architectures(path))
 
@@ -114,8 +119,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("text_generation", "llm", "servables.llm:LLMServable", "scheduler.llm_engine:LLMEngine",
          endpoints=("chat/completions", "completions", "responses", "tokenize", "messages"),
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
-         optimum_task="text-generation-with-past", detect=((10, _is_gguf), (50, _is_causal_lm))),
-    Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
+         optimum_task="text-generation-with-past",
+         detect=((10, _is_gguf), (45, _is_vision_language), (50, _is_causal_lm))),
+    # a folder with a vision encoder gets the multimodal (image + text) variant
+    Kind("embeddings", "embeddings", "servables.multimodal_embeddings:embeddings_servable",
+         "scheduler.batcher:BatchingEngine",
          endpoints=("embeddings", "rerank"), options="servables.embedding_options:validate_embeddings",
          weight=2.0, threads="half", optimum_task="feature-extraction",
          detect=((40, _is_sentence_transformer), (60, _is_encoder))),

@@ -16,7 +16,7 @@ from typing import Any
 import openvino as ov
 import openvino_genai as ov_genai
 
-from . import reasoning_parser, speculative, tool_parsers
+from . import reasoning_parser, speculative, tool_parsers, vision
 from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
@@ -48,10 +48,14 @@ class LLMJob:
     reasoning_open: bool = False  # the prompt ends inside a reasoning block
     speculative: bool = False  # generated with prompt lookup or a draft model (counted in /metrics)
     adapter: str | None = None  # the LoRA adapter to generate with (None = the base model)
+    # vision-language models: the templated prompt goes to the pipeline as text with these images
+    # (possibly none); None = a text model, the pipeline takes `input_ids`
+    images: list[ov.Tensor] | None = None
+    pipeline_prompt_tokens: int | None = None  # counted by the pipeline (text + image tokens), when known
 
     @property
     def prompt_tokens(self) -> int:
-        return len(self.input_ids)
+        return self.pipeline_prompt_tokens or len(self.input_ids)
 
     def input_tensor(self) -> ov.Tensor:
         import numpy as np
@@ -69,9 +73,10 @@ def read_context_length(path: Path) -> int | None:
             data = json.loads(config.read_text())
         except ValueError:
             return None
-        for key in CONTEXT_KEYS:
-            if isinstance(data.get(key), int) and data[key] > 0:
-                return data[key]
+        for section in (data, data.get("text_config") or {}):  # vision-language configs nest the text model
+            for key in CONTEXT_KEYS:
+                if isinstance(section.get(key), int) and section[key] > 0:
+                    return section[key]
     return None
 
 
@@ -90,6 +95,7 @@ class LLMServable:
         self.validator: GrammarValidator | None = None
         self.speculative = speculative.Mode.NONE
         self.lora: LoRASet | None = None
+        self.accepts_images = False  # a vision-language model (servables/vision.py)
 
     @property
     def name(self) -> str:
@@ -127,6 +133,7 @@ class LLMServable:
         except RuntimeError as exc:
             raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
+        self.accepts_images = vision.is_vision_language(model_dir)
         self.max_model_len = read_context_length(path)
         self.has_generation_config = (model_dir / "generation_config.json").is_file() and path.is_dir()
         template = self.options.chat_template
@@ -209,7 +216,8 @@ class LLMServable:
         return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
                 "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
                 "lora_adapters": sorted(self.lora.specs) if self.lora else [],
-                "kv_cache_precision": self.options.kv_cache_precision}
+                "kv_cache_precision": self.options.kv_cache_precision,
+                "input_modalities": ["text", "image"] if self.accepts_images else ["text"]}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""
@@ -246,8 +254,20 @@ class LLMServable:
 
     def prepare_chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
                      chat_template_kwargs: dict[str, Any] | None = None, tools: ToolRequest | None = None,
-                     constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
-        """`constraint` comes from `response_format`; a forced tool call takes precedence over it."""
+                     constraint: ov_genai.StructuredOutputConfig | None = None,
+                     images: Sequence[Any] = ()) -> LLMJob:
+        """`constraint` comes from `response_format`; a forced tool call takes precedence over it.
+
+        Messages may carry `{"type": "image"}` parts in list contents, one per array in `images`
+        (RGB uint8 [H, W, 3], in order); only vision-language models take them.
+        """
+        image_count = 0
+        if vision.has_image_parts(messages):
+            messages, image_count = vision.with_image_tags(messages)
+        if (image_count or images) and not self.accepts_images:
+            raise InvalidRequest(f"Model {self.name} does not accept images", "messages")
+        if image_count != len(images):
+            raise InvalidRequest(f"{image_count} image parts but {len(images)} images were given", "messages")
         offered = tools.offered() if tools else []
         if offered:
             check_tools(offered)
@@ -264,7 +284,8 @@ class LLMServable:
                                      "tool_choice")
             parser = tool_parsers.parser_class(self.tool_parser)()
             constraint, param = parser.guide(offered, parallel=tools.parallel is True), "tools"
-        job = self._job(prompt, self.tokenize(prompt, add_special_tokens=False), params, constraint, param)
+        text_ids = self.tokenize(vision.strip_image_tags(prompt, image_count), add_special_tokens=False)
+        job = self._job(prompt, text_ids, params, constraint, param, images)
         job.parse_tools = bool(offered)
         job.tool_names = frozenset(t["function"]["name"] for t in offered)
         job.reasoning_open = self.reasoning_parser is not None and prompt.rstrip().endswith(
@@ -277,13 +298,17 @@ class LLMServable:
 
     def prepare_completion_ids(self, input_ids: list[int], params: SamplingParams,
                                constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
+        if self.accepts_images:  # GenAI's VLM pipeline takes text prompts only
+            raise InvalidRequest(f"Model {self.name} is a vision-language model and takes text prompts, "
+                                 "not token ids", "prompt")
         return self._job(self.detokenize(input_ids), list(input_ids), params, constraint)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def _job(self, prompt: str, input_ids: list[int], params: SamplingParams,
-             constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format") -> LLMJob:
+             constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format",
+             images: Sequence[Any] = ()) -> LLMJob:
         if not input_ids:
             raise InvalidRequest("The prompt is empty after tokenization", "prompt")
         cfg = build_generation_config(
@@ -301,9 +326,13 @@ class LLMServable:
         stop_ids = set(cfg.stop_token_ids)
         if cfg.eos_token_id >= 0:
             stop_ids.add(cfg.eos_token_id)
-        return LLMJob(
+        job = LLMJob(
             input_ids=input_ids, config=cfg, prompt_text=prompt,
             num_sequences=cfg.num_return_sequences, beam_search=cfg.num_beams > 1,
             logprobs=params.logprobs, stop_token_ids=frozenset(stop_ids),
             speculative=self.speculative is not speculative.Mode.NONE,
         )
+        if self.accepts_images:  # the VLM pipeline takes the prompt as text, already templated here
+            cfg.apply_chat_template = False
+            job.images = vision.image_tensors(images, self.name)
+        return job

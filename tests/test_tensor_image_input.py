@@ -15,8 +15,8 @@ import tritonclient.http as httpclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from tests.fixtures_tensor import start_grpc_server
 from tests.model_cache import cached
-from tests.server import ServerProcess, free_port
 
 WEIGHTS = np.array([1, 2, 3], dtype=np.float32).reshape(1, 3, 1, 1)
 
@@ -65,9 +65,7 @@ def server(tmp_path_factory):
         {"config": {"name": "mapped", "base_path": str(mapped), "layout": {"pixels": "NHWC:NCHW"}}},
         {"config": {"name": "nchw", "base_path": str(plain)}},
     ]}))
-    grpc_port = free_port()
-    server = ServerProcess("--config_path", str(config), "--port", str(grpc_port), log_name="tensor-image").start()
-    server.grpc_port = grpc_port
+    server = start_grpc_server(config, "tensor-image")
     yield server
     server.stop()
 

@@ -10,7 +10,8 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.fixtures_pipeline import ADD_MUL, DEMUX, INVALID, REQUEST_DEMUX, pipeline_config
-from tests.server import ServerProcess, free_port
+from tests.fixtures_tensor import fp32_inputs, start_grpc_server
+from tests.server import ServerProcess
 
 A = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
 B = np.array([[0.5, 0, -1, 2], [1, 1, 1, 1]], dtype=np.float32)
@@ -20,10 +21,7 @@ C = np.array([[2, 2, 2, 2], [-1, 0, 1, 3]], dtype=np.float32)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     config = pipeline_config(tmp_path_factory.mktemp("pipeline"), [ADD_MUL, DEMUX, REQUEST_DEMUX, *INVALID])
-    grpc_port = free_port()
-    server = ServerProcess("--config_path", str(config), "--port", str(grpc_port), "--file_system_poll_wait_seconds",
-                           "0", log_name="tensor-pipeline").start()
-    server.grpc_port = grpc_port
+    server = start_grpc_server(config, "tensor-pipeline", "--file_system_poll_wait_seconds", "0")
     yield server
     server.stop()
 
@@ -42,21 +40,12 @@ def grpc(server):
     client.close()
 
 
-def inputs_for(module, **arrays):
-    tensors = []
-    for name, array in arrays.items():
-        tensor = module.InferInput(name, list(array.shape), "FP32")
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return tensors
-
-
 def test_two_model_pipeline_over_kserve_http_and_grpc(http, grpc):
     expected = (A + B) * C
-    result = http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=C))
+    result = http.infer("add_mul", fp32_inputs(httpclient, a=A, b=B, c=C))
     assert np.array_equal(result.as_numpy("result"), expected)
     assert result.get_response()["model_name"] == "add_mul"
-    assert np.array_equal(grpc.infer("add_mul", inputs_for(grpcclient, a=A, b=B, c=C)).as_numpy("result"), expected)
+    assert np.array_equal(grpc.infer("add_mul", fp32_inputs(grpcclient, a=A, b=B, c=C)).as_numpy("result"), expected)
 
 
 def test_pipeline_metadata_is_derived_from_the_graph(http, grpc):
@@ -83,25 +72,25 @@ def test_pipeline_over_tfs_rest(server):
 def test_demultiply_and_gather(http):
     a = np.arange(12, dtype=np.float32).reshape(3, 4)
     b = np.ones((3, 4), dtype=np.float32)
-    result = http.infer("demux", inputs_for(httpclient, a=a, b=b))
+    result = http.infer("demux", fp32_inputs(httpclient, a=a, b=b))
     assert np.array_equal(result.as_numpy("each"), (a + b) * 2)  # gathered at the response
     assert np.array_equal(result.as_numpy("total"), (a + b) * 4)  # gathered by sum_up, then added to itself
-    one = http.infer("demux", inputs_for(httpclient, a=a[:1], b=b[:1]))  # dynamic count: one branch
+    one = http.infer("demux", fp32_inputs(httpclient, a=a[:1], b=b[:1]))  # dynamic count: one branch
     assert one.as_numpy("each").shape == (1, 4)
 
     v = np.array([[1, 2], [3, 4], [5, 6]], dtype=np.float32)
-    assert np.array_equal(http.infer("request_demux", inputs_for(httpclient, v=v)).as_numpy("doubled"), v * 2)
+    assert np.array_equal(http.infer("request_demux", fp32_inputs(httpclient, v=v)).as_numpy("doubled"), v * 2)
     with pytest.raises(InferenceServerException) as error:  # demultiply_count 3, two rows
-        http.infer("request_demux", inputs_for(httpclient, v=v[:2]))
+        http.infer("request_demux", fp32_inputs(httpclient, v=v[:2]))
     assert "shape" in str(error.value)
 
 
 def test_bad_requests_name_the_input(http, server):
     with pytest.raises(InferenceServerException) as error:
-        http.infer("add_mul", inputs_for(httpclient, a=A, b=B))
+        http.infer("add_mul", fp32_inputs(httpclient, a=A, b=B))
     assert "Invalid number of inputs" in str(error.value)
     with pytest.raises(InferenceServerException) as error:
-        http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=np.ones((2, 3), np.float32)))
+        http.infer("add_mul", fp32_inputs(httpclient, a=A, b=B, c=np.ones((2, 3), np.float32)))
     assert "'c'" in str(error.value) and "shape" in str(error.value)
     assert httpx.get(f"{server.url}/v2/models/add_mul/versions/2").status_code == 404
 
@@ -122,7 +111,7 @@ def test_invalid_pipelines_are_load_errors_naming_the_node_while_others_serve(se
     for name in ("cycle", "unknown_model", "unconnected", "unknown_node", "mismatch"):
         assert not http.is_model_ready(name)
     assert status["add_mul"]["model_version_status"][0]["state"] == "AVAILABLE"
-    assert np.array_equal(http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=C)).as_numpy("result"),
+    assert np.array_equal(http.infer("add_mul", fp32_inputs(httpclient, a=A, b=B, c=C)).as_numpy("result"),
                           (A + B) * C)
 
 
@@ -167,7 +156,7 @@ def test_pipeline_is_checked_again_when_a_model_it_uses_goes_away(tmp_path):
         r = httpx.post(f"{server.url}/v1/config/reload", timeout=60)
         assert r.json()["add_mul"]["model_version_status"][0]["status"]["error_code"] == "OK"
         with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as http:
-            result = http.infer("add_mul", inputs_for(httpclient, a=A, b=B, c=C)).as_numpy("result")
+            result = http.infer("add_mul", fp32_inputs(httpclient, a=A, b=B, c=C)).as_numpy("result")
         assert np.array_equal(result, (A + B) * C)
     finally:
         server.stop()

@@ -12,7 +12,8 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.fixtures_pipeline import pipeline_config, request
-from tests.server import ServerProcess, free_port
+from tests.fixtures_tensor import fp32_inputs, start_grpc_server
+from tests.server import ServerProcess
 
 HANDLERS = Path(__file__).parent / "python_nodes"
 A = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
@@ -53,20 +54,9 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("python-node")
     (folder / "fragile.py").write_text((HANDLERS / "fragile.py").read_text())
     config = pipeline_config(folder, PIPELINES)
-    grpc_port = free_port()
-    server = ServerProcess("--config_path", str(config), "--port", str(grpc_port), log_name="tensor-python").start()
-    server.grpc_port = grpc_port
+    server = start_grpc_server(config, "tensor-python")
     yield server
     server.stop()
-
-
-def tensors(module, **arrays):
-    result = []
-    for name, array in arrays.items():
-        tensor = module.InferInput(name, list(array.shape), "FP32")
-        tensor.set_data_from_numpy(array)
-        result.append(tensor)
-    return result
 
 
 def kserve_json(**arrays):
@@ -76,7 +66,7 @@ def kserve_json(**arrays):
 
 def test_python_node_post_processes_a_model_output(server):
     with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as http:
-        result = http.infer("add_post", tensors(httpclient, a=A, b=B))
+        result = http.infer("add_post", fp32_inputs(httpclient, a=A, b=B))
         assert np.array_equal(result.as_numpy("result"), A + B + 10)
         assert http.get_model_metadata("add_post")["outputs"] == [
             {"name": "result", "datatype": "FP32", "shape": [-1, 4]}]
@@ -119,7 +109,7 @@ def stream_results(server, requests):
 
 
 def test_generator_node_streams_over_model_stream_infer(server):
-    items = stream_results(server, [("streamer", tensors(grpcclient, a=A, b=B))])
+    items = stream_results(server, [("streamer", fp32_inputs(grpcclient, a=A, b=B))])
     assert [error for _, error in items] == [None, None, None]
     for step, (result, _) in enumerate(items, start=1):
         assert np.array_equal(result.as_numpy("partial"), (A + B) * step)
@@ -127,9 +117,9 @@ def test_generator_node_streams_over_model_stream_infer(server):
 
 def test_model_stream_infer_answers_models_in_order_and_reports_errors_without_closing(server):
     items = stream_results(server, [
-        ("add", tensors(grpcclient, a=A, b=B)),
-        ("no_such_model", tensors(grpcclient, a=A)),
-        ("add_post", tensors(grpcclient, a=A, b=A)),
+        ("add", fp32_inputs(grpcclient, a=A, b=B)),
+        ("no_such_model", fp32_inputs(grpcclient, a=A)),
+        ("add_post", fp32_inputs(grpcclient, a=A, b=A)),
     ])
     assert len(items) == 3
     assert np.array_equal(items[0][0].as_numpy("sum"), A + B)

@@ -13,17 +13,14 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.error_policy import openai_body
+from gateway.multipart import FormSpec, read_form
 from gateway.routes import Api, declared_router
 from scheduler.audio_engine import SpeechEngine
 from scheduler.model_manager import Deployment
@@ -40,6 +37,10 @@ from .resolve import manager_of, resolve
 router = declared_router(api=Api.V3)
 
 FORM_SLACK_BYTES = 64 * 1024  # the text fields and multipart framing beside the file
+TRANSCRIPTION_FORM = FormSpec(
+    not_multipart="{endpoint} takes a multipart/form-data body with the audio in `file`", file_fields=(FILE_FIELD,),
+    max_files=2, param=FILE_FIELD, list_fields=LIST_FIELDS,
+    one_file="{name} must be exactly one uploaded file", not_a_file="{name} must be exactly one uploaded file")
 
 
 @router.post("/audio/transcriptions")
@@ -73,18 +74,11 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
 
 async def _speech_to_text(request: Request, task: str, endpoint: str) -> Response:
     try:
-        form = await _read_form(request, _body_limit(request), endpoint)
+        body, files = await read_form(request, TranscriptionForm, TRANSCRIPTION_FORM, _body_limit(request), endpoint)
     except ClientDisconnect:
         return Response(status_code=499)
-    try:
-        fields, data = await _split_form(form)
-    finally:
-        await form.close()
-    try:
-        body = TranscriptionForm.model_validate(fields)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
     deployment = resolve(request, body.model, endpoint)
+    data = files.get(FILE_FIELD)
     if data is None:
         raise InvalidRequest("file field is missing in the multipart body", FILE_FIELD)
     params = body.to_params(task)
@@ -179,49 +173,3 @@ def _body_limit(request: Request) -> int:
     limits = [cast(ASRServable, d.servable).options.max_upload_bytes for d in manager_of(request).deployments()
               if d.kind.name == "speech2text"]
     return max(limits, default=SpeechToTextOptions.max_upload_bytes) + FORM_SLACK_BYTES
-
-
-async def _read_form(request: Request, limit: int, endpoint: str) -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise InvalidRequest(f"{endpoint} takes a multipart/form-data body with the audio in `file`", FILE_FIELD)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise InvalidRequest(f"Request body of {declared} bytes is larger than the limit of {limit} bytes",
-                             FILE_FIELD)
-
-    async def capped() -> AsyncGenerator[bytes, None]:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limit:
-                raise InvalidRequest(f"Request body is larger than the limit of {limit} bytes", FILE_FIELD)
-            yield chunk
-
-    parser = MultiPartParser(request.headers, capped(), max_files=2, max_fields=64)
-    try:
-        return await parser.parse()
-    except MultiPartException as exc:
-        raise InvalidRequest(f"Invalid multipart body: {exc.message}") from None
-
-
-async def _split_form(form: FormData) -> tuple[dict[str, Any], bytes | None]:
-    """The text fields (lists for `name[]` fields) and the bytes of `file`."""
-    fields: dict[str, Any] = {}
-    data: bytes | None = None
-    for key in form.keys():
-        values = form.getlist(key)
-        if key == FILE_FIELD:
-            if len(values) != 1 or not isinstance(values[0], UploadFile):
-                raise InvalidRequest("file must be exactly one uploaded file", FILE_FIELD)
-            data = await values[0].read()
-            continue
-        if any(isinstance(v, UploadFile) for v in values):
-            raise InvalidRequest(f"field {key} must be a text field, not a file", key)
-        if key in LIST_FIELDS:
-            fields[key] = list(values)
-        elif len(values) != 1:
-            raise InvalidRequest(f"field {key} is given more than once", key)
-        else:
-            fields[key] = values[0]
-    return fields, data

@@ -7,6 +7,7 @@ import numpy as np
 from starlette.requests import Request
 
 from gateway.fast_json import FastJSONResponse
+from gateway.media import policy_of, resolve_embedding_images
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 
@@ -26,11 +27,12 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable
-    job = servable.prepare(body.inputs(), body.dimensions)
+    inputs = await resolve_embedding_images(body.inputs(), policy_of(request.app.state), servable, body.model)
+    job = servable.prepare(inputs, body.dimensions)
     vectors = servable.finish(job, await deployment.engine.run(job.texts))
     note_usage(request.scope, job.prompt_tokens, None)
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
             for i, v in enumerate(vectors)]
     # a response object skips FastAPI's jsonable_encoder walk over every float; orjson renders it
     return FastJSONResponse({"object": "list", "data": data, "model": body.model,
-                         "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
+                             "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
