@@ -197,14 +197,13 @@ class BatchingEngine:
             request.remaining -= end - start
             if request.remaining == 0 and not request.closed:
                 finished.append((request, request.results, None))
-        _deliver(finished)
-        done = len(finished)
-        with self._cond:
+        with self._cond:  # counted before the answers leave: a client that reads /metrics next sees its batch
             self._batches += 1
             self._items += len(flat)
-            self._requests += done
+            self._requests += len(finished)
             self._last_batch_items = len(flat)
             self._last_batch_end = time.monotonic()
+        _deliver(finished)
 
     def _shutdown(self) -> None:
         with self._cond:
