@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .cohere_protocol import RerankRequest
+from .fast_json import FastJSONResponse
 from .openai.resolve import resolve
 from .request_context import note_usage
 from .routes import Api, declared_router
@@ -16,7 +17,7 @@ PREFIXES = ("/v3", "/v1", "/v2", "/v3/v1", "/v3/v2")
 
 
 @router.post("/rerank")
-async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
+async def rerank(body: RerankRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "rerank")
     servable = deployment.servable
     job = servable.prepare_rerank(body.query, body.texts(), body.max_chunks_per_doc, body.max_tokens_per_doc)
@@ -30,6 +31,6 @@ async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
             result["document"] = body.document_body(index)
         results.append(result)
     version = "2" if "/v2/" in request.url.path else "1"
-    return {"id": str(uuid.uuid4()), "results": results,
-            "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1},
-                     "tokens": {"input_tokens": job.input_tokens, "output_tokens": 0}}}
+    return FastJSONResponse({"id": str(uuid.uuid4()), "results": results,
+                             "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1},
+                                      "tokens": {"input_tokens": job.input_tokens, "output_tokens": 0}}})

@@ -56,34 +56,42 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if ".." in path.split("/") or "/../" in scope.get("raw_path", b"").decode("latin-1", "replace"):
+        if (".." in path and ".." in path.split("/")) or b"/../" in (scope.get("raw_path") or b""):
             await self._refuse(send, *_error(400, "Invalid request URL: path traversal is not allowed",
                                               "invalid_request_error"))
             return
-        headers = dict(scope.get("headers") or [])
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        length = headers.get(b"content-length")
+        length, content_type = None, b""
+        for key, value in scope.get("headers") or ():
+            if key == b"content-length":
+                length = value
+            elif key == b"content-type":
+                content_type = value
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             await self._refuse(send, *self._too_large())
             return
-        body, more_messages = bytearray(), True
+        chunks: list[bytes] = []
+        size, more_messages = 0, True
         while more_messages:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body.extend(message.get("body", b""))
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+                size += len(chunk)
             more_messages = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
+            if size > self.max_body_bytes:
                 await self._refuse(send, *self._too_large())
                 return
-        if headers.get(b"content-type", b"").startswith(b"application/json") and json_depth_exceeds(
-                bytes(body), self.max_json_depth):
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk (the usual case): no copy
+        if content_type.startswith(b"application/json") and json_depth_exceeds(body, self.max_json_depth):
             await self._refuse(send, *_error(400, f"The JSON body is nested deeper than {self.max_json_depth} levels",
                                               "invalid_request_error"))
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> tuple[int, bytes]:
         return _error(413, f"Request body larger than {self.max_body_bytes} bytes", "invalid_request_error")

@@ -7,15 +7,16 @@ request asks for `binary_data_output` (or per output `binary_data`).
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import datatype_of_array
 
+from . import fast_json
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily
@@ -87,7 +88,7 @@ def _split_body(request: Request, body: bytes) -> tuple[dict[str, Any], bytes]:
     else:
         json_part, tail = body, b""
     try:
-        header = json.loads(json_part)
+        header = fast_json.loads(json_part)
     except ValueError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
@@ -155,6 +156,7 @@ def _encode_response(header: dict[str, Any], deployment, outputs: dict, requeste
                      binary_all: bool) -> Response:
     names = list(requested) if requested else list(outputs)
     body_outputs, blobs = [], []
+    non_finite = False  # NaN/Infinity in JSON data: written as the standard library always wrote them
     for name in names:
         array = outputs[name]
         entry: dict[str, Any] = {"name": name, "datatype": datatype_of_array(array), "shape": list(array.shape)}
@@ -164,13 +166,14 @@ def _encode_response(header: dict[str, Any], deployment, outputs: dict, requeste
             blobs.append(raw)
         else:
             entry["data"] = codec.array_to_list(array)
+            non_finite = non_finite or (array.dtype.kind == "f" and not np.isfinite(array).all())
         body_outputs.append(entry)
     servable = deployment.servable
     result: dict[str, Any] = {"model_name": servable.name, "model_version": str(servable.version),
                               "outputs": body_outputs}
     if "id" in header:
         result["id"] = header["id"]
-    text = json.dumps(result, separators=(",", ":")).encode()
+    text = fast_json.dumps(result, allow_nan=non_finite)
     if not blobs:
         return Response(text, media_type="application/json")
     return Response(text + b"".join(blobs), media_type="application/octet-stream",

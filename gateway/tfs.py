@@ -7,7 +7,6 @@ answers the OpenAI model object and a tensor model answers its TFS status. TFS e
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import TensorInfo
 
+from . import fast_json
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily, http_response
@@ -65,7 +65,7 @@ async def post_model(path: str, request: Request) -> Response:
     deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
     note_model_version(request.scope, str(deployment.servable.version))
     try:
-        body = json.loads(await request.body())
+        body = fast_json.loads(await request.body())
     except ValueError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
     return JSONResponse(await predict(deployment, body))

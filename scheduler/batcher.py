@@ -5,7 +5,7 @@ queued items until as many items are waiting as the previous batch had (at most 
 or `max_wait_ms` has passed, runs ONE `servable.infer(items)` call over all of them, and splits the outputs back
 to their requests. A request bigger than a batch spans consecutive batches; several small
 requests share one. Outputs cross back to asyncio in exactly one place: `_deliver`, through
-`loop.call_soon_threadsafe`. A full queue raises `Overloaded` (HTTP 503).
+`loop.call_soon_threadsafe`, once per batch. A full queue raises `Overloaded` (HTTP 503).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
 
 from .arbiter import lane_for
-from .bridge import settle_future
+from .bridge import Settlement, settle_futures
 
 log = logging.getLogger(__name__)
 
@@ -187,32 +187,37 @@ class BatchingEngine:
             error = exc if isinstance(exc, ServingError) else InferenceError(f"Inference failed: {exc}")
             for request, _, _ in batch:
                 self._close(request)
-                _deliver(request, error=error)
+            _deliver([(request, None, error) for request, _, _ in batch])
             return
-        done = 0
+        finished: list[tuple[_Request, Any, Exception | None]] = []
         offset = 0
         for request, start, end in batch:
             request.results[start:end] = outputs[offset:offset + end - start]
             offset += end - start
             request.remaining -= end - start
             if request.remaining == 0 and not request.closed:
-                done += 1
-                _deliver(request, result=request.results)
-        with self._cond:
+                finished.append((request, request.results, None))
+        with self._cond:  # counted before the answers leave: a client that reads /metrics next sees its batch
             self._batches += 1
             self._items += len(flat)
-            self._requests += done
+            self._requests += len(finished)
             self._last_batch_items = len(flat)
             self._last_batch_end = time.monotonic()
+        _deliver(finished)
 
     def _shutdown(self) -> None:
         with self._cond:
             waiting, self._queue = list(self._queue), deque()
             self._queued_items = 0
-        for request in waiting:
-            _deliver(request, error=ModelUnavailable(f"Model {self.servable.name} was unloaded"))
+        error = ModelUnavailable(f"Model {self.servable.name} was unloaded")
+        _deliver([(request, None, error) for request in waiting])
 
 
-def _deliver(request: _Request, result: Any = None, error: Exception | None = None) -> None:
-    """The thread -> asyncio handoff: settle the request's future on its own event loop."""
-    settle_future(request.loop, request.future, result, error)
+def _deliver(settled: list[tuple[_Request, Any, Exception | None]]) -> None:
+    """The thread -> asyncio handoff: settle the requests' futures with one wake-up per event loop
+    (all requests come from the server's one loop, so one `call_soon_threadsafe` per batch)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Settlement]] = {}
+    for request, result, error in settled:
+        by_loop.setdefault(request.loop, []).append((request.future, result, error))
+    for loop, settlements in by_loop.items():
+        settle_futures(loop, settlements)

@@ -56,17 +56,29 @@ def deliver_batch(loop: asyncio.AbstractEventLoop, batch: list[tuple[RequestStre
         pass
 
 
+Settlement = tuple[asyncio.Future, Any, "BaseException | None"]  # (future, result, error)
+
+
 def settle_future(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: Any = None,
                   error: BaseException | None = None) -> None:
     """From a worker thread: complete `future` on its own event loop (unless its awaiting task is gone)."""
+    settle_futures(loop, [(future, result, error)])
+
+
+def settle_futures(loop: asyncio.AbstractEventLoop, settlements: list[Settlement]) -> None:
+    """From a worker thread: complete several futures of one event loop with a single wake-up of it
+    (one batch's requests: one `call_soon_threadsafe`, not one per request)."""
+    if not settlements:
+        return
 
     def _settle() -> None:
-        if future.done():  # the awaiting task was cancelled
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+        for future, result, error in settlements:
+            if future.done():  # the awaiting task was cancelled
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
 
     try:
         loop.call_soon_threadsafe(_settle)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
-from servables.tensor import TensorServable
+from servables.tensor import TensorServable, infer_shared
 from servables.tensor_model import TensorModel
 
 from .bridge import settle_future
@@ -148,7 +148,7 @@ class TensorEngine:
         `InferenceError` and leave the request usable."""
         started = time.perf_counter()
         try:
-            request.infer(inputs)
+            infer_shared(request, inputs)
         except Exception as exc:
             log.warning("%s v%d: inference failed: %s", self.servable.name, self.servable.version, exc)
             raise InferenceError(f"Inference failed: {_first_line(exc)}") from exc

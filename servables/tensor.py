@@ -148,6 +148,19 @@ def _port_name(port: Any, fallback: str) -> str:
     return port.any_name if names else fallback
 
 
+def infer_shared(request: ov.InferRequest, inputs: dict[str, np.ndarray]) -> None:
+    """Run `request` on `inputs` given in the model's input order (as `TensorServable.validate` returns
+    them). Numeric arrays are handed to OpenVINO as tensors over their own memory (they live until
+    `infer` returns): no copy, and none of the per-call work of `InferRequest.infer(dict)`'s Python
+    data dispatcher (about 25 us of a 50 us small inference). String inputs take the dispatcher."""
+    if any(array.dtype.kind not in "biuf" for array in inputs.values()):
+        request.infer(inputs)
+        return
+    for index, array in enumerate(inputs.values()):
+        request.set_input_tensor(index, ov.Tensor(np.ascontiguousarray(array), shared_memory=True))
+    request.infer()
+
+
 class TensorServable:
     """One version of a classic model (kind "tensor"); loaded by `TensorModel` per version."""
 
@@ -162,6 +175,7 @@ class TensorServable:
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
         self._input_ports: dict[str, ov.PartialShape] = {}  # by the model's own tensor name
+        self._fits: dict[tuple[str, tuple[int, ...]], bool] = {}  # (input, shape) -> the port takes it
         self._real_names: dict[str, str] = {}  # exposed input name (mapping_config.json alias) -> tensor name
         self._layouts: dict[str, str] = {}  # tensor name -> the layout clients use
         self.mapping = TensorMapping()
@@ -254,7 +268,7 @@ class TensorServable:
         except Exception as exc:
             raise ModelLoadError(f"{self.name} v{self.version}: cannot compile on "
                                  f"{self.options.target_device}: {exc}") from exc
-        self.inputs, self._input_ports = [], {}
+        self.inputs, self._input_ports, self._fits = [], {}, {}
         self._real_names = {}
         for k, port in enumerate(self.compiled.inputs):
             name = _port_name(port, f"input_{k}")
@@ -311,11 +325,22 @@ class TensorServable:
             if actual_type != info.datatype:
                 raise InvalidRequest(f"Invalid input precision for {info.name!r} - Expected: {info.datatype}; "
                                      f"Actual: {actual_type}", info.name)
-            if not self.auto_shape and not self._input_ports[real].compatible(ov.PartialShape(list(array.shape))):
+            if not self.auto_shape and not self._shape_fits(real, array.shape):
                 raise InvalidRequest(f"Invalid input shape for {info.name!r} - Expected: {self.shape_text(info)}; "
                                      f"Actual: {list(array.shape)}", info.name)
             ordered[real] = array
         return ordered
+
+    def _shape_fits(self, real: str, shape: tuple[int, ...]) -> bool:
+        """Whether compiled input `real` takes `shape`; remembered per shape (a request path saving:
+        building an `ov.PartialShape` costs more than the rest of the check)."""
+        key = (real, tuple(shape))
+        fits = self._fits.get(key)
+        if fits is None:
+            fits = self._input_ports[real].compatible(ov.PartialShape(list(shape)))
+            if len(self._fits) < 256:
+                self._fits[key] = fits
+        return fits
 
     @staticmethod
     def shape_text(info: TensorInfo) -> str:

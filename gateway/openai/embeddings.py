@@ -5,8 +5,8 @@ import base64
 
 import numpy as np
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from gateway.fast_json import FastJSONResponse
 from gateway.media import policy_of, resolve_embedding_images
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
@@ -24,7 +24,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 
 
 @router.post("/embeddings")
-async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+async def create_embeddings(body: EmbeddingsRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable
     inputs = await resolve_embedding_images(body.inputs(), policy_of(request.app.state), servable, body.model)
@@ -33,6 +33,6 @@ async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONRe
     note_usage(request.scope, job.prompt_tokens, None)
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}
             for i, v in enumerate(vectors)]
-    # a JSONResponse skips FastAPI's jsonable_encoder walk over every float
-    return JSONResponse({"object": "list", "data": data, "model": body.model,
-                         "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
+    # a response object skips FastAPI's jsonable_encoder walk over every float; orjson renders it
+    return FastJSONResponse({"object": "list", "data": data, "model": body.model,
+                             "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens}})
