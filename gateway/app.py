@@ -58,6 +58,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.max_json_depth = settings.max_json_depth  # gateway/guard.py load_json (KServe, TFS)
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
     app.state.metrics = recorder

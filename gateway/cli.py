@@ -298,6 +298,10 @@ def serve(args: argparse.Namespace) -> int:
             log.error("%s", exc)
             failed.append(exc)
             server.should_exit = True
+        except Exception as exc:  # a bug while loading: say so and exit, rather than stay up never ready
+            log.exception("loading the models failed")
+            failed.append(exc)
+            server.should_exit = True
 
     async def main_task() -> None:
         loader = asyncio.create_task(load_models())

@@ -19,6 +19,7 @@ from servables.tensor import datatype_of_array
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily
+from .guard import load_json
 from .request_context import note_model_version
 from .routes import Access, Api, declared_router
 
@@ -81,15 +82,13 @@ async def model_infer(name: str, request: Request, version: str | None = None) -
 def _split_body(request: Request, body: bytes) -> tuple[dict[str, Any], bytes]:
     length_text = request.headers.get(HEADER_LENGTH)
     if length_text is not None:
-        if not length_text.isdigit() or int(length_text) > len(body):
+        # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses
+        if not (length_text.isascii() and length_text.isdigit()) or int(length_text) > len(body):
             raise InvalidRequest(f"Invalid {HEADER_LENGTH}: {length_text!r}")
         json_part, tail = body[: int(length_text)], body[int(length_text):]
     else:
         json_part, tail = body, b""
-    try:
-        header = json.loads(json_part)
-    except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    header = load_json(json_part, request.app.state.max_json_depth)
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
         raise InvalidRequest("The request must be a JSON object with a non-empty 'inputs' array", "inputs")
     return header, tail

@@ -7,7 +7,6 @@ answers the OpenAI model object and a tensor model answers its TFS status. TFS e
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
@@ -21,6 +20,7 @@ from servables.tensor import TensorInfo
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily, http_response
+from .guard import load_json
 from .openai.models import model_object
 from .request_context import note_model_version, note_operation
 from .routes import Access, Api, declared_router
@@ -64,10 +64,7 @@ async def post_model(path: str, request: Request) -> Response:
     note_operation(request.scope, "Predict", match["name"], match["version"])
     deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
     note_model_version(request.scope, str(deployment.servable.version))
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    body = load_json(await request.body(), request.app.state.max_json_depth)
     return JSONResponse(await predict(deployment, body))
 
 

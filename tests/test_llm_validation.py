@@ -61,7 +61,7 @@ CASES = [
     (COMPLETIONS, {"model": LLM, "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {
         "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nope"}}}}}}, 400, "nope"),
     ("/v3/responses", {"model": LLM}, 400, "input"),
-    ("/v3/responses", {"model": LLM, "input": "x", "max_output_tokens": 0}, 400, "max_tokens"),
+    ("/v3/responses", {"model": LLM, "input": "x", "max_output_tokens": 0}, 400, "max_output_tokens"),
     ("/v3/tokenize", {"model": LLM}, 400, "text"),
 ]
 

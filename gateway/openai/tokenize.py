@@ -12,6 +12,8 @@ from servables.errors import InvalidRequest
 from .resolve import resolve
 
 router = declared_router(api=Api.V3)
+MAX_PADDED_LENGTH = 2**20  # longer than any model's context
+MAX_PADDED_TOKENS = 2**22  # texts x max_length when padding: bounds the size of the answer
 
 
 class TokenizeRequest(BaseModel):
@@ -20,7 +22,7 @@ class TokenizeRequest(BaseModel):
     model: StrictStr = Field(min_length=1)
     text: StrictStr | list[StrictStr]
     add_special_tokens: StrictBool = True
-    max_length: StrictInt | None = Field(default=None, gt=0)
+    max_length: StrictInt | None = Field(default=None, gt=0, le=MAX_PADDED_LENGTH)
     pad_to_max_length: StrictBool = False
     padding_side: Literal["left", "right"] = "right"
 
@@ -36,6 +38,9 @@ async def tokenize(body: TokenizeRequest, request: Request) -> dict:
     if body.max_length is not None:
         tokens = [ids[: body.max_length] for ids in tokens]
         if body.pad_to_max_length:
+            if len(texts) * body.max_length > MAX_PADDED_TOKENS:
+                raise InvalidRequest(f"padding {len(texts)} texts to max_length {body.max_length} gives more than "
+                                     f"{MAX_PADDED_TOKENS} tokens", "max_length")
             pad = getattr(getattr(servable, "tokenizer", None), "get_pad_token_id", lambda: 0)()
             padded = []
             for ids in tokens:
