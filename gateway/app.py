@@ -16,6 +16,7 @@ from .errors import install_error_handlers
 from .guard import GuardMiddleware
 from .observability import ObservabilityMiddleware
 from .openai import chat, completions, embeddings, images, models, responses, tokenize
+from .openapi import install_openapi
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -65,6 +66,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     if recorder is not None:
         telemetry.install(recorder)
     install_error_handlers(app)
+    install_openapi(app)  # 400s instead of 422s, error bodies per route family (gateway/openapi.py)
     app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
     app.include_router(kserve.router)
     app.include_router(config_api.router)

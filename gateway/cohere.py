@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from .cohere_protocol import RerankRequest
 from .openai.resolve import resolve
+from .openapi_models import RerankResponse
 from .request_context import note_usage
 from .routes import Api, declared_router
 
@@ -15,7 +16,7 @@ router = declared_router(api=Api.V3)
 PREFIXES = ("/v3", "/v1", "/v2", "/v3/v1", "/v3/v2")
 
 
-@router.post("/rerank")
+@router.post("/rerank", response_model=None, responses={200: {"model": RerankResponse}})
 async def rerank(body: RerankRequest, request: Request) -> dict[str, Any]:
     deployment = resolve(request, body.model, "rerank")
     servable = deployment.servable

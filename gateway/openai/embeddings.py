@@ -7,6 +7,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.openapi_models import EmbeddingList
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 
@@ -22,7 +23,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
     return vector.tolist()
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses={200: {"model": EmbeddingList}})
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable

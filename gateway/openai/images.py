@@ -19,6 +19,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
+from gateway.openapi import multipart_body
+from gateway.openapi_models import ImagesResponse
 from gateway.routes import Api, declared_router
 from scheduler.model_manager import Deployment
 from servables.errors import InvalidRequest
@@ -33,14 +35,15 @@ router = declared_router(api=Api.V3)
 FORM_SLACK_BYTES = 1024 * 1024  # room for the text fields and multipart framing beside image + mask
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", responses={200: {"model": ImagesResponse}})
 async def create_image(body: ImageGenerationRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "images/generations")
     job = deployment.servable.prepare_generation(body.to_params())
     return await _run(request, deployment, job)
 
 
-@router.post("/images/edits")
+@router.post("/images/edits", responses={200: {"model": ImagesResponse}},
+             openapi_extra=multipart_body(ImageEditRequest, {"image": True, "mask": False}))
 async def edit_image(request: Request) -> Response:
     try:
         form = await _read_form(request, _body_limit(request))

@@ -5,6 +5,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.openapi_models import ModelList, ModelObject
 from gateway.routes import Access, declared_router
 from scheduler.model_manager import Deployment
 
@@ -20,11 +21,11 @@ def model_object(deployment: Deployment) -> dict[str, Any]:
             **deployment.servable.describe()}
 
 
-@router.get("/models")
+@router.get("/models", response_model=None, responses={200: {"model": ModelList}})
 async def list_models(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": [model_object(d) for d in manager_of(request).deployments()]}
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/models/{model_id:path}", response_model=None, responses={200: {"model": ModelObject}})
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     return model_object(manager_of(request).get(model_id))

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.requests import Request
 
+from gateway.openapi_models import TokenizeResponse
 from gateway.routes import Api, declared_router
 from servables.errors import InvalidRequest
 
@@ -27,7 +28,7 @@ class TokenizeRequest(BaseModel):
     padding_side: Literal["left", "right"] = "right"
 
 
-@router.post("/tokenize")
+@router.post("/tokenize", response_model=None, responses={200: {"model": TokenizeResponse}})
 async def tokenize(body: TokenizeRequest, request: Request) -> dict:
     servable = resolve(request, body.model, "tokenize").servable
     tokenize_texts = servable.tokenize_texts  # the kinds that serve "tokenize" have it
