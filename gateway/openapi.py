@@ -31,11 +31,17 @@ _DESCRIPTIONS = {400: "Invalid request: the error names the parameter", 401: "Mi
                  500: "Internal server error", 503: "Server overloaded (Retry-After) or model unavailable"}
 
 
+# OpenAPI 3.1: the `schema` of text/event-stream describes one event (3.2 would call it `itemSchema`)
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"data": {"type": "string", "description": "a JSON object, or [DONE] at the end"},
+                            "event": {"type": "string"}, "id": {"type": "string"}}}
+
+
 def json_or_sse(model: type[BaseModel], chunk: str) -> dict[int | str, dict[str, Any]]:
     """`responses=` of an endpoint that answers JSON, or Server-Sent Events with `stream: true`."""
     return {200: {"model": model, "description": f"JSON; with `stream: true`, Server-Sent Events: one "
                   f"`data: <{chunk}>` per event, ending with `data: [DONE]`",
-                  "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+                  "content": {"text/event-stream": {"schema": SSE_EVENT}}}}
 
 
 def multipart_body(model: type[BaseModel], files: dict[str, bool]) -> dict[str, Any]:
