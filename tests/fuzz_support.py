@@ -65,43 +65,25 @@ class FuzzReport:
                 f"{len(self.failures)} failures")
 
 
-def fuzz(base_url: str, operations: str, max_examples: int, seed: int = 0) -> FuzzReport:
-    """Run every operation matching `operations` with `max_examples` per generation mode."""
+def fuzz(base_url: str, operations: str, max_examples: int, seed: int = 0,
+         per_operation: dict[str, Counter[int]] | None = None) -> FuzzReport:
+    """Run every operation matching `operations` with `max_examples` per generation mode (seed 0:
+    derandomized); `per_operation` collects statuses by operation."""
     import schemathesis
-    from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
-    from schemathesis.checks import not_a_server_error
     from schemathesis.core.failures import FailureGroup  # a BaseExceptionGroup
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json").include(path_regex=operations)
     report = FuzzReport()
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
         report.operations.append(label)
+        counts = Counter[int]() if per_operation is None else per_operation.setdefault(label, Counter())
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=max_examples, derandomize=seed == 0, database=None, deadline=None,
-                      suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-            def run(case: Any) -> None:
-                aim_at_models(case)
-                report.examples += 1
-                response = case.call(base_url=base_url, timeout=60)
-                report.statuses[response.status_code] += 1
-                case.validate_response(response, checks=checks)
-
-            if seed:
-                run = seed_of(seed)(run)
             try:
-                run()
+                _runner(base_url, operation, mode, max_examples, seed, report, counts)()
             except Unsatisfiable:  # nothing invalid to send (no body, string path parameters only)
                 continue
             except (Exception, FailureGroup) as exc:  # noqa: BLE001 - one failing operation must not hide others
@@ -109,7 +91,29 @@ def fuzz(base_url: str, operations: str, max_examples: int, seed: int = 0) -> Fu
     return report
 
 
-def seed_of(seed: int) -> Any:
+def _runner(base_url: str, operation: Any, mode: Any, max_examples: int, seed: int, report: FuzzReport,
+            counts: Counter[int]) -> Any:
+    """A Hypothesis test that sends `operation`'s generated cases and checks each answer."""
+    from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hypothesis_seed
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
-    return hypothesis_seed(seed)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=max_examples, derandomize=seed == 0, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    def run(case: Any) -> None:
+        aim_at_models(case)
+        report.examples += 1
+        response = case.call(base_url=base_url, timeout=60)
+        report.statuses[response.status_code] += 1
+        counts[response.status_code] += 1
+        case.validate_response(response, checks=checks)
+
+    return hypothesis_seed(seed)(run) if seed else run
