@@ -6,6 +6,8 @@ family; the handlers below cover what FastAPI raises before or around a route (b
 """
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +17,15 @@ from servables.errors import ServingError
 
 from .error_policy import http_response, openai_error, unexpected_response
 
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$|^\d+$")
+_TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none", "bytes"}
+
+
+def _field_path(loc: tuple | list) -> list[str]:
+    """The request field a pydantic error location names, without `body` and without the union-branch
+    tags pydantic inserts (`temperature.int`, `tool_choice.literal[...]`, `NamedToolChoice`)."""
+    return [str(p) for p in loc if p != "body" and _FIELD.match(str(p)) and str(p) not in _TYPE_TAGS]
+
 
 def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | None]:
     errors = exc.errors()
@@ -22,7 +33,7 @@ def _describe_validation_error(exc: RequestValidationError) -> tuple[str, str | 
         return "Invalid request", None
     first = errors[0]
     kind = first.get("type", "")
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    loc = _field_path(first.get("loc", ()))
     field = ".".join(loc) or None
     if kind == "json_invalid":
         return f"Invalid JSON body: {first.get('ctx', {}).get('error', first.get('msg'))}", None

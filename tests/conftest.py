@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
 
+from tests.helpers import F32
 from tests.server import ServerProcess
 
 pytest_plugins = ["tests.fixtures_embed"]
@@ -13,8 +16,9 @@ LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 @pytest.fixture(scope="session")
 def llm_server():
-    """The server on its built-in default model, as a user starts it (plus metrics for assertions)."""
-    server = ServerProcess("--metrics_enable", log_name="llm").start()
+    """The server on its built-in default models, as a user starts it, plus metrics for assertions and
+    f32 for the LLM (greedy answers are then the same tokens on every CPU)."""
+    server = ServerProcess("--metrics_enable", "--plugin_config", json.dumps(F32), log_name="llm").start()
     yield server
     server.stop()
 
@@ -28,10 +32,3 @@ def client(llm_server) -> openai.OpenAI:
 def http(llm_server):
     with httpx.Client(base_url=llm_server.url, timeout=120) as c:
         yield c
-
-
-def metric_value(text: str, name: str, labels: str = "") -> float:
-    for line in text.splitlines():
-        if line.startswith(name + ("{" + labels if labels else "")) or (not labels and line.startswith(name + " ")):
-            return float(line.rsplit(" ", 1)[1])
-    raise KeyError(name)

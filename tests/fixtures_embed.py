@@ -6,7 +6,6 @@ exported with optimum-intel. Both are built once into ~/.cache/genai-gateway (te
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import F32, write_config
+from tests.model_cache import cached
 from tests.server import ServerProcess
 
 MINILM = "minilm"  # f32 MiniLM, dynamic batching with a generous wait (the batching test needs company)
@@ -24,9 +25,6 @@ SERIAL_QUEUE = 8
 CROSS_ENCODER = "tiny-cross-encoder"
 CE_CONTEXT = 64
 CE_MAX_CHUNKS = 8
-from tests.model_cache import cached  # noqa: E402
-
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 TINY_CE_PARAMS = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
                   "max_position_embeddings": CE_CONTEXT, "num_labels": 1, "initializer_range": 0.5, "seed": 0,
@@ -37,10 +35,6 @@ def minilm_source() -> Path:
     from servables.sources import DEFAULT_EMBEDDINGS_PACKAGE, package_dir
 
     return package_dir(DEFAULT_EMBEDDINGS_PACKAGE) / "model"
-
-
-def cached_test_model(name: str, params: dict, build) -> Path:
-    return cached(name, params, build)
 
 
 def build_tiny_cross_encoder(out: Path) -> None:
@@ -70,7 +64,7 @@ def minilm_ir() -> Path:
 
 @pytest.fixture(scope="session")
 def cross_encoder_ir() -> Path:
-    return cached_test_model("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder)
+    return cached("tiny-cross-encoder", TINY_CE_PARAMS, build_tiny_cross_encoder)
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +79,7 @@ def embed_server(minilm_ir, cross_encoder_ir, tmp_path_factory):
         {"name": CROSS_ENCODER, "base_path": str(cross_encoder_ir), "task": "rerank", "plugin_config": F32,
          "max_allowed_chunks": CE_MAX_CHUNKS},
     ]
-    path = tmp_path_factory.mktemp("embed") / "config.json"
-    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
+    path = write_config(tmp_path_factory.mktemp("embed") / "config.json", entries)
     server = ServerProcess("--config_path", str(path), "--metrics_enable", log_name="embed").start()
     yield server
     server.stop()

@@ -12,17 +12,15 @@ Building needs the conversion extra (torch, diffusers, optimum-intel); it runs i
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from tests.model_cache import cached
+
 ROOT = Path(__file__).resolve().parent.parent
-CACHE_ROOT = Path(os.environ.get("GENAI_GATEWAY_TEST_MODELS", Path.home() / ".cache/genai-gateway/test-models"))
 
 PARAMS = {
     "builder": 1,
@@ -36,32 +34,16 @@ PARAMS = {
 }
 
 
-def model_dir() -> Path:
-    digest = hashlib.sha256(json.dumps(PARAMS, sort_keys=True).encode()).hexdigest()[:12]
-    return CACHE_ROOT / f"tiny-sd-{digest}"
+def _build_in_subprocess(out: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tests.fixtures_image", str(out)], cwd=ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"building the tiny SD model failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
 
 
 def ensure_tiny_sd() -> Path:
     """The exported model folder, built on first use."""
-    target = model_dir()
-    if (target / "model_index.json").is_file():
-        return target
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=CACHE_ROOT))
-    try:
-        out = work / "ov"
-        result = subprocess.run([sys.executable, "-m", "tests.fixtures_image", str(out)], cwd=ROOT,
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"building the tiny SD model failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-        try:
-            out.rename(target)
-        except OSError:  # another process finished first
-            if not (target / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+    return cached("tiny-sd", PARAMS, _build_in_subprocess)
 
 
 # --- building (runs in the subprocess) ---------------------------------------------------------

@@ -5,10 +5,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,18 +37,21 @@ class ServerProcess:
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *self.args], cwd=ROOT, stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
-                    return self
+                return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}")
+                return False
+
+        try:
+            wait_for(ready, timeout, 0.3, "readiness")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"server not ready after {timeout}s:\n{self.log()}") from None
+        return self
 
     def log(self) -> str:
         # errors="replace": native libraries may print partial UTF-8 sequences

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from scheduler.arbiter import Arbiter
+from tests.helpers import wait_for
 
 
 def _queue_behind(arbiter: Arbiter, lanes, order: list[str]) -> list[threading.Thread]:
@@ -19,8 +20,7 @@ def _queue_behind(arbiter: Arbiter, lanes, order: list[str]) -> list[threading.T
         thread = threading.Thread(target=run)
         thread.start()
         threads.append(thread)
-        while lane.stats.waiting == 0:  # make the arrival order deterministic
-            time.sleep(0.001)
+        wait_for(lambda lane=lane: lane.stats.waiting, 10, 0.001, f"{lane.name} waiting")  # deterministic arrival
     return threads
 
 
@@ -76,8 +76,7 @@ def test_weights_divide_device_time_between_busy_lanes():
     threads = [threading.Thread(target=work, args=(lane,)) for lane in (heavy, light)]
     for t in threads:
         t.start()
-    while heavy.stats.units + light.stats.units < 200:
-        time.sleep(0.01)
+    wait_for(lambda: heavy.stats.units + light.stats.units >= 200, 30, 0.01, "200 units run")
     stop.set()
     for t in threads:
         t.join(10)

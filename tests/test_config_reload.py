@@ -3,30 +3,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
-import time
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from tests.fixtures_models import smollm2_gguf
+from tests.helpers import wait_for, write_config
 from tests.server import ServerProcess
 
 GGUF = str(smollm2_gguf())
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
+pytestmark = pytest.mark.slow  # models loaded and unloaded at run time, long streams across reloads
+
 
 def entry(name: str, **options) -> dict:
-    return {"config": {"name": name, "base_path": GGUF, **options}}
-
-
-def write_config(path: Path, entries: list[dict] | None = None, text: str | None = None) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text if text is not None else json.dumps({"model_config_list": entries}))
-    os.replace(tmp, path)
+    return {"name": name, "base_path": GGUF, **options}
 
 
 def states(http: httpx.Client) -> dict[str, tuple[str, str, str]]:
@@ -36,15 +30,6 @@ def states(http: httpx.Client) -> dict[str, tuple[str, str, str]]:
         (version,) = item["model_version_status"]
         out[name] = (version["state"], version["status"]["error_code"], version["status"]["error_message"])
     return out
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +128,7 @@ def test_add_change_remove_while_eight_streams_run_fails_none(reload_server, htt
         model, text, finish, usage = result
         assert finish == "length" and usage.completion_tokens == 300 and text, (model, finish, usage)
     assert hammer_statuses and set(hammer_statuses) == {200}, hammer_statuses
-    wait_for(lambda: states(http)["chat-b"][0] == "END")
+    wait_for(lambda: states(http)["chat-b"][0] == "END", interval=0.2, message="chat-b unloaded")
     assert {n: s[0] for n, s in states(http).items()} == {"chat-a": "AVAILABLE", "chat-b": "END",
                                                           "chat-c": "AVAILABLE"}
     models = {m["id"] for m in http.get("/v3/models").json()["data"]}
@@ -159,7 +144,7 @@ def test_broken_config_file_leaves_the_server_serving_as_before(reload_server, h
         r = http.post("/v1/config/reload")
         assert r.status_code == 400
         assert str(config) in r.json()["error"] and "not valid JSON" in r.json()["error"]
-        write_config(config, text=json.dumps({"model_config_list": [entry("chat-a")], "modelz": []}))
+        write_config(config, text=json.dumps({"model_config_list": [{"config": entry("chat-a")}], "modelz": []}))
         r = http.post("/v1/config/reload")
         assert r.status_code == 400 and "modelz" in r.json()["error"]
         assert http.get("/v1/config").json() == before
@@ -177,7 +162,7 @@ def test_invalid_entries_are_skipped_and_reported_while_the_others_load(reload_s
         write_config(config, [
             entry("chat-a", max_num_seqs=64), entry("chat-c"),
             entry("bad-option", max_num_seqs="many"),
-            {"config": {"base_path": GGUF}},
+            {"base_path": GGUF},
             entry("chat-a", max_num_seqs=32),  # duplicate name: skipped, chat-a keeps its config
             entry("chat-d"),
         ])
@@ -206,7 +191,7 @@ def test_a_model_that_fails_to_load_is_reported_and_others_keep_serving(reload_s
     broken.write_bytes(b"GGUF not really")
     try:
         write_config(config, [entry("chat-a", max_num_seqs=64), entry("chat-c"),
-                              {"config": {"name": "broken", "base_path": str(broken)}}])
+                              {"name": "broken", "base_path": str(broken)}])
         r = http.post("/v1/config/reload")
         assert r.status_code == 201
         state, code, message = states(http)["broken"]
@@ -226,14 +211,14 @@ def test_polling_picks_up_config_changes(tmp_path):
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             write_config(config, [entry("poll-a"), entry("poll-b")])
-            wait_for(lambda: "poll-b" in states(http))
-            wait_for(lambda: states(http)["poll-b"][0] == "AVAILABLE")
+            wait_for(lambda: states(http).get("poll-b", ("",))[0] == "AVAILABLE", interval=0.2, message="poll-b loaded")
             r = http.post("/v3/chat/completions", json={"model": "poll-b", "messages": STORY, "max_tokens": 3})
             assert r.status_code == 200
             write_config(config, text="{broken")  # polled too: nothing changes
-            time.sleep(1.5)
+            wait_for(lambda: "config reload rejected" in server.log(), interval=0.2, message="the broken config polled")
+            assert states(http)["poll-b"][0] == "AVAILABLE"
             write_config(config, [entry("poll-b")])
-            wait_for(lambda: states(http)["poll-a"][0] == "END")
+            wait_for(lambda: states(http)["poll-a"][0] == "END", interval=0.2, message="poll-a unloaded")
             assert http.post("/v3/chat/completions", json={"model": "poll-b", "messages": STORY,
                                                              "max_tokens": 3}).status_code == 200
     finally:

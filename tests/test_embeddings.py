@@ -8,8 +8,8 @@ import numpy as np
 import openai
 import pytest
 
-from tests.conftest import metric_value
 from tests.fixtures_embed import MINILM, MINILM_SERIAL, MINILM_TRUNC, SERIAL_QUEUE, minilm_source
+from tests.helpers import metric, wait_for
 
 SENTENCES = [
     "A man is eating food.",
@@ -97,7 +97,7 @@ def test_dimensions_only_where_the_model_allows_truncating(embed_client):
 
 
 def _batches(http) -> float:
-    return metric_value(http.get("/metrics").text, "genai_batches_total", f'name="{MINILM}"')
+    return metric(http, "genai_batches_total", name=MINILM)
 
 
 def test_concurrent_requests_are_batched_and_equal_unbatched_results(embed_http):
@@ -126,10 +126,8 @@ def test_a_full_queue_is_a_503_with_retry_after_and_nothing_is_lost(embed_http, 
     big = [f"text number {i} about something else entirely" for i in range(200)]
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(embed_http.post, E, json={"model": MINILM_SERIAL, "input": big})
-        waiting = 0
-        while waiting <= SERIAL_QUEUE and not first.done():
-            waiting = metric_value(embed_http.get("/metrics").text, "genai_requests_waiting",
-                                   f'name="{MINILM_SERIAL}"')
+        wait_for(lambda: first.done() or metric(embed_http, "genai_requests_waiting", name=MINILM_SERIAL)
+                 > SERIAL_QUEUE, 120, 0.01, "the queue full")
         refused = embed_http.post(E, json={"model": MINILM_SERIAL, "input": "one more"})
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"] and "retry later" in refused.json()["error"]["message"]
@@ -148,31 +146,39 @@ def test_default_server_serves_minilm(client):
 
 E = "/v3/embeddings"
 VALIDATION_CASES = [
-    ({"input": "hi"}, 400, "model"),
-    ({"model": MINILM}, 400, "input"),
-    ({"model": MINILM, "input": ""}, 400, "empty"),
-    ({"model": MINILM, "input": []}, 400, "should not be empty"),
-    ({"model": MINILM, "input": [[]]}, 400, "inner arrays"),
-    ({"model": MINILM, "input": ["ok", ""]}, 400, "input[1]"),
-    ({"model": MINILM, "input": ["a", 1]}, 400, "input"),
-    ({"model": MINILM, "input": 5}, 400, "input"),
-    ({"model": MINILM, "input": [[1, 2], ["a"]]}, 400, "input"),
-    ({"model": MINILM, "input": [10 ** 9]}, 400, "outside the vocabulary"),
-    ({"model": MINILM, "input": "hi", "encoding_format": "int8"}, 400, "encoding_format"),
-    ({"model": MINILM, "input": "hi", "dimensions": 0}, 400, "dimensions"),
-    ({"model": MINILM, "input": "hi", "dimensions": "64"}, 400, "dimensions"),
-    ({"model": MINILM, "input": "hi", "bogus": 1}, 400, "bogus"),
-    ({"model": "no-such-model", "input": "hi"}, 404, "no-such-model"),
-    ({"model": "tiny-cross-encoder", "input": "hi"}, 400, "does not serve embeddings"),
+    # body, status, fragment of error.message, error.param
+    pytest.param({"input": "hi"}, 400, "model", "model", id="model-missing"),
+    pytest.param({"model": MINILM}, 400, "input", "input", id="input-missing"),
+    pytest.param({"model": MINILM, "input": ""}, 400, "empty", "input", id="input-empty-string"),
+    pytest.param({"model": MINILM, "input": []}, 400, "should not be empty", "input", id="input-empty-list"),
+    pytest.param({"model": MINILM, "input": [[]]}, 400, "inner arrays", "input", id="input-empty-token-list"),
+    pytest.param({"model": MINILM, "input": ["ok", ""]}, 400, "input[1]", "input", id="input-second-empty"),
+    pytest.param({"model": MINILM, "input": ["a", 1]}, 400, "input", "input", id="input-mixed-types"),
+    pytest.param({"model": MINILM, "input": 5}, 400, "input", "input", id="input-number"),
+    pytest.param({"model": MINILM, "input": [[1, 2], ["a"]]}, 400, "input", "input", id="input-ragged-ids"),
+    pytest.param({"model": MINILM, "input": [10 ** 9]}, 400, "outside the vocabulary", "input",
+                 id="input-token-outside-vocabulary"),
+    pytest.param({"model": MINILM, "input": "hi", "encoding_format": "int8"}, 400, "encoding_format",
+                 "encoding_format", id="encoding_format-int8"),
+    pytest.param({"model": MINILM, "input": "hi", "dimensions": 0}, 400, "dimensions", "dimensions",
+                 id="dimensions-zero"),
+    pytest.param({"model": MINILM, "input": "hi", "dimensions": "64"}, 400, "dimensions", "dimensions",
+                 id="dimensions-string"),
+    pytest.param({"model": MINILM, "input": "hi", "bogus": 1}, 400, "bogus", "bogus", id="unknown-field"),
+    pytest.param({"model": "no-such-model", "input": "hi"}, 404, "no-such-model", "model", id="unknown-model"),
+    pytest.param({"model": "tiny-cross-encoder", "input": "hi"}, 400, "does not serve embeddings", "model",
+                 id="rerank-model"),
 ]
 
 
-@pytest.mark.parametrize("body,status,fragment", VALIDATION_CASES)
-def test_invalid_embedding_requests_fail_cleanly_and_the_server_keeps_serving(embed_http, body, status, fragment):
+@pytest.mark.parametrize("body,status,fragment,param", VALIDATION_CASES)
+def test_invalid_embedding_requests_fail_cleanly_and_the_server_keeps_serving(embed_http, body, status, fragment,
+                                                                              param):
     response = embed_http.post(E, json=body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert fragment in error["message"] and error["type"]
+    assert error["param"] == param, error
     good = embed_http.post(E, json={"model": MINILM, "input": "still works"})
     assert good.status_code == 200 and len(good.json()["data"]) == 1
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -14,8 +12,8 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.conftest import metric_value
 from tests.fixtures_image import ensure_tiny_sd
+from tests.helpers import F32, metric, wait_for, write_config
 from tests.server import ServerProcess
 
 MODEL = "tiny-sd"
@@ -29,16 +27,14 @@ FAST = {"num_inference_steps": 2}
 
 @pytest.fixture(scope="module")
 def image_server(tmp_path_factory):
-    config = tmp_path_factory.mktemp("images") / "config.json"
-    config.write_text(json.dumps({"model_config_list": [{"config": {
-        "name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
-        "max_resolution": "512x512", "default_num_inference_steps": 3, "max_num_inference_steps": 1000,
-        "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD}},
-        {"config": {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU",
-                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}, "default_resolution": "32x16",
-                    "max_upload_bytes": MAX_UPLOAD}},
-        {"config": {"name": STATIC_MODEL, "base_path": str(ensure_tiny_sd()), "resolution": "32x16",
-                    "num_images_per_prompt": 2, "max_upload_bytes": MAX_UPLOAD}}]}))
+    config = write_config(tmp_path_factory.mktemp("images") / "config.json", [
+        {"name": MODEL, "base_path": str(ensure_tiny_sd()), "task": "image_generation",
+         "max_resolution": "512x512", "default_num_inference_steps": 3, "max_num_inference_steps": 1000,
+         "max_num_images_per_prompt": 4, "max_queue_size": 1, "max_upload_bytes": MAX_UPLOAD},
+        {"name": SPLIT_MODEL, "base_path": str(ensure_tiny_sd()), "device": "CPU CPU CPU", "plugin_config": F32,
+         "default_resolution": "32x16", "max_upload_bytes": MAX_UPLOAD},
+        {"name": STATIC_MODEL, "base_path": str(ensure_tiny_sd()), "resolution": "32x16", "num_images_per_prompt": 2,
+         "max_upload_bytes": MAX_UPLOAD}])
     server = ServerProcess("--config_path", str(config), "--metrics_enable", log_name="images").start()
     yield server
     server.stop()
@@ -92,26 +88,13 @@ def decode(b64: str) -> Image.Image:
     return image
 
 
-def metric(http, name: str) -> float:
-    return metric_value(http.get("/metrics").text, name, f'name="{MODEL}"')
+def image_metric(http, family: str) -> float:
+    return metric(http, family, name=MODEL)
 
 
 def wait_idle(http, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric(http, "genai_requests_running") == 0 and metric(http, "genai_requests_waiting") == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("image requests are still running")
-
-
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
+    wait_for(lambda: image_metric(http, "genai_requests_running") == 0
+             and image_metric(http, "genai_requests_waiting") == 0, timeout, 0.1, "no image request running")
 
 
 # --- generations ---------------------------------------------------------------------------------
@@ -165,12 +148,16 @@ def test_ovms_extensions_change_the_image(sdk):
     assert one(rng_seed=3) == plain  # OVMS's name for the seed
 
 
-def test_per_part_devices_plugin_config_and_default_resolution_from_config(sdk):
+def test_per_part_devices_and_plugin_config_are_accepted_and_the_default_resolution_comes_from_config(sdk):
     models = {m.id: m for m in sdk.models.list().data}
     assert models[SPLIT_MODEL].model_extra["kind"] == "image"
     assert models[SPLIT_MODEL].model_extra["modes"] == ["text2image", "image2image", "inpainting"]
-    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body=FAST)
+    assert models[SPLIT_MODEL].model_extra["default_resolution"] == "32x16"
+    assert models[MODEL].model_extra["default_resolution"] == "64x64"  # the model's own
+    r = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body={**FAST, "seed": 4})
     assert decode(r.data[0].b64_json).size == (32, 16)
+    again = sdk.images.generate(model=SPLIT_MODEL, prompt="a cat", extra_body={**FAST, "seed": 4})
+    assert again.data[0].b64_json == r.data[0].b64_json  # seeded generation on the split model is reproducible
 
 
 def test_static_shape_model_serves_its_compiled_shape_and_rejects_others(http):
@@ -239,15 +226,15 @@ def test_jpeg_input_and_grayscale_mask_are_accepted(http):
 
 def test_client_disconnect_stops_generation_within_steps(image_server, http):
     wait_idle(http)
-    steps_before = metric(http, "genai_image_steps")
-    cancelled_before = metric(http, "genai_image_requests_cancelled")
-    images_before = metric(http, "genai_images_generated")
+    steps_before = image_metric(http, "genai_image_steps")
+    cancelled_before = image_metric(http, "genai_image_requests_cancelled")
+    images_before = image_metric(http, "genai_images_generated")
 
     async def run() -> None:
         client = openai.AsyncOpenAI(base_url=f"{image_server.url}/v3", api_key="unused", max_retries=0)
         task = asyncio.create_task(client.images.generate(
             model=MODEL, prompt="a long one", size="64x64", extra_body={"num_inference_steps": 1000}))
-        while metric(http, "genai_image_steps") < steps_before + 3:  # it is running
+        while image_metric(http, "genai_image_steps") < steps_before + 3:  # it is running
             assert not task.done(), task
             await asyncio.sleep(0.05)
         task.cancel()  # the SDK closes the connection
@@ -256,26 +243,26 @@ def test_client_disconnect_stops_generation_within_steps(image_server, http):
         await client.close()
 
     asyncio.run(run())
-    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 1)
+    wait_for(lambda: image_metric(http, "genai_image_requests_cancelled") == cancelled_before + 1, 120)
     wait_idle(http)
-    steps_run = metric(http, "genai_image_steps") - steps_before
+    steps_run = image_metric(http, "genai_image_steps") - steps_before
     assert 3 <= steps_run < 1000
-    assert metric(http, "genai_images_generated") == images_before
+    assert image_metric(http, "genai_images_generated") == images_before
     r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
     assert r.status_code == 200 and len(r.json()["data"]) == 1
 
 
 def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(image_server, http):
     wait_idle(http)
-    cancelled_before = metric(http, "genai_image_requests_cancelled")
+    cancelled_before = image_metric(http, "genai_image_requests_cancelled")
     long_body = {"model": MODEL, "prompt": "slow", "size": "64x64", "num_inference_steps": 1000}
 
     async def run() -> httpx.Response:
         async with httpx.AsyncClient(base_url=image_server.url, timeout=300) as client:
             running = asyncio.create_task(client.post(GEN, json=long_body))
-            await asyncio.to_thread(wait_for, lambda: metric(http, "genai_requests_running") == 1)
+            await asyncio.to_thread(wait_for, lambda: image_metric(http, "genai_requests_running") == 1, 120)
             queued = asyncio.create_task(client.post(GEN, json=long_body))  # max_queue_size is 1
-            await asyncio.to_thread(wait_for, lambda: metric(http, "genai_requests_waiting") == 1)
+            await asyncio.to_thread(wait_for, lambda: image_metric(http, "genai_requests_waiting") == 1, 120)
             rejected = await client.post(GEN, json=long_body)
             for task in (queued, running):
                 task.cancel()
@@ -286,7 +273,7 @@ def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(
     assert rejected.status_code == 503
     assert rejected.headers["Retry-After"] == "1"
     assert rejected.json()["error"]["type"] == "server_overloaded"
-    wait_for(lambda: metric(http, "genai_image_requests_cancelled") == cancelled_before + 2)
+    wait_for(lambda: image_metric(http, "genai_image_requests_cancelled") == cancelled_before + 2, 120)
     wait_idle(http)
     r = http.post(GEN, json={"model": MODEL, "prompt": "a cat", **FAST})
     assert r.status_code == 200
@@ -294,44 +281,56 @@ def test_full_queue_answers_503_then_queued_and_running_requests_cancel_cleanly(
 
 # --- validation --------------------------------------------------------------------------------
 
+A = {"model": MODEL, "prompt": "a"}
 GEN_CASES = [
-    # (body, status, fragment of error.message or the error's param)
-    ({"model": MODEL}, 400, "prompt"),
-    ({"prompt": "a cat"}, 400, "model"),
-    ({"model": MODEL, "prompt": ""}, 400, "prompt"),
-    ({"model": MODEL, "prompt": 5}, 400, "prompt"),
-    ({"model": MODEL, "prompt": "a", "n": 0}, 400, "n"),
-    ({"model": MODEL, "prompt": "a", "n": 5}, 400, "maxNumImagesPerPrompt"),
-    ({"model": MODEL, "prompt": "a", "n": "2"}, 400, "n"),
-    ({"model": MODEL, "prompt": "a", "n": 2, "num_images_per_prompt": 2}, 400, "num_images_per_prompt"),
-    ({"model": MODEL, "prompt": "a", "size": "64"}, 400, "WxH"),
-    ({"model": MODEL, "prompt": "a", "size": "64x64x64"}, 400, "WxH"),
-    ({"model": MODEL, "prompt": "a", "size": "0x64"}, 400, "greater than 0"),
-    ({"model": MODEL, "prompt": "a", "size": "1024x64"}, 400, "maximum resolution"),
-    ({"model": MODEL, "prompt": "a", "size": "63x64"}, 400, "multiples of 2"),
-    ({"model": MODEL, "prompt": "a", "size": "64x64", "width": 64}, 400, "size"),
-    ({"model": MODEL, "prompt": "a", "height": 0}, 400, "height"),
-    ({"model": MODEL, "prompt": "a", "response_format": "url"}, 400, "Only b64_json is supported"),
-    ({"model": MODEL, "prompt": "a", "num_inference_steps": 0}, 400, "num_inference_steps"),
-    ({"model": MODEL, "prompt": "a", "num_inference_steps": 1001}, 400, "maxNumInferenceSteps"),
-    ({"model": MODEL, "prompt": "a", "num_inference_steps": 2.5}, 400, "num_inference_steps"),
-    ({"model": MODEL, "prompt": "a", "guidance_scale": -1}, 400, "guidance_scale"),
-    ({"model": MODEL, "prompt": "a", "guidance_scale": "high"}, 400, "guidance_scale"),
-    ({"model": MODEL, "prompt": "a", "strength": 1.5}, 400, "strength"),
-    ({"model": MODEL, "prompt": "a", "strength": 0.5, "num_inference_steps": 1}, 400, "Text 2 image"),
-    ({"model": MODEL, "prompt": "a", "negative_prompt": "b", "guidance_scale": 1.0, "num_inference_steps": 1},
-     400, "negative prompt"),
-    ({"model": MODEL, "prompt": "a", "prompt_2": "b", "num_inference_steps": 1}, 400, "Prompt 2"),
-    ({"model": MODEL, "prompt": "a", "seed": -1}, 400, "seed"),
-    ({"model": MODEL, "prompt": "a", "seed": 2**64}, 400, "seed"),
-    ({"model": MODEL, "prompt": "a", "seed": 1, "rng_seed": 1}, 400, "rng_seed"),
-    ({"model": MODEL, "prompt": "a", "max_sequence_length": 0}, 400, "max_sequence_length"),
-    ({"model": MODEL, "prompt": "a", "quality": "hd"}, 400, "quality"),
-    ({"model": MODEL, "prompt": "a", "style": "vivid"}, 400, "style"),
-    ({"model": MODEL, "prompt": "a", "user": "me"}, 400, "user"),
-    ({"model": MODEL, "prompt": "a", "stream": True}, 400, "stream"),
-    ({"model": MODEL, "prompt": "a", "partial_images": 2}, 400, "partial_images"),
-    ({"model": "missing-model", "prompt": "a"}, 404, "does not exist"),
+    # body, status, fragment of error.message (or the param), error.param
+    pytest.param({"model": MODEL}, 400, "prompt", "prompt", id="prompt-missing"),
+    pytest.param({"prompt": "a cat"}, 400, "model", "model", id="model-missing"),
+    pytest.param({"model": MODEL, "prompt": ""}, 400, "prompt", "prompt", id="prompt-empty"),
+    pytest.param({"model": MODEL, "prompt": 5}, 400, "prompt", "prompt", id="prompt-number"),
+    pytest.param({**A, "n": 0}, 400, "n", "n", id="n-zero"),
+    pytest.param({**A, "n": 5}, 400, "maxNumImagesPerPrompt", "n", id="n-above-limit"),
+    pytest.param({**A, "n": "2"}, 400, "n", "n", id="n-string"),
+    pytest.param({**A, "n": 2, "num_images_per_prompt": 2}, 400, "num_images_per_prompt", "num_images_per_prompt",
+                 id="n-and-num_images_per_prompt"),
+    pytest.param({**A, "size": "64"}, 400, "WxH", "size", id="size-one-number"),
+    pytest.param({**A, "size": "64x64x64"}, 400, "WxH", "size", id="size-three-numbers"),
+    pytest.param({**A, "size": "0x64"}, 400, "greater than 0", "size", id="size-zero-width"),
+    pytest.param({**A, "size": "1024x64"}, 400, "maximum resolution", "size", id="size-above-max_resolution"),
+    pytest.param({**A, "size": "63x64"}, 400, "multiples of 2", "size", id="size-odd-width"),
+    pytest.param({**A, "size": "64x64", "width": 64}, 400, "size", "size", id="size-and-width"),
+    pytest.param({**A, "height": 0}, 400, "height", "height", id="height-zero"),
+    pytest.param({**A, "response_format": "url"}, 400, "Only b64_json is supported", "response_format",
+                 id="response_format-url"),
+    pytest.param({**A, "num_inference_steps": 0}, 400, "num_inference_steps", "num_inference_steps",
+                 id="steps-zero"),
+    pytest.param({**A, "num_inference_steps": 1001}, 400, "maxNumInferenceSteps", "num_inference_steps",
+                 id="steps-above-limit"),
+    pytest.param({**A, "num_inference_steps": 2.5}, 400, "num_inference_steps", "num_inference_steps",
+                 id="steps-fraction"),
+    pytest.param({**A, "guidance_scale": -1}, 400, "guidance_scale", "guidance_scale", id="guidance_scale-negative"),
+    pytest.param({**A, "guidance_scale": "high"}, 400, "guidance_scale", "guidance_scale",
+                 id="guidance_scale-string"),
+    pytest.param({**A, "strength": 1.5}, 400, "strength", "strength", id="strength-above-1"),
+    # GenAI's own checks: their errors name no parameter
+    pytest.param({**A, "strength": 0.5, "num_inference_steps": 1}, 400, "Text 2 image", None,
+                 id="strength-in-text2image"),
+    pytest.param({**A, "negative_prompt": "b", "guidance_scale": 1.0, "num_inference_steps": 1}, 400,
+                 "negative prompt", None, id="negative_prompt-without-guidance"),
+    pytest.param({**A, "prompt_2": "b", "num_inference_steps": 1}, 400, "Prompt 2", None,
+                 id="prompt_2-on-stable-diffusion"),
+    pytest.param({**A, "seed": -1}, 400, "seed", "seed", id="seed-negative"),
+    pytest.param({**A, "seed": 2**64}, 400, "seed", "seed", id="seed-too-large"),
+    pytest.param({**A, "seed": 1, "rng_seed": 1}, 400, "rng_seed", "rng_seed", id="seed-and-rng_seed"),
+    pytest.param({**A, "max_sequence_length": 0}, 400, "max_sequence_length", "max_sequence_length",
+                 id="max_sequence_length-zero"),
+    pytest.param({**A, "quality": "hd"}, 400, "quality", "quality", id="quality-unsupported"),
+    pytest.param({**A, "style": "vivid"}, 400, "style", "style", id="style-unsupported"),
+    pytest.param({**A, "user": "me"}, 400, "user", "user", id="user-unsupported"),
+    pytest.param({**A, "stream": True}, 400, "stream", "stream", id="stream-unsupported"),
+    pytest.param({**A, "partial_images": 2}, 400, "partial_images", "partial_images",
+                 id="partial_images-unsupported"),
+    pytest.param({"model": "missing-model", "prompt": "a"}, 404, "does not exist", "model", id="unknown-model"),
 ]
 
 
@@ -341,16 +340,21 @@ def _good_request_works(http) -> None:
     assert decode(r.json()["data"][0]["b64_json"]).size == (16, 16)
 
 
-def _assert_error(r: httpx.Response, status: int, fragment: str) -> None:
+_UNCHECKED = object()
+
+
+def _assert_error(r: httpx.Response, status: int, fragment: str, param: object = _UNCHECKED) -> None:
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert fragment in error["message"] or fragment == error.get("param"), error
+    if param is not _UNCHECKED:
+        assert error["param"] == param, error
 
 
-@pytest.mark.parametrize("body,status,fragment", GEN_CASES, ids=[str(i) for i in range(len(GEN_CASES))])
-def test_invalid_generation_request_is_rejected_then_server_still_serves(http, body, status, fragment):
-    _assert_error(http.post(GEN, json=body), status, fragment)
+@pytest.mark.parametrize("body,status,fragment,param", GEN_CASES)
+def test_invalid_generation_request_is_rejected_then_server_still_serves(http, body, status, fragment, param):
+    _assert_error(http.post(GEN, json=body), status, fragment, param)
     _good_request_works(http)
 
 
@@ -369,38 +373,47 @@ def _edit_cases():
     big = noise_png(300, 300)  # about 270 kB of incompressible noise, above the 200 kB upload limit
     assert len(big) > MAX_UPLOAD
     return [
-        # (form fields, files, status, fragment)
-        (ok, {}, 400, "image field is missing"),
-        ({**ok, "image": "not a file"}, {}, 400, "image must be sent as a file"),
-        ({"model": MODEL}, {"image": image}, 400, "prompt"),
-        ({"prompt": "x"}, {"image": image}, 400, "model"),
-        (ok, {"image": b"this is not an image"}, 400, "not an image file"),
-        (ok, {"image": noise_png(32, 32)[:60]}, 400, "not a valid image"),
-        (ok, {"image": b""}, 400, "image is empty"),
-        (ok, {"image": image, "mask": noise_png(16, 16)}, 400, "same size"),
-        (ok, {"image": image, "mask": b"junk"}, 400, "mask"),
-        (ok, {"image": big}, 400, "more than the limit"),
-        (ok, {"image": noise_png(600, 8)}, 400, "maximum resolution"),
-        ({**ok, "n": "two"}, {"image": image}, 400, "n"),
-        ({**ok, "n": "9"}, {"image": image}, 400, "maxNumImagesPerPrompt"),
-        ({**ok, "strength": "2"}, {"image": image}, 400, "strength"),
-        ({**ok, "strength": "nan"}, {"image": image}, 400, "strength"),
-        ({**ok, "strength": "0.1"}, {"image": image}, 400, "strength parameter"),
-        ({**ok, "size": "33x32"}, {"image": image}, 400, "multiples of 2"),
-        ({**ok, "response_format": "url"}, {"image": image}, 400, "Only b64_json"),
-        ({**ok, "quality": "high"}, {"image": image}, 400, "quality"),
-        ({**ok, "model": "missing-model"}, {"image": image}, 404, "does not exist"),
+        # form fields, files, status, fragment of error.message (or the param), error.param
+        pytest.param(ok, {}, 400, "image field is missing", "image", id="image-missing"),
+        pytest.param({**ok, "image": "not a file"}, {}, 400, "image must be sent as a file", "image",
+                     id="image-as-text-field"),
+        pytest.param({"model": MODEL}, {"image": image}, 400, "prompt", "prompt", id="prompt-missing"),
+        pytest.param({"prompt": "x"}, {"image": image}, 400, "model", "model", id="model-missing"),
+        pytest.param(ok, {"image": b"this is not an image"}, 400, "not an image file", "image",
+                     id="image-not-an-image"),
+        pytest.param(ok, {"image": noise_png(32, 32)[:60]}, 400, "not a valid image", "image", id="image-truncated"),
+        pytest.param(ok, {"image": b""}, 400, "image is empty", "image", id="image-empty"),
+        pytest.param(ok, {"image": image, "mask": noise_png(16, 16)}, 400, "same size", "mask",
+                     id="mask-other-size"),
+        pytest.param(ok, {"image": image, "mask": b"junk"}, 400, "mask", "mask", id="mask-not-an-image"),
+        pytest.param(ok, {"image": big}, 400, "more than the limit", "image", id="image-above-upload-limit"),
+        pytest.param(ok, {"image": noise_png(600, 8)}, 400, "maximum resolution", "image",
+                     id="image-above-max_resolution"),
+        pytest.param({**ok, "n": "two"}, {"image": image}, 400, "n", "n", id="n-word"),
+        pytest.param({**ok, "n": "9"}, {"image": image}, 400, "maxNumImagesPerPrompt", "n", id="n-above-limit"),
+        pytest.param({**ok, "strength": "2"}, {"image": image}, 400, "strength", "strength", id="strength-above-1"),
+        pytest.param({**ok, "strength": "nan"}, {"image": image}, 400, "strength", "strength", id="strength-nan"),
+        # GenAI's own check: no parameter named
+        pytest.param({**ok, "strength": "0.1"}, {"image": image}, 400, "strength parameter", None,
+                     id="strength-leaves-no-steps"),
+        pytest.param({**ok, "size": "33x32"}, {"image": image}, 400, "multiples of 2", "size", id="size-odd-width"),
+        pytest.param({**ok, "response_format": "url"}, {"image": image}, 400, "Only b64_json", "response_format",
+                     id="response_format-url"),
+        pytest.param({**ok, "quality": "high"}, {"image": image}, 400, "quality", "quality",
+                     id="quality-unsupported"),
+        pytest.param({**ok, "model": "missing-model"}, {"image": image}, 404, "does not exist", "model",
+                     id="unknown-model"),
     ]
 
 
 EDIT_CASES = _edit_cases()
 
 
-@pytest.mark.parametrize("fields,files,status,fragment", EDIT_CASES, ids=[str(i) for i in range(len(EDIT_CASES))])
-def test_invalid_edit_request_is_rejected_then_server_still_serves(http, fields, files, status, fragment):
+@pytest.mark.parametrize("fields,files,status,fragment,param", EDIT_CASES)
+def test_invalid_edit_request_is_rejected_then_server_still_serves(http, fields, files, status, fragment, param):
     body, headers = multipart(fields, list(files.items()))
     r = http.post(EDITS, content=body, headers=headers)
-    _assert_error(r, status, fragment)
+    _assert_error(r, status, fragment, param)
     _good_request_works(http)
 
 
@@ -436,10 +449,9 @@ BAD_ENTRIES = {
 
 
 def test_bad_image_model_entries_are_reported_with_a_clear_message(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_config_list": [{"config": {
-        "name": name, "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}}
-        for name, (entry, _) in BAD_ENTRIES.items()]}))
+    config = write_config(tmp_path / "config.json", [
+        {"name": name, "base_path": str(ensure_tiny_sd()), "task": "image_generation", **entry}
+        for name, (entry, _) in BAD_ENTRIES.items()])
     server = ServerProcess("--config_path", str(config), log_name="images-bad").start()
     try:
         status = httpx.get(f"{server.url}/v1/config", timeout=30).json()
@@ -476,13 +488,10 @@ def test_engine_calls_the_step_gate_before_every_denoising_step():
     assert gate_calls == [0, 1, 2, 3, 4]  # before step 1, 2, ... 5: never after the last one
 
 
+@pytest.mark.slow
 def test_config_reload_swaps_and_removes_an_image_model_without_failing_its_request(tmp_path):
-    def write(entries: list[dict]) -> None:
-        config.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
-
-    config = tmp_path / "config.json"
     base = {"name": MODEL, "base_path": str(ensure_tiny_sd()), "max_num_inference_steps": 1000}
-    write([base])
+    config = write_config(tmp_path / "config.json", [base])
     server = ServerProcess("--config_path", str(config), "--file_system_poll_wait_seconds", "0",
                            "--metrics_enable", log_name="images-reload").start()
     slow = {"model": MODEL, "prompt": "a cat", "size": "32x32", "num_inference_steps": 300}
@@ -490,8 +499,9 @@ def test_config_reload_swaps_and_removes_an_image_model_without_failing_its_requ
         with httpx.Client(base_url=server.url, timeout=600) as client, ThreadPoolExecutor(1) as pool:
             for change in ([{**base, "default_num_inference_steps": 2}], []):  # changed, then removed
                 in_flight = pool.submit(client.post, GEN, json=slow)
-                wait_for(lambda in_flight=in_flight: in_flight.done() or metric(client, "genai_requests_running") == 1)
-                write(change)
+                wait_for(lambda in_flight=in_flight: in_flight.done()
+                         or image_metric(client, "genai_requests_running") == 1, 120)
+                write_config(config, change)
                 assert client.post("/v1/config/reload").status_code == 201
                 r = in_flight.result()
                 assert r.status_code == 200, r.text  # the old instance finished it before unloading

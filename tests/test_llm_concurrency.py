@@ -2,30 +2,26 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import LLM, metric_value
+from tests.conftest import LLM
+from tests.helpers import metric, wait_for
 from tests.server import ServerProcess
 
 MSG = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
 
-def running(http) -> float:
-    return metric_value(http.get("/metrics").text, "genai_requests_running", f'name="{LLM}"')
-
-
 def wait_idle(http, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running(http) == 0 and metric_value(http.get("/metrics").text, "genai_requests_waiting",
-                                               f'name="{LLM}"') == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("requests are still running")
+    wait_for(lambda: metric(http, "genai_requests_running", name=LLM) == 0
+             and metric(http, "genai_requests_waiting", name=LLM) == 0, timeout, 0.1, "no LLM request running")
+
+
+def finished_generations(http) -> float:
+    """Generations that ran to their end (a cancelled one is never reported as finished)."""
+    return metric(http, "genai_e2e_request_latency_seconds_count", name=LLM)
 
 
 def test_sixteen_concurrent_streams_all_complete(llm_server):
@@ -71,17 +67,21 @@ def test_dropped_streams_leave_nothing_running(llm_server, http):
         async with httpx.AsyncClient(base_url=llm_server.url, timeout=60) as client:
             return await asyncio.gather(*(drop_after_two_chunks(client) for _ in range(8)))
 
+    finished = finished_generations(http)
     assert all(asyncio.run(run()))
     wait_idle(http, timeout=10)  # 8 x 2000 tokens would run for a minute if they were not cancelled
+    assert finished_generations(http) == finished  # none of the 8 ran to its end
     r = http.post("/v3/chat/completions", json={"model": LLM, "messages": MSG, "max_tokens": 5, "temperature": 0})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 5
 
 
 def test_unary_client_disconnect_cancels_generation(llm_server, http):
     body = {"model": LLM, "messages": MSG, "max_tokens": 2000, "ignore_eos": True}
+    finished = finished_generations(http)
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{llm_server.url}/v3/chat/completions", json=body, timeout=1.0)
     wait_idle(http, timeout=10)
+    assert finished_generations(http) == finished  # stopped, not run to its 2000 tokens
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,7 @@ def tiny_queue_server():
     server.stop()
 
 
+@pytest.mark.slow
 def test_full_queue_answers_503_with_retry_after_then_recovers(tiny_queue_server):
     body = {"model": LLM, "messages": MSG, "max_tokens": 60, "ignore_eos": True, "temperature": 0}
 

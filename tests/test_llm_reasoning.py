@@ -5,12 +5,11 @@ a regex `response_format`; the parser, the template kwargs and the API shapes ar
 """
 from __future__ import annotations
 
-import json
-
 import openai
 import pytest
 
 from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf
+from tests.helpers import F32, write_config
 from tests.server import ServerProcess
 
 MODEL = "smol-thinking"
@@ -29,11 +28,11 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 def thinking_client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("thinking")
     (folder / "template.jinja").write_text(TEMPLATE)
-    config = {"model_config_list": [{"config": {
+    config = write_config(folder / "config.json", [{
         "name": MODEL, "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE)), "task": "text_generation",
-        "chat_template": str(folder / "template.jinja"), "reasoning_parser": "qwen3", "tool_parser": "hermes"}}]}
-    (folder / "config.json").write_text(json.dumps(config))
-    server = ServerProcess("--config_path", str(folder / "config.json"), log_name="thinking").start()
+        "chat_template": str(folder / "template.jinja"), "reasoning_parser": "qwen3", "tool_parser": "hermes",
+        "plugin_config": F32}])
+    server = ServerProcess("--config_path", str(config), log_name="thinking").start()
     yield openai.OpenAI(base_url=f"{server.url}/v3", api_key="unused", max_retries=0)
     server.stop()
 

@@ -96,20 +96,27 @@ class City(BaseModel):
 
 
 def test_text_format_json_schema_and_sdk_parse(client):
-    r = client.responses.parse(model=LLM, input="Name a big city.", text_format=City, max_output_tokens=60,
+    r = client.responses.parse(model=LLM, input="Name a big city.", text_format=City, max_output_tokens=400,
                                temperature=0)
-    assert isinstance(r.output_parsed, City)
+    assert r.status == "completed", r.output_text
+    assert isinstance(r.output_parsed, City) and r.output_parsed.name
 
 
-def test_invalid_responses_requests_are_400(client):
-    for kwargs, fragment in [({"input": ""}, "input"), ({"input": []}, "input"),
-                             ({"input": "x", "tool_choice": "required"}, "tool_choice"),
-                             ({"input": [{"type": "mystery"}]}, "mystery"),
-                             ({"input": "x", "text": {"format": {"type": "json_schema", "name": "x",
-                                                                 "schema": {"type": "bogus"}}}}, "bogus")]:
-        with pytest.raises(openai.BadRequestError) as info:
-            client.responses.create(model=LLM, max_output_tokens=5, **kwargs)
-        assert fragment in info.value.body["message"] or fragment == info.value.body["param"], info.value.body
+@pytest.mark.parametrize("kwargs,fragment,param", [
+    pytest.param({"input": ""}, "input", "input", id="input-empty-string"),
+    pytest.param({"input": []}, "input", "input", id="input-empty-list"),
+    pytest.param({"input": "x", "tool_choice": "required"}, "tool_choice", "tool_choice",
+                 id="tool_choice-without-tools"),
+    pytest.param({"input": [{"type": "mystery"}]}, "mystery", "input", id="input-unknown-item-type"),
+    # reported under the chat name text.format maps to
+    pytest.param({"input": "x", "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "bogus"}}}},
+                 "bogus", "response_format", id="text-format-uncompilable"),
+])
+def test_invalid_responses_requests_are_400(client, kwargs, fragment, param):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=LLM, max_output_tokens=5, **kwargs)
+    assert fragment in info.value.body["message"] or fragment == info.value.body["param"], info.value.body
+    assert info.value.body["param"] == param, info.value.body
     assert client.responses.create(model=LLM, input="Hi", max_output_tokens=5).status in ("completed", "incomplete")
 
 

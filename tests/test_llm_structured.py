@@ -59,23 +59,26 @@ class Person(BaseModel):
 
 
 def test_openai_sdk_parse_with_a_pydantic_model(client):
+    # unbounded strings: room enough for the constrained object to close (the SDK raises on "length")
     r = client.chat.completions.parse(model=LLM, messages=[{"role": "user", "content": "Invent a person."}],
-                                      response_format=Person, max_tokens=80, temperature=0)
+                                      response_format=Person, max_tokens=400, temperature=0)
+    assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
     person = r.choices[0].message.parsed
     assert isinstance(person, Person) and person.name
 
 
 def test_json_object_mode_returns_a_json_object(client):
     r = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Describe Paris in JSON."}],
-                                       response_format={"type": "json_object"}, max_tokens=120, temperature=0)
+                                       response_format={"type": "json_object"}, max_tokens=400, temperature=0)
     assert r.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
 def test_completions_endpoint_honours_response_format(http):
-    r = http.post("/v3/completions", json={"model": LLM, "prompt": "The answer is", "max_tokens": 40,
+    r = http.post("/v3/completions", json={"model": LLM, "prompt": "The answer is", "max_tokens": 100,
                                            "temperature": 0, "response_format": _response_format("sentiment")})
     assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["finish_reason"] == "stop", r.text
     jsonschema.validate(json.loads(r.json()["choices"][0]["text"]), SCHEMAS["sentiment"][0])
 
 
@@ -83,23 +86,27 @@ def test_schema_outside_the_compact_grammar_still_constrains(client):
     schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}},
               "required": ["code"]}
     r = client.chat.completions.create(
-        model=LLM, messages=[{"role": "user", "content": "Give an airport code."}], max_tokens=60, temperature=0,
+        model=LLM, messages=[{"role": "user", "content": "Give an airport code."}], max_tokens=100, temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "airport", "schema": schema}})
+    assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
     jsonschema.validate(json.loads(r.choices[0].message.content), schema)
 
 
 @pytest.mark.parametrize("response_format,fragment", [
-    ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "bogus"}}}, "bogus"),
-    ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/$defs/missing"}}}, "response_format"),
-    ({"type": "regex", "regex": "[a-"}, "Regex"),
-    ({"type": "grammar", "grammar": "root ::= ("}, "response_format"),
-    ({"type": "xml"}, "response_format.type"),
+    pytest.param({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "bogus"}}}, "bogus",
+                 id="schema-unknown-type"),
+    pytest.param({"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#/$defs/missing"}}},
+                 "response_format", id="schema-dangling-ref"),
+    pytest.param({"type": "regex", "regex": "[a-"}, "Regex", id="regex-unclosed"),
+    pytest.param({"type": "grammar", "grammar": "root ::= ("}, "response_format", id="grammar-unclosed"),
+    pytest.param({"type": "xml"}, "response_format.type", id="type-xml"),
 ])
 def test_schema_that_cannot_be_compiled_is_a_400_and_the_server_keeps_serving(client, response_format, fragment):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=5,
                                        response_format=response_format)
     assert fragment in info.value.body["message"] or info.value.body["param"] == fragment
-    ok = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=60,
+    assert info.value.body["param"] == "response_format", info.value.body
+    ok = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=100,
                                         temperature=0, response_format=_response_format("sentiment"))
     jsonschema.validate(json.loads(ok.choices[0].message.content), SCHEMAS["sentiment"][0])

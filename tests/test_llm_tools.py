@@ -123,19 +123,23 @@ def test_parallel_tool_calls_may_return_several_calls(client):
     _assert_valid_calls(r.choices[0].message.tool_calls)
 
 
-@pytest.mark.parametrize("extra,fragment", [
-    ({"tool_choice": "required"}, "tool_choice"),
-    ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope"),
-    ({"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice"),
-    ({"tools": [{"type": "retrieval"}]}, "tools"),
-    ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools"),
-    ({"tools": [WEATHER, WEATHER]}, "Duplicate"),
+@pytest.mark.parametrize("extra,fragment,param", [
+    pytest.param({"tool_choice": "required"}, "tool_choice", "tool_choice", id="tool_choice-without-tools"),
+    pytest.param({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "nope",
+                 "tool_choice", id="tool_choice-unknown-function"),
+    pytest.param({"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice",
+                 "tool_choice", id="tool_choice-unknown-mode"),
+    pytest.param({"tools": [{"type": "retrieval"}]}, "tools", "tools.0.type", id="tool-not-a-function"),
+    pytest.param({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools",
+                 "tools.0.function.name", id="function-without-name"),
+    pytest.param({"tools": [WEATHER, WEATHER]}, "Duplicate", "tools", id="duplicate-function"),
 ])
-def test_invalid_tool_requests_are_400(client, extra, fragment):
+def test_invalid_tool_requests_are_400(client, extra, fragment, param):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=5, **extra)
     body = info.value.body
     assert fragment in body["message"] or fragment == body["param"], body
+    assert body["param"] == param, body
     ok = client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Add 1 and 2"}], tools=TOOLS,
                                         tool_choice="required", max_tokens=80, temperature=0)
     _assert_valid_calls(ok.choices[0].message.tool_calls)

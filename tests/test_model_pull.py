@@ -19,6 +19,8 @@ GGUF_REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 TORCH_REPO = "test-org/tiny-llama"
 ODD_REPO = "test-org/unsupported-arch"
 
+pytestmark = pytest.mark.slow  # pulls, conversions and a server per test
+
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):

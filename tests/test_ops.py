@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from tests.conftest import LLM
+from tests.helpers import metric_samples, metric_value, scrape, wait_for, write_config
 from tests.server import ROOT, ServerProcess, free_port
 
 KEY = "s3cret-key"
@@ -32,15 +33,6 @@ def ops_server(tmp_path_factory):
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {KEY}"}
-
-
-def scrape(server) -> dict[str, float]:
-    samples = {}
-    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 def test_metrics_count_exactly_the_traffic_sent(ops_server):
@@ -66,24 +58,30 @@ def test_metrics_count_exactly_the_traffic_sent(ops_server):
                      json={"model": LLM, "messages": MSG, "temperature": 5})
     assert bad.status_code == 400
 
-    m = scrape(ops_server)
-    unary = f'api="V3",interface="REST",method="Unary",name="{LLM}"'
-    stream = f'api="V3",interface="REST",method="Stream",name="{LLM}"'
-    assert m[f"ovms_requests_accepted{{{unary}}}"] == 4
-    assert m[f"ovms_graph_error{{{unary}}}"] == 1
-    assert m[f"ovms_responses{{{unary}}}"] == 3
-    assert m[f"ovms_requests_accepted{{{stream}}}"] == 2
-    assert m[f"ovms_responses{{{stream}}}"] == streamed_events
-    assert m[f'ovms_graph_processing_time_us_count{{method="Unary",name="{LLM}"}}'] == 3
-    assert m[f'ovms_current_graphs{{name="{LLM}"}}'] == 0
-    assert m[f'genai_prompt_tokens{{name="{LLM}"}}'] == prompt_tokens
-    assert m[f'genai_generation_tokens{{name="{LLM}"}}'] == completion_tokens
-    assert m[f'genai_time_to_first_token_seconds_count{{name="{LLM}"}}'] == 5
-    assert m[f'genai_requests_running{{name="{LLM}"}}'] == 0
-    buckets = [k for k in m if k.startswith("ovms_graph_processing_time_us_bucket") and 'method="Unary"' in k
-               and f'name="{LLM}"' in k]  # the default server also serves MiniLM
+    text = scrape(ops_server)
+
+    def m(family: str, **labels: str) -> float:
+        return metric_value(text, family, name=LLM, **labels)
+
+    unary = {"api": "V3", "interface": "REST", "method": "Unary"}
+    stream = {"api": "V3", "interface": "REST", "method": "Stream"}
+    assert m("ovms_requests_accepted", **unary) == 4
+    assert m("ovms_graph_error", **unary) == 1
+    assert m("ovms_responses", **unary) == 3
+    assert m("ovms_requests_accepted", **stream) == 2
+    assert m("ovms_responses", **stream) == streamed_events
+    assert m("ovms_graph_processing_time_us_count", method="Unary") == 3
+    assert m("ovms_current_graphs") == 0
+    assert m("genai_prompt_tokens") == prompt_tokens
+    assert m("genai_generation_tokens") == completion_tokens
+    assert m("genai_time_to_first_token_seconds_count") == 5
+    assert m("genai_requests_running") == 0
+    buckets = [s.labels["le"] for s in metric_samples(text) if s.name == "ovms_graph_processing_time_us_bucket"
+               and s.labels["method"] == "Unary" and s.labels["name"] == LLM]  # the default server also serves MiniLM
     assert len(buckets) == 34  # OVMS's 33 bounds + Inf
-    assert 'le="1.474755971e+09"' in " ".join(buckets)
+    assert "1.474755971e+09" in buckets and "+Inf" in buckets
+    # the exposition keeps OVMS's counter names (no `_total` suffix)
+    assert f'ovms_requests_accepted{{api="V3",interface="REST",method="Unary",name="{LLM}"}} 4.0' in text
 
 
 def test_api_key_is_required_on_generative_endpoints(ops_server):
@@ -131,23 +129,33 @@ def test_request_id_is_echoed_or_generated_and_logged(ops_server):
     assert r.headers["x-request-id"] == "abc-123"
     generated = httpx.get(f"{ops_server.url}/v3/models").headers["x-request-id"]
     assert len(generated) == 32
-    time.sleep(0.2)
-    lines = [json.loads(line.split("genai_gateway.access: ", 1)[1]) for line in ops_server.log().splitlines()
-             if "genai_gateway.access: " in line]
-    record = next(rec for rec in lines if rec["request_id"] == "abc-123")
+
+    def access_record(request_id: str) -> dict | None:
+        records = [json.loads(line.split("genai_gateway.access: ", 1)[1]) for line in ops_server.log().splitlines()
+                   if "genai_gateway.access: " in line]
+        return next((rec for rec in records if rec["request_id"] == request_id), None)
+
+    record = wait_for(lambda: access_record("abc-123"), 10, message="the access log line of request abc-123")
     assert record["model"] == LLM and record["status"] == 200 and record["completion_tokens"] == 2
     assert record["prompt_tokens"] > 0 and record["latency_ms"] > 0
 
 
-def test_metrics_are_off_by_default_and_bad_family_stops_startup(llm_server):
-    plain = ServerProcess(log_name="nometrics")
+@pytest.mark.slow
+def test_metrics_are_off_by_default_and_bad_family_stops_startup(tmp_path):
+    plain = ServerProcess("--config_path", str(write_config(tmp_path / "config.json", [])),
+                          log_name="nometrics").start()  # no models: only the HTTP front matters here
+    try:
+        r = httpx.get(f"{plain.url}/metrics")
+        assert r.status_code == 400 and "--metrics_enable" in r.json()["error"]["message"], r.text
+    finally:
+        plain.stop()
     proc = subprocess.run([sys.executable, "-m", "gateway.cli", "serve", "--rest_port", str(free_port()),
                            "--metrics_enable", "--metrics_list", "ovms_bogus"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode != 0 and "Metrics family name not supported: ovms_bogus" in proc.stderr
-    del plain
 
 
+@pytest.mark.slow
 def test_sigterm_lets_streams_finish_and_exits_zero():
     server = ServerProcess(log_name="sigterm")
     # start, and see liveness before readiness while the model loads
@@ -170,8 +178,8 @@ def test_sigterm_lets_streams_finish_and_exits_zero():
         time.sleep(0.05)
     assert seen_live_not_ready
 
-    async def stream(client):
-        text, finish = "", None
+    async def stream(client, started: asyncio.Semaphore):
+        text, finish, first = "", None, True
         async with client.stream("POST", "/v3/chat/completions", json={
                 "model": LLM, "messages": MSG, "max_tokens": 60, "ignore_eos": True, "stream": True}) as response:
             async for line in response.aiter_lines():
@@ -179,17 +187,25 @@ def test_sigterm_lets_streams_finish_and_exits_zero():
                     choice = (json.loads(line[6:])["choices"] or [{}])[0]
                     text += choice.get("delta", {}).get("content") or ""
                     finish = choice.get("finish_reason") or finish
-        return finish
+                    if first and choice.get("delta", {}).get("content"):
+                        first = False
+                        started.release()  # this stream is generating
+        return finish, text
 
     async def run():
+        started = asyncio.Semaphore(0)
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
-            tasks = [asyncio.create_task(stream(client)) for _ in range(8)]
-            await asyncio.sleep(1.0)
+            tasks = [asyncio.create_task(stream(client, started)) for _ in range(8)]
+            for _ in tasks:  # every stream has produced text before the signal
+                await asyncio.wait_for(started.acquire(), 120)
+            running = [not task.done() for task in tasks]
             server.proc.send_signal(signal.SIGTERM)
-            return await asyncio.gather(*tasks)
+            return running, await asyncio.gather(*tasks)
 
-    finishes = asyncio.run(run())
-    assert finishes == ["length"] * 8
+    running, results = asyncio.run(run())
+    assert [finish for finish, _ in results] == ["length"] * 8
+    assert all(text for _, text in results)
+    assert any(running), "every stream finished before SIGTERM: nothing was drained"
     assert server.proc.wait(60) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1)

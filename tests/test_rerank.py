@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.fixtures_embed import CE_CONTEXT, CE_MAX_CHUNKS, CROSS_ENCODER, MINILM
+from tests.helpers import write_config
 from tests.server import ServerProcess
 
 QUERY = "What is the capital of France?"
@@ -130,33 +131,40 @@ def test_chunk_limit_is_a_400_and_the_server_keeps_serving(embed_http, co_v1):
 R = "/v1/rerank"
 GOOD = {"model": MINILM, "query": QUERY, "documents": DOCS}
 VALIDATION_CASES = [
-    ({"query": QUERY, "documents": DOCS}, 400, "model"),
-    ({"model": MINILM, "documents": DOCS}, 400, "query"),
-    ({**GOOD, "query": 5}, 400, "query"),
-    ({**GOOD, "query": ""}, 400, "query"),
-    ({"model": MINILM, "query": QUERY}, 400, "documents"),
-    ({**GOOD, "documents": "one doc"}, 400, "documents"),
-    ({**GOOD, "documents": []}, 400, "documents should not be empty"),
-    ({**GOOD, "documents": ["a", {"text": "b"}]}, 400, "same type"),
-    ({**GOOD, "documents": [{"title": "no text"}]}, 400, "text"),
-    ({**GOOD, "documents": [1, 2]}, 400, "documents"),
-    ({**GOOD, "top_n": 0}, 400, "top_n"),
-    ({**GOOD, "top_n": "2"}, 400, "top_n"),
-    ({**GOOD, "return_documents": "yes"}, 400, "return_documents"),
-    ({**GOOD, "max_chunks_per_doc": 0}, 400, "max_chunks_per_doc"),
-    ({**GOOD, "rank_fields": ["title"]}, 400, "rank_fields"),
-    ({**GOOD, "relevant_spans": {"mode": "auto"}}, 400, "relevant_spans"),
-    ({**GOOD, "bogus": True}, 400, "bogus"),
-    ({**GOOD, "model": "no-such-model"}, 404, "no-such-model"),
+    # body, status, fragment of error.message, error.param
+    pytest.param({"query": QUERY, "documents": DOCS}, 400, "model", "model", id="model-missing"),
+    pytest.param({"model": MINILM, "documents": DOCS}, 400, "query", "query", id="query-missing"),
+    pytest.param({**GOOD, "query": 5}, 400, "query", "query", id="query-number"),
+    pytest.param({**GOOD, "query": ""}, 400, "query", "query", id="query-empty"),
+    pytest.param({"model": MINILM, "query": QUERY}, 400, "documents", "documents", id="documents-missing"),
+    pytest.param({**GOOD, "documents": "one doc"}, 400, "documents", "documents", id="documents-string"),
+    pytest.param({**GOOD, "documents": []}, 400, "documents should not be empty", "documents",
+                 id="documents-empty"),
+    pytest.param({**GOOD, "documents": ["a", {"text": "b"}]}, 400, "same type", "documents", id="documents-mixed"),
+    pytest.param({**GOOD, "documents": [{"title": "no text"}]}, 400, "text", "documents",
+                 id="document-without-text"),
+    pytest.param({**GOOD, "documents": [1, 2]}, 400, "documents", "documents.0", id="documents-numbers"),
+    pytest.param({**GOOD, "top_n": 0}, 400, "top_n", "top_n", id="top_n-zero"),
+    pytest.param({**GOOD, "top_n": "2"}, 400, "top_n", "top_n", id="top_n-string"),
+    pytest.param({**GOOD, "return_documents": "yes"}, 400, "return_documents", "return_documents",
+                 id="return_documents-string"),
+    pytest.param({**GOOD, "max_chunks_per_doc": 0}, 400, "max_chunks_per_doc", "max_chunks_per_doc",
+                 id="max_chunks_per_doc-zero"),
+    pytest.param({**GOOD, "rank_fields": ["title"]}, 400, "rank_fields", "rank_fields", id="rank_fields-unsupported"),
+    pytest.param({**GOOD, "relevant_spans": {"mode": "auto"}}, 400, "relevant_spans", "relevant_spans",
+                 id="relevant_spans-unsupported"),
+    pytest.param({**GOOD, "bogus": True}, 400, "bogus", "bogus", id="unknown-field"),
+    pytest.param({**GOOD, "model": "no-such-model"}, 404, "no-such-model", "model", id="unknown-model"),
 ]
 
 
-@pytest.mark.parametrize("body,status,fragment", VALIDATION_CASES)
-def test_invalid_rerank_requests_fail_cleanly_and_the_server_keeps_serving(embed_http, body, status, fragment):
+@pytest.mark.parametrize("body,status,fragment,param", VALIDATION_CASES)
+def test_invalid_rerank_requests_fail_cleanly_and_the_server_keeps_serving(embed_http, body, status, fragment, param):
     response = embed_http.post(R, json=body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert fragment in error["message"] and error["type"]
+    assert error["param"] == param, error
     good = embed_http.post(R, json=GOOD)
     assert good.status_code == 200 and good.json()["results"][0]["index"] == PARIS
 
@@ -167,9 +175,8 @@ def test_a_decoder_llm_is_refused_as_a_reranker_instead_of_crashing(tmp_path):
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     (model / "openvino_model.xml").write_text("<net/>")
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_config_list": [
-        {"config": {"name": "not-a-reranker", "base_path": str(model), "task": "rerank"}}]}))
+    config = write_config(tmp_path / "config.json", [
+        {"name": "not-a-reranker", "base_path": str(model), "task": "rerank"}])
     server = ServerProcess("--config_path", str(config), log_name="bad-reranker").start(timeout=120)
     try:
         status = httpx.get(f"{server.url}/v1/config").json()["not-a-reranker"]["model_version_status"][0]

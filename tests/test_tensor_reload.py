@@ -2,9 +2,7 @@
 through `POST /v1/config/reload` (and the repository poller); clients see them through KServe."""
 from __future__ import annotations
 
-import json
 import shutil
-import time
 
 import httpx
 import numpy as np
@@ -12,13 +10,10 @@ import pytest
 import tritonclient.http as httpclient
 
 from tests.fixtures_tensor import dense_expected, dense_repository, static_repository
+from tests.helpers import wait_for, write_config
 from tests.server import ServerProcess
 
 X = np.array([[1, 2, 3, 4]], dtype=np.float32)
-
-
-def write_config(path, entries):
-    path.write_text(json.dumps({"model_config_list": [{"config": e} for e in entries]}))
 
 
 def infer(client, model="hot", version=""):
@@ -96,11 +91,8 @@ def test_policy_change_and_entries_added_and_removed(server, client, repo):
     status = httpx.get(f"{server.url}/v1/config").json()
     assert [(v["version"], v["state"]) for v in status["hot"]["model_version_status"]] == [("1", "AVAILABLE")]
     # a removed model stays listed with state END (after its in-flight requests finished), as in OVMS
-    deadline = time.monotonic() + 10
-    while status["added"]["model_version_status"][0]["state"] != "END" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        status = httpx.get(f"{server.url}/v1/config").json()
-    assert status["added"]["model_version_status"][0]["state"] == "END"
+    wait_for(lambda: httpx.get(f"{server.url}/v1/config").json()["added"]["model_version_status"][0]["state"]
+             == "END", 10, 0.1, "the removed model in state END")
 
 
 def test_invalid_config_changes_nothing(server, client, repo):
@@ -121,9 +113,7 @@ def test_poller_picks_up_a_new_version_folder(tmp_path):
         with httpclient.InferenceServerClient(f"127.0.0.1:{server.port}") as client:
             assert infer(client, "m")[0] == "1"
             shutil.copytree(dense_repository() / "2", tmp_path / "m" / "2")
-            deadline = time.monotonic() + 60
-            while client.get_model_metadata("m")["versions"] != ["2"] and time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_for(lambda: client.get_model_metadata("m")["versions"] == ["2"], 60, 0.1, "version 2 polled")
             version, y = infer(client, "m")
             assert version == "2" and np.array_equal(y, dense_expected(X, 2))
     finally:

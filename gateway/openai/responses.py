@@ -165,9 +165,7 @@ class _EventWriter:
                            output_index=index, delta=delta.text)]
 
     def close_all(self) -> list[dict[str, str]]:
-        if not self.output:
-            self.content("")
-        events = []
+        events = self.content("") if not self.output else []  # an empty answer is still one message
         for key, index in sorted(self.open.items(), key=lambda kv: kv[1]):
             item, text = self.output[index], self.texts[index]
             if key == "reasoning":

@@ -1,0 +1,49 @@
+"""`json_depth_exceeds`: the guard's nesting check, which must not be fooled by strings."""
+from __future__ import annotations
+
+import json
+
+from gateway.guard import json_depth_exceeds
+
+LIMIT = 100
+
+
+def nested(depth: int, open_: str = "[", close: str = "]") -> bytes:
+    return (open_ * depth + close * depth).encode()
+
+
+def test_depth_at_the_limit_passes_and_one_more_is_refused():
+    assert not json_depth_exceeds(nested(100), LIMIT)
+    assert json_depth_exceeds(nested(101), LIMIT)
+
+
+def test_objects_and_arrays_count_together():
+    doc = {"a": [{"b": [1]}]}
+    for _ in range(24):
+        doc = {"a": [{"b": [doc]}]}  # 4 levels per round: 25 rounds = 100 levels
+    body = json.dumps(doc).encode()
+    assert not json_depth_exceeds(body, LIMIT)
+    assert json_depth_exceeds(b"[" + body + b"]", LIMIT)
+
+
+def test_brackets_inside_strings_do_not_count():
+    body = json.dumps({"text": "[" * 500 + "{" * 500}).encode()
+    assert not json_depth_exceeds(body, LIMIT)
+
+
+def test_an_escaped_quote_does_not_end_the_string():
+    body = json.dumps({"text": 'say "' + "[" * 300 + '"'}).encode()  # \" inside, then brackets, still a string
+    assert b'\\"' in body
+    assert not json_depth_exceeds(body, LIMIT)
+
+
+def test_an_escaped_backslash_before_the_quote_does_end_the_string():
+    body = b'["a\\\\", ' + nested(150) + b"]"  # the string is `a\`; the brackets after it are real
+    assert json.loads(body)[0] == "a\\"
+    assert json_depth_exceeds(body, LIMIT)
+
+
+def test_closing_brackets_bring_the_depth_back_down():
+    body = b"[" + b",".join([nested(60)] * 50) + b"]"  # 3000 brackets, never deeper than 61
+    assert not json_depth_exceeds(body, LIMIT)
+    assert json_depth_exceeds(body, 60)
