@@ -143,11 +143,16 @@ def proc_stats(pid: int) -> dict[str, float]:
             "fds": len(list(Path(f"/proc/{pid}/fd").iterdir()))}
 
 
+LLM_OPTIONS: dict[str, Any] = {}  # --llm-option KEY=JSON
+
+
 def write_config(directory: Path, with_extra: bool) -> Path:
     path = fuzz_support.write_config(directory)
     config = json.loads(path.read_text())
     for entry in config["model_config_list"]:
         entry["config"].pop("max_tokens_limit", None)
+        if entry["config"]["name"] == LLM:
+            entry["config"].update(LLM_OPTIONS)
     if with_extra:
         dense = next(e["config"]["base_path"] for e in config["model_config_list"] if e["config"]["name"] == TENSOR)
         config["model_config_list"].append({"config": {"name": EXTRA_TENSOR, "base_path": dense}})
@@ -156,7 +161,8 @@ def write_config(directory: Path, with_extra: bool) -> Path:
 
 
 async def soak(url: str, clients: int, seconds: float, directory: Path | None, reload_seconds: float,
-               outcomes: Counter, latency: dict[str, list[float]], reloads: list[int]) -> None:
+               outcomes: Counter, latency: dict[str, list[float]], reloads: list[int],
+               pid: int = 0, rss_series: list[float] | None = None) -> None:
     deadline = time.monotonic() + seconds
 
     async def worker(seed: int) -> None:
@@ -179,7 +185,16 @@ async def soak(url: str, clients: int, seconds: float, directory: Path | None, r
                 write_config(directory, with_extra=len(reloads) % 2 == 0)
                 reloads.append((await client.post("/v1/config/reload")).status_code)
 
-    await asyncio.gather(reloader(), *(worker(i) for i in range(clients)))
+    async def sampler() -> None:  # RSS every 30 s: a plateau is warm-up, a steady climb a leak
+        while rss_series is not None and time.monotonic() < deadline:
+            rss_series.append(round(proc_stats(pid)["rss_mb"]))
+            await asyncio.sleep(min(30.0, max(deadline - time.monotonic(), 0.0)))
+
+    await asyncio.gather(reloader(), sampler(), *(worker(i) for i in range(clients)))
+    if directory is not None and len(reloads) % 2:  # end as it started: without the extra model
+        write_config(directory, with_extra=False)
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            reloads.append((await client.post("/v1/config/reload")).status_code)
 
 
 def settle(pid: int, target: dict[str, float], seconds: float = 30) -> dict[str, float]:
@@ -198,10 +213,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--long", action="store_true", help="10 minutes (overrides --seconds)")
     parser.add_argument("--warmup-seconds", type=float, default=60)
-    parser.add_argument("--reload-seconds", type=float, default=60)
+    parser.add_argument("--reload-seconds", type=float, default=60, help="0: no config reloads")
     parser.add_argument("--max-rss-growth", type=float, default=0.05, help="fraction of the post-warm-up RSS")
+    parser.add_argument("--llm-option", action="append", default=[], metavar="KEY=JSON",
+                        help="an LLM config option, e.g. cache_size=1 or enable_prefix_caching=false")
     args = parser.parse_args()
     seconds = 600 if args.long else args.seconds
+    for option in args.llm_option:
+        key, _, value = option.partition("=")
+        LLM_OPTIONS[key] = json.loads(value)
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -219,9 +239,10 @@ def main() -> int:
             outcomes: Counter = Counter()
             latency: dict[str, list[float]] = defaultdict(list)
             reloads: list[int] = []
+            rss_series: list[float] = []
             started = time.monotonic()
-            asyncio.run(soak(server.url, args.clients, seconds, directory, args.reload_seconds, outcomes, latency,
-                             reloads))
+            asyncio.run(soak(server.url, args.clients, seconds, directory if args.reload_seconds > 0 else None,
+                             args.reload_seconds, outcomes, latency, reloads, pid, rss_series))
             elapsed = time.monotonic() - started
             end = settle(pid, warmed)
             running = [line for line in httpx.get(f"{server.url}/metrics").text.splitlines()
@@ -247,6 +268,7 @@ def main() -> int:
                 [[name, start[name], warmed[name], end[name]] for name in ("rss_mb", "fds", "threads")])
     print(f"\nRSS growth after warm-up: {growth * 100:+.1f} % (bound {args.max_rss_growth * 100:.0f} %); "
           f"lost: {lost}; 5xx: {server_errors}; server faults logged: {faults}")
+    print("RSS every 30 s (MB):", rss_series)
     print("gauges after the soak:", running)
     ok = (not lost and not server_errors and not faults and growth < args.max_rss_growth
           and end["fds"] <= warmed["fds"] and end["threads"] <= warmed["threads"]
