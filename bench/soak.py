@@ -215,10 +215,14 @@ def main() -> int:
     parser.add_argument("--warmup-seconds", type=float, default=60)
     parser.add_argument("--reload-seconds", type=float, default=60, help="0: no config reloads")
     parser.add_argument("--max-rss-growth", type=float, default=0.05, help="fraction of the post-warm-up RSS")
+    parser.add_argument("--kinds", default="", help="comma-separated subset of the request kinds (default: all)")
     parser.add_argument("--llm-option", action="append", default=[], metavar="KEY=JSON",
                         help="an LLM config option, e.g. cache_size=1 or enable_prefix_caching=false")
     args = parser.parse_args()
     seconds = 600 if args.long else args.seconds
+    if args.kinds:
+        wanted = set(args.kinds.split(","))
+        KINDS[:] = [kind for kind in KINDS if kind.__name__ in wanted]
     for option in args.llm_option:
         key, _, value = option.partition("=")
         LLM_OPTIONS[key] = json.loads(value)
