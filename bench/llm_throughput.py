@@ -5,6 +5,12 @@ Workload: synthetic chat prompts, fixed output length (ignore_eos), closed loop 
 Prints output tokens/s, TTFT p50/p99 and TPOT p50/p99 for both, and the ratio server/in-process.
 
     .venv/bin/python bench/llm_throughput.py [--tokens 128] [--requests-per-worker 2] [--repeats 1]
+        [--server-arg=--admission_window_ms=0 ...]   (extra `serve` flags, e.g. to compare options)
+        [--peer-url http://127.0.0.1:8080/v1 --peer-model NAME]
+
+`--peer-url` adds a column for any OpenAI-compatible server already running on this machine (for
+example llama.cpp's llama-server or vLLM on the same GGUF): the same closed-loop streams, and our
+ratio to it. The bench never starts or downloads a peer.
 """
 from __future__ import annotations
 
@@ -50,6 +56,10 @@ class Result:
         tpot = [s.tpot * 1000 for s in self.samples]
         return [label, concurrency, tokens / self.wall, pct(ttft, 0.5), pct(ttft, 0.99), pct(tpot, 0.5),
                 pct(tpot, 0.99)]
+
+    @property
+    def ttft_p50(self) -> float:
+        return pct([s.ttft for s in self.samples], 0.5)
 
     @property
     def tokens_per_s(self) -> float:
@@ -105,33 +115,37 @@ def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: i
     return Result(samples, time.perf_counter() - start)
 
 
-async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int) -> Sample:
-    body = {"model": DEFAULT_LLM_NAME, "messages": prompt(i), "max_tokens": tokens, "ignore_eos": True,
+async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int, model: str) -> Sample:
+    body = {"model": model, "messages": prompt(i), "max_tokens": tokens, "ignore_eos": True,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
     first = None
     completion = 0
-    async with client.stream("POST", "/v3/chat/completions", json=body) as response:
+    async with client.stream("POST", "chat/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            if first is None and '"content":""' not in line:
+            chunk = json.loads(line[6:])
+            choices = chunk.get("choices") or []
+            if first is None and choices and (choices[0].get("delta") or {}).get("content"):
                 first = time.perf_counter()
-            if '"usage":{' in line:
-                completion = json.loads(line[6:])["usage"]["completion_tokens"]
+            if chunk.get("usage"):
+                completion = chunk["usage"]["completion_tokens"]
     end = time.perf_counter()
     first = first or end
     return Sample(first - t0, (end - first) / max(completion - 1, 1), completion)
 
 
-async def _server_round(url: str, concurrency: int, per_worker: int, tokens: int) -> Result:
+async def _server_round(url: str, concurrency: int, per_worker: int, tokens: int,
+                        model: str = DEFAULT_LLM_NAME) -> Result:
+    """Closed loop against an OpenAI-compatible API rooted at `url` (ours: <server>/v3)."""
     samples: list[Sample] = []
     limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url.rstrip("/") + "/", timeout=600, limits=limits) as client:
         async def worker(w: int) -> None:
             for k in range(per_worker):
-                samples.append(await _one_stream(client, w * per_worker + k, tokens))
+                samples.append(await _one_stream(client, w * per_worker + k, tokens, model))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
@@ -144,31 +158,48 @@ def main() -> None:
     parser.add_argument("--requests-per-worker", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=1, help="alternate in-process/server rounds; medians")
+    parser.add_argument("--server-arg", action="append", default=[], help="an extra `serve` flag (repeatable)")
+    parser.add_argument("--peer-url", help="an OpenAI-compatible API already running, e.g. http://127.0.0.1:8080/v1")
+    parser.add_argument("--peer-model", default="default", help="the `model` to send to the peer")
     args = parser.parse_args()
 
     pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU")
     tokenizer = pipe.get_tokenizer()
-    server = ServerProcess(log_name="bench-llm").start()
+    server = ServerProcess(*args.server_arg, log_name="bench-llm").start()
     try:
-        run_in_process(pipe, tokenizer, 2, 1, 16)  # warm-up both sides
-        asyncio.run(_server_round(server.url, 2, 1, 16))
-        rows, ratios = [], []
+        ours = f"{server.url}/v3"
+        run_in_process(pipe, tokenizer, 2, 1, 16)  # warm-up every side
+        asyncio.run(_server_round(ours, 2, 1, 16))
+        if args.peer_url:
+            asyncio.run(_server_round(args.peer_url, 2, 1, 16, args.peer_model))
+        median_of = lambda runs: sorted(runs, key=lambda r: r.tokens_per_s)[len(runs) // 2]  # noqa: E731
+        rows, ratios, peer_ratios = [], [], []
         for c in args.concurrency:
-            local_runs, server_runs = [], []
+            local_runs, server_runs, peer_runs = [], [], []
             for _ in range(args.repeats):
                 local_runs.append(run_in_process(pipe, tokenizer, c, args.requests_per_worker, args.tokens))
-                server_runs.append(asyncio.run(_server_round(server.url, c, args.requests_per_worker, args.tokens)))
-            local = sorted(local_runs, key=lambda r: r.tokens_per_s)[len(local_runs) // 2]
-            remote = sorted(server_runs, key=lambda r: r.tokens_per_s)[len(server_runs) // 2]
+                server_runs.append(asyncio.run(_server_round(ours, c, args.requests_per_worker, args.tokens)))
+                if args.peer_url:
+                    peer_runs.append(asyncio.run(_server_round(args.peer_url, c, args.requests_per_worker,
+                                                               args.tokens, args.peer_model)))
+            local, remote = median_of(local_runs), median_of(server_runs)
             rows += [local.row("in-process", c), remote.row("server", c)]
-            ratios.append((c, remote.tokens_per_s / local.tokens_per_s, remote.tokens_per_s, local.tokens_per_s))
-        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), "
+            ratios.append((c, remote.tokens_per_s / local.tokens_per_s, remote.tokens_per_s, local.tokens_per_s,
+                           remote.ttft_p50 / local.ttft_p50))
+            if peer_runs:
+                peer = median_of(peer_runs)
+                rows.append(peer.row("peer", c))
+                peer_ratios.append((c, remote.tokens_per_s / peer.tokens_per_s, remote.ttft_p50 / peer.ttft_p50))
+        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), server flags {args.server_arg}, "
               f"{args.requests_per_worker} requests per worker, median of {args.repeats} round(s)")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms"], rows)
         print()
-        for c, ratio, _remote_tps, _ in ratios:
-            print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x")
-        by_c = {c: tps for c, _, tps, _ in ratios}
+        for c, ratio, _remote_tps, _, ttft_ratio in ratios:
+            print(f"concurrency {c:>2}: server/in-process = {ratio:.2f}x tokens/s, TTFT p50 {ttft_ratio:.2f}x")
+        for c, ratio, ttft_ratio in peer_ratios:
+            print(f"concurrency {c:>2}: server/peer ({args.peer_url}) = {ratio:.2f}x tokens/s, "
+                  f"TTFT p50 {ttft_ratio:.2f}x")
+        by_c = {c: tps for c, _, tps, _, _ in ratios}
         if 1 in by_c and 16 in by_c:
             print(f"server tokens/s at 16 vs 1: {by_c[16] / by_c[1]:.2f}x")
     finally:

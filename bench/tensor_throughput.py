@@ -27,6 +27,22 @@ from tests.fixtures_tensor import dense_repository, start_tensor_server  # noqa:
 X = np.array([[1, 2, 3, 4]], dtype=np.float32)
 
 
+def race(worker: Callable[[int], None], concurrency: int, seconds: float, start_line: threading.Barrier,
+         stop_at: list[float]) -> float:
+    """Start `concurrency` workers, let them off together at `start_line` and stop them `seconds` later
+    (`stop_at[0]`, which they check); returns when they have all ended, with the time they were let off."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    stop_at[0] = float("inf")
+    start_line.wait()
+    began = time.perf_counter()
+    stop_at[0] = began + seconds
+    for t in threads:
+        t.join()
+    return began
+
+
 def run(make_call: Callable[[], Callable[[], None]], concurrency: int, seconds: float) -> tuple[float, float, float]:
     """Each worker thread makes its own call (client) and warms it up; returns (requests/s, p50 ms, p99 ms)."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
@@ -45,16 +61,7 @@ def run(make_call: Callable[[], Callable[[], None]], concurrency: int, seconds: 
             call()
             own.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    stop_at[0] = float("inf")
-    start_line.wait()
-    began = time.perf_counter()
-    stop_at[0] = began + seconds
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
+    elapsed = time.perf_counter() - race(worker, concurrency, seconds, start_line, stop_at)
     flat = sorted(x for own in latencies for x in own)
     p99 = flat[min(len(flat) - 1, int(len(flat) * 0.99))]
     return len(flat) / elapsed, statistics.median(flat) * 1000, p99 * 1000

@@ -11,11 +11,13 @@ from starlette.middleware.cors import CORSMiddleware
 from scheduler import telemetry
 from scheduler.model_manager import ModelManager
 
-from . import cohere, config_api, kserve, metrics, ops, tfs
+from . import cohere, config_api, kserve, metrics, ops, playground, tfs
+from .anthropic import messages
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
+from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
-from .openai import chat, completions, embeddings, images, models, responses, tokenize
+from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 from .openapi import install_openapi
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
@@ -33,6 +35,8 @@ class HttpSettings:
     allow_credentials: bool = False
     max_body_bytes: int = 64 * 2**20
     max_json_depth: int = 100
+    media: MediaPolicy = field(default_factory=MediaPolicy)  # image content parts (gateway/media.py)
+    ui: bool = True  # the web playground at / and /ui (gateway/playground.py)
 
 
 def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc_port: int = 0,
@@ -60,6 +64,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.state.manager = manager
     app.state.reloader = reloader
     app.state.max_json_depth = settings.max_json_depth  # gateway/guard.py load_json (KServe, TFS)
+    app.state.media_policy = settings.media
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
     recorder = metrics.Metrics(settings.metric_families, manager) if settings.metric_families else None
     app.state.metrics = recorder
@@ -71,11 +76,13 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(kserve.router)
     app.include_router(config_api.router)
     for prefix in OPENAI_PREFIXES:
-        for module in (chat, completions, embeddings, images, models, responses, tokenize):
+        for module in (audio, chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)
+    if settings.ui:
+        app.include_router(playground.router)
     app.include_router(metrics.router)
     # added last = outermost: CORS answers preflights before anything else
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)

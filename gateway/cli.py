@@ -17,7 +17,8 @@ from servables import kinds
 log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
-             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser")
+             "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser",
+             "admission_window_ms", "prompt_lookup", "draft_model", "draft_source_model", "kv_cache_precision")
 
 
 def _bool(text: str) -> bool:
@@ -59,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--dynamic_split_fuse", type=_bool, help="chunked prefill (default true)")
     knobs.add_argument("--max_tokens_limit", type=int, help="upper bound for max_tokens, and its default")
     knobs.add_argument("--max_queue_size", type=int, help="requests waiting for a slot before 503 (default 512)")
+    knobs.add_argument("--admission_window_ms", type=int,
+                       help="admit requests arriving this close together in one prefill; 0 = off (default 5)")
+    knobs.add_argument("--kv_cache_precision", choices=["f32", "f16", "bf16", "u8", "u4"],
+                       help="KV cache element type (default: the plugin's choice)")
+    knobs.add_argument("--prompt_lookup", type=_bool, help="speculative decoding with prompt n-grams (default false)")
+    knobs.add_argument("--draft_model", help="folder of a draft model for speculative decoding")
+    knobs.add_argument("--draft_source_model",
+                       help="HuggingFace id of a draft model, pulled into --model_repository_path with --source_model")
+    knobs.add_argument("--lora_adapter", action="append", metavar="NAME=PATH[:ALPHA]",
+                       help="a LoRA adapter of the model, served as <model_name>:NAME (repeatable)")
     knobs.add_argument("--tool_parser",
                        help="hermes, llama3, mistral, generic or none (default: from the chat template)")
     knobs.add_argument("--reasoning_parser",
@@ -70,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     tensor.add_argument("--batch_size", help="batch dimension: an integer or auto")
     tensor.add_argument("--shape", help='input shape, e.g. "(1,3,224,224)", auto, or a JSON object per input')
     tensor.add_argument("--model_version_policy", type=_json_object, help='e.g. {"latest": {"num_versions": 2}}')
+    media = serve.add_argument_group("image input of vision-language models (gateway/media.py)")
+    media.add_argument("--allowed_media_domains", default="",
+                       help="hosts whose http(s) image URLs may be fetched, comma-separated (default: none)")
+    media.add_argument("--allowed_local_media_path", default=None,
+                       help="folder whose files may be sent as image URLs (file:// or a path; default: none)")
+    media.add_argument("--max_images_per_request", type=int, default=8, help="image parts per request (default 8)")
+    media.add_argument("--max_image_bytes", type=int, default=20 * 2**20,
+                       help="largest encoded image, in bytes (default 20 MiB)")
+    media.add_argument("--max_image_pixels", type=int, default=4096 * 4096,
+                       help="largest image, width x height (default 4096x4096)")
+    media.add_argument("--media_fetch_timeout_seconds", type=float, default=10.0,
+                       help="timeout of one remote image fetch (default 10)")
     device = serve.add_argument_group("device arbiter (scheduler/arbiter.py)")
     device.add_argument("--arbiter", choices=POLICIES, default="fair",
                         help="how engines share the cores: off = all at once, fifo = one unit at a time in "
@@ -80,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fair: a token step starts next to a background unit that has run this long")
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
+    ops.add_argument("--ui", choices=["on", "off"], default="on", help="the web playground at / and /ui")
     ops.add_argument("--metrics_list", default=None, help="comma-separated metric families (default: all)")
     ops.add_argument("--api_key_file", help="file whose first line is the API key (else env API_KEY)")
     ops.add_argument("--allowed_origins", default="*", help="CORS origins, comma-separated")
@@ -97,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     pull = sub.add_parser("pull", help="download a HuggingFace model (converting it to OpenVINO IR if needed)")
     add_pull_flags(pull)
+    pull.add_argument("--draft_source_model", help="also pull this draft model (text_generation) into the repository")
     pull.add_argument("--log_level", default="INFO", choices=["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -134,6 +159,10 @@ def llm_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         options["device"] = args.target_device
     if args.plugin_config is not None:
         options["plugin_config"] = args.plugin_config
+    if getattr(args, "lora_adapter", None):
+        from servables.lora import parse_cli
+
+        options["lora_adapters"] = parse_cli(args.lora_adapter)
     return options
 
 
@@ -160,7 +189,6 @@ def with_cli_defaults(spec, llm_defaults: dict[str, Any]):
 def model_specs(args: argparse.Namespace):
     """The models to serve: config file, one model from flags, or the built-in defaults."""
     from servables import sources
-    from servables.base import ModelSpec
     from servables.config_file import load_config_file
     from servables.errors import ServingError
 
@@ -172,14 +200,14 @@ def model_specs(args: argparse.Namespace):
     if args.model_path:
         if not args.model_name:
             raise SystemExit("--model_path needs --model_name")
-        spec = sources.local_spec(args.model_name, Path(args.model_path), args.task)
+        spec = sources.local_spec(args.model_name, args.model_path, args.task)
         if spec.task == "text_generation":
             options = {**spec.options, **llm_defaults}
         elif spec.task == "tensor":
             options = {**spec.options, **tensor_options_from_args(args)}
         else:
             options = spec.options
-        return [ModelSpec(spec.name, spec.base_path, spec.task, options)]
+        return [replace(spec, options=options)]
     specs = [sources.default_llm_spec(llm_defaults)]
     try:
         specs.append(sources.default_embeddings_spec())
@@ -203,6 +231,7 @@ def read_api_key(args: argparse.Namespace) -> str | None:
 
 def http_settings(args: argparse.Namespace):
     from gateway.app import HttpSettings
+    from gateway.media import MediaPolicy
     from gateway.metrics import MetricsConfigError, select_families
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
@@ -210,11 +239,19 @@ def http_settings(args: argparse.Namespace):
         families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
     except MetricsConfigError as exc:
         raise SystemExit(str(exc)) from exc
+    media_root = args.allowed_local_media_path
+    if media_root and not Path(media_root).is_dir():
+        raise SystemExit(f"--allowed_local_media_path {media_root} is not a folder")
     return HttpSettings(
         metric_families=families, api_key=read_api_key(args), allowed_origins=split(args.allowed_origins),
         allowed_methods=split(args.allowed_methods), allowed_headers=split(args.allowed_headers),
         allow_credentials=args.allow_credentials, max_body_bytes=args.max_request_bytes,
-        max_json_depth=args.max_json_depth,
+        max_json_depth=args.max_json_depth, ui=args.ui == "on",
+        media=MediaPolicy(
+            allowed_domains=frozenset(host.lower() for host in split(args.allowed_media_domains)),
+            allowed_local_path=Path(args.allowed_local_media_path) if args.allowed_local_media_path else None,
+            max_images=args.max_images_per_request, max_image_bytes=args.max_image_bytes,
+            max_image_pixels=args.max_image_pixels, fetch_timeout=args.media_fetch_timeout_seconds),
     )
 
 

@@ -2,8 +2,9 @@
 
 `POLICY` is the table (most specific class first wins, by the exception's MRO). The formatters
 render an error into the family's body: OpenAI `{"error": {"message", "type", "param", "code"}}`
-(OpenAI, Cohere and the management routes), KServe/TFS REST `{"error": "<message>"}`, and gRPC
-status codes. A route says which family it speaks where it is declared (gateway/routes.py).
+(OpenAI, Cohere and the management routes), Anthropic `{"type": "error", "error": {"type", "message"}}`
+(the Messages API, Anthropic's "Errors" documentation), KServe/TFS REST `{"error": "<message>"}`, and
+gRPC status codes. A route says which family it speaks where it is declared (gateway/routes.py).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ log = logging.getLogger("genai_gateway.errors")
 class ErrorFamily(str, Enum):
     OPENAI = "openai"  # OpenAI, Cohere and management routes
     TENSOR = "tensor"  # KServe v2 and TFS REST
+    ANTHROPIC = "anthropic"  # the Anthropic Messages API
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,19 @@ class Policy:
     http: int
     grpc: str  # name of a grpc.StatusCode (grpc is imported only when gRPC serves)
     openai_type: str  # `error.type` of the OpenAI body
+    anthropic_type: str  # `error.type` of the Anthropic body
 
 
 POLICY: dict[type[ServingError], Policy] = {
-    InvalidRequest: Policy(400, "INVALID_ARGUMENT", "invalid_request_error"),
-    ModelNotFound: Policy(404, "NOT_FOUND", "not_found_error"),  # VersionNotFound too
-    Overloaded: Policy(503, "UNAVAILABLE", "server_overloaded"),
-    ModelUnavailable: Policy(503, "UNAVAILABLE", "model_unavailable"),
-    Cancelled: Policy(499, "CANCELLED", "cancelled"),
-    ModelLoadError: Policy(500, "INTERNAL", "model_load_error"),
-    PullError: Policy(500, "INTERNAL", "pull_error"),
-    InferenceError: Policy(500, "INTERNAL", "internal_error"),
-    ServingError: Policy(500, "INTERNAL", "internal_error"),
+    InvalidRequest: Policy(400, "INVALID_ARGUMENT", "invalid_request_error", "invalid_request_error"),
+    ModelNotFound: Policy(404, "NOT_FOUND", "not_found_error", "not_found_error"),  # VersionNotFound too
+    Overloaded: Policy(503, "UNAVAILABLE", "server_overloaded", "overloaded_error"),
+    ModelUnavailable: Policy(503, "UNAVAILABLE", "model_unavailable", "overloaded_error"),
+    Cancelled: Policy(499, "CANCELLED", "cancelled", "api_error"),
+    ModelLoadError: Policy(500, "INTERNAL", "model_load_error", "api_error"),
+    PullError: Policy(500, "INTERNAL", "pull_error", "api_error"),
+    InferenceError: Policy(500, "INTERNAL", "internal_error", "api_error"),
+    ServingError: Policy(500, "INTERNAL", "internal_error", "api_error"),
 }
 INTERNAL = POLICY[ServingError]
 
@@ -79,6 +82,15 @@ def openai_body(exc: ServingError) -> dict[str, Any]:
     return openai_error(exc.message, policy_of(exc).openai_type, exc.param, exc.code)
 
 
+def anthropic_error(message: str, error_type: str) -> dict[str, Any]:
+    """The Anthropic error body; every Anthropic-shaped error in the gateway is built here."""
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+def anthropic_body(exc: ServingError) -> dict[str, Any]:
+    return anthropic_error(exc.message, policy_of(exc).anthropic_type)
+
+
 def tensor_body(exc: ServingError) -> dict[str, Any]:
     return {"error": exc.message}
 
@@ -87,11 +99,14 @@ def _headers(exc: ServingError) -> dict[str, str] | None:
     return {"Retry-After": str(exc.retry_after_seconds)} if isinstance(exc, Overloaded) else None
 
 
+BODIES = {ErrorFamily.OPENAI: openai_body, ErrorFamily.TENSOR: tensor_body, ErrorFamily.ANTHROPIC: anthropic_body}
+
+
 def http_response(exc: ServingError, family: ErrorFamily = ErrorFamily.OPENAI) -> JSONResponse:
     """The response for a ServingError in the family's shape; server faults are logged here, once."""
     if is_server_fault(exc):
         log.error("%s: %s", type(exc).__name__, exc.message)
-    body = tensor_body(exc) if family is ErrorFamily.TENSOR else openai_body(exc)
+    body = BODIES[family](exc)
     return JSONResponse(body, status_code=policy_of(exc).http, headers=_headers(exc))
 
 
@@ -101,6 +116,8 @@ def unexpected_response(exc: BaseException, family: ErrorFamily = ErrorFamily.OP
     log.error("unhandled error%s", f" in {where}" if where else "", exc_info=exc)
     if family is ErrorFamily.TENSOR:
         return JSONResponse({"error": "Internal server error"}, status_code=500)
+    if family is ErrorFamily.ANTHROPIC:
+        return JSONResponse(anthropic_error("Internal server error", "api_error"), status_code=500)
     return JSONResponse(openai_error("Internal server error", "internal_error"), status_code=500)
 
 

@@ -13,9 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servables.errors import ServingError
+from servables.errors import InvalidRequest, ServingError
 
 from .error_policy import http_response, openai_error, unexpected_response
+from .routes import error_family_of
 
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$|^\d+$")
 _TYPE_TAGS = {"int", "str", "float", "bool", "list", "dict", "none", "bytes"}
@@ -54,9 +55,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return http_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _describe_validation_error(exc)
-        return JSONResponse(openai_error(message, "invalid_request_error", param), status_code=400)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _describe_validation_error(exc)  # in the body shape of the route's family
+        return http_response(InvalidRequest(message, param), error_family_of(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -55,7 +55,7 @@ async def model_version_ready(name: str, version: str, request: Request) -> Resp
 def _model_ready(request: Request, name: str, version: str | None) -> Response:
     manager = _manager(request)
     deployment = manager.get(name)
-    if deployment.kind.name != "tensor":
+    if not service.serves_tensors(deployment):
         if version is not None:
             raise ModelNotFound(name)
         return JSONResponse({"name": name, "ready": True})
@@ -80,7 +80,7 @@ async def model_version_metadata(name: str, version: str, request: Request) -> d
 def _model_metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
     manager = _manager(request)
     group = manager.get(name)
-    if group.kind.name != "tensor":
+    if not service.serves_tensors(group):
         raise ModelNotFound(name)
     deployment = service.resolve(manager, name, version)
     note_model_version(request.scope, str(deployment.servable.version))

@@ -15,6 +15,8 @@ from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from servables.kinds import TENSOR_ENDPOINT
+
 from .error_policy import openai_error
 from .routes import Access, declared_router
 
@@ -41,6 +43,8 @@ EXTENSIONS = (
     "genai_arbiter_units", "genai_arbiter_wait_seconds", "genai_arbiter_busy_seconds", "genai_arbiter_queued",
     "genai_arbiter_running",
     "genai_image_steps", "genai_images_generated", "genai_image_requests_cancelled",
+    "genai_speculative_steps", "genai_speculative_accepted_tokens", "genai_speculative_draft_tokens",
+    "genai_lora_adapter_switches", "genai_kv_cache_bytes", "genai_admission_batches", "genai_admitted_requests",
 )
 SUPPORTED = OVMS_DEFAULT + EXTENSIONS
 
@@ -128,7 +132,7 @@ class Metrics:
         """As OVMS: every servable's series exist from the start, at 0."""
         for deployment in self.manager.deployments():
             name = deployment.name
-            if name in self._prepared or deployment.kind.name == "tensor":
+            if name in self._prepared or TENSOR_ENDPOINT in deployment.kind.endpoints:  # KServe/TFS families
                 continue
             self._prepared.add(name)
             for method in ("Unary", "Stream"):
@@ -191,6 +195,7 @@ class EngineCollector:
             "genai_requests_running": ("Requests being processed now", "running"),
             "genai_requests_waiting": ("Requests waiting for a slot", "waiting"),
             "genai_kv_cache_usage_percent": ("KV cache usage at the last step (percent)", "kv_cache_usage_percent"),
+            "genai_kv_cache_bytes": ("KV cache memory allocated by the pipeline (bytes)", "kv_cache_bytes"),
         }
         stats = {d.name: d.engine.stats() for d in self.manager.deployments()}
         for family, (doc, attr) in gauges.items():
@@ -204,6 +209,17 @@ class EngineCollector:
         counters = {
             "genai_batches": ("Batched inferences run by embeddings / rerank engines", "batches"),
             "genai_batch_items": ("Inputs inferred in those batches", "items"),
+            "genai_speculative_steps": ("Speculative decoding steps (per sequence, after the prefill)",
+                                        "speculative_steps"),
+            "genai_speculative_accepted_tokens": ("Draft tokens accepted (tokens generated - steps)",
+                                                  "speculative_accepted_tokens"),
+            "genai_speculative_draft_tokens": ("Draft tokens asked for (num_assistant_tokens per step)",
+                                               "speculative_draft_tokens"),
+            "genai_admission_batches": ("Times the LLM engine admitted new requests before a step",
+                                        "admission_batches"),
+            "genai_admitted_requests": ("Requests admitted in those batches", "admitted_requests"),
+            "genai_lora_adapter_switches": ("Times the pipeline switched LoRA adapter (after draining a group)",
+                                            "lora_adapter_switches"),
         }
         for family, (doc, attr) in counters.items():
             if family not in self.families:

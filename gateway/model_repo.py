@@ -11,13 +11,14 @@ from servables.errors import ServingError
 log = logging.getLogger("genai_gateway")
 
 
-def _pull_request(args: argparse.Namespace):
+def _pull_request(args: argparse.Namespace, source_model: str | None = None):
     from servables.pull import PullRequest
 
     if not args.model_repository_path:
         raise ConfigError("--source_model needs --model_repository_path (or $OVMS_MODEL_REPOSITORY_PATH)")
     return PullRequest(
-        source_model=args.source_model, repository=Path(args.model_repository_path), task=args.task,
+        source_model=source_model or args.source_model, repository=Path(args.model_repository_path),
+        task="text_generation" if source_model else args.task,
         weight_format=args.weight_format, gguf_filename=args.gguf_filename, overwrite=args.overwrite_models,
         revision=args.revision, extra_quantization_params=args.extra_quantization_params,
     )
@@ -30,7 +31,18 @@ def pull_for_serving(args: argparse.Namespace) -> tuple[str, str]:
     if args.config_path:
         raise ConfigError("--source_model and --config_path cannot be used together")
     path = pull(_pull_request(args))
+    draft = _pull_draft(args)
+    if draft is not None:  # served from the pulled folder
+        args.draft_model, args.draft_source_model = str(draft), None
     return str(path), args.model_name or args.source_model
+
+
+def _pull_draft(args: argparse.Namespace) -> Path | None:
+    """`--draft_source_model` next to `--source_model`: the draft is pulled into the same repository."""
+    from servables.pull import pull
+
+    source = getattr(args, "draft_source_model", None)
+    return pull(_pull_request(args, source)) if source else None
 
 
 def pull_command(args: argparse.Namespace) -> int:
@@ -39,6 +51,7 @@ def pull_command(args: argparse.Namespace) -> int:
 
     try:
         path = pull(_pull_request(args))
+        _pull_draft(args)
     except (ConfigError, ServingError) as exc:
         log.error("%s", exc)
         return 2

@@ -6,7 +6,8 @@ Every router of the gateway is made by `declared_router(...)`:
   KServe/TFS tensor APIs, which OVMS leaves open too).
 - `api`: the request-metric family the route counts in (`V3`: the OVMS generative families;
   `KServe` / `TensorFlowServing`: `ovms_requests_success|fail`; `other`: none).
-- `errors`: the body shape of its errors (gateway/error_policy.py).
+- `errors`: the body shape of its errors (gateway/error_policy.py). Routes of the Anthropic family
+  also take the key from `x-api-key`, the header Anthropic's clients send.
 The route notes its declaration in the ASGI scope state, where gateway/observability.py reads it
 to label metrics. tests/test_routes.py fails when a POST route is neither protected nor public.
 """
@@ -28,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 
 from servables.errors import ServingError
 
-from .error_policy import ErrorFamily, http_response, openai_error, unexpected_response
+from .error_policy import ErrorFamily, anthropic_error, http_response, openai_error, unexpected_response
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,32 @@ class RouteNote:
 ROUTE_STATE_KEY = "route"
 
 
-def unauthorized() -> JSONResponse:
-    return JSONResponse(openai_error("Unauthorized request due to invalid or missing api-key",
-                                     "invalid_request_error", code="invalid_api_key"),
-                        status_code=401, headers={"WWW-Authenticate": "Bearer"})
+UNAUTHORIZED = "Unauthorized request due to invalid or missing api-key"
+KEY_HEADERS = {ErrorFamily.ANTHROPIC: "x-api-key"}  # accepted besides `Authorization: Bearer`
 
 
-def authorized(request: Request) -> bool:
-    """True when the server has no API key or the request carries it (constant-time comparison)."""
+def unauthorized(family: ErrorFamily = ErrorFamily.OPENAI) -> JSONResponse:
+    body = (anthropic_error(UNAUTHORIZED, "authentication_error") if family is ErrorFamily.ANTHROPIC
+            else openai_error(UNAUTHORIZED, "invalid_request_error", code="invalid_api_key"))
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def authorized(request: Request, key_header: str | None = None) -> bool:
+    """True when the server has no API key or the request carries it (constant-time comparison):
+    as `Authorization: Bearer <key>`, or in `key_header` when the route's family names one."""
     key: bytes | None = getattr(request.app.state, "api_key", None)
     if not key:
         return True
+    if key_header is not None and key_header in request.headers:
+        return hmac.compare_digest(request.headers[key_header].strip().encode("latin-1", "replace"), key)
     scheme, _, token = request.headers.get("authorization", "").encode("latin-1", "replace").partition(b" ")
     return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key)
+
+
+def error_family_of(request: Request) -> ErrorFamily:
+    """The error family of the route that took the request (OpenAI's before a route is chosen)."""
+    note = request.scope.get("state", {}).get(ROUTE_STATE_KEY)
+    return note.declaration.errors if isinstance(note, RouteNote) else ErrorFamily.OPENAI
 
 
 class DeclaredRoute(APIRoute):
@@ -92,12 +106,13 @@ class DeclaredRoute(APIRoute):
         declaration = self.declaration
         protected = declaration.protects(self.methods)
         operation = self.name
+        key_header = KEY_HEADERS.get(declaration.errors)
 
         async def declared_handler(request: Request) -> Response:
             request.scope.setdefault("state", {})[ROUTE_STATE_KEY] = RouteNote(
                 declaration, operation, request.path_params)
-            if protected and not authorized(request):
-                return unauthorized()
+            if protected and not authorized(request, key_header):
+                return unauthorized(declaration.errors)
             try:
                 return await handler(request)
             except ServingError as exc:

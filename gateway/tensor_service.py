@@ -1,6 +1,7 @@
 """What the KServe and TFS front ends (REST and gRPC) share: model/version lookup, metadata, inference."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from scheduler.model_manager import Deployment, ModelManager
 from servables.errors import InvalidRequest
+from servables.kinds import TENSOR_ENDPOINT
 
 SERVER_NAME = "genai-gateway"
 EXTENSIONS = ["binary_tensor_data"]
@@ -40,8 +42,13 @@ def exists(manager: ModelManager, name: str) -> bool:
     return any(d.name == name for d in manager.deployments())
 
 
+def serves_tensors(deployment: Deployment) -> bool:
+    """Tensor models and pipelines: KServe v2 / TFS, with versions."""
+    return TENSOR_ENDPOINT in deployment.kind.endpoints
+
+
 def is_tensor(manager: ModelManager, name: str) -> bool:
-    return any(d.name == name and d.kind.name == "tensor" for d in manager.deployments())
+    return any(d.name == name and serves_tensors(d) for d in manager.deployments())
 
 
 def kserve_metadata(deployment: Deployment, group_versions: list[int]) -> dict[str, Any]:
@@ -67,3 +74,13 @@ def check_requested_outputs(deployment: Deployment, names: list[str]) -> None:
 
 async def infer(deployment: Deployment, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return await deployment.engine.infer(inputs)
+
+
+async def stream(deployment: Deployment, inputs: dict[str, np.ndarray]) -> AsyncIterator[dict[str, np.ndarray]]:
+    """The responses to one request: several from a pipeline whose Python node yields, else one."""
+    engine_stream = getattr(deployment.engine, "stream", None)
+    if engine_stream is None:
+        yield await deployment.engine.infer(inputs)
+        return
+    async for outputs in engine_stream(inputs):
+        yield outputs

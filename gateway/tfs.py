@@ -171,7 +171,15 @@ def _array(name: str, value: Any, info: TensorInfo | None) -> np.ndarray:
         raise InvalidRequest(f"Unexpected input {name!r}", name)
     if info.datatype == "BYTES":
         value = _decode_b64(name, value)
+    elif len(info.shape) == 4 and _has_b64(value):  # encoded images for an image input (servables/binary_input.py)
+        return codec.array_from_list(name, "BYTES", None, _decode_b64(name, value))
     return codec.array_from_list(name, info.datatype, None, value)
+
+
+def _has_b64(value: Any) -> bool:
+    while isinstance(value, list) and value:
+        value = value[0]
+    return isinstance(value, dict) and "b64" in value
 
 
 def _to_json(array: Any) -> Any:

@@ -4,26 +4,23 @@ The diffusion pipelines of a model share their infer requests, so jobs never ove
 pipeline's per-step callback is where the engine (a) counts steps, (b) stops a job whose client
 went away (the callback returns True: the job ends within one step), and (c) calls `step_gate`
 before every denoising step, the hook where a device arbiter can hold the job back to interleave
-it with other engines' work. Jobs wait in a bounded queue; a full queue raises `Overloaded` (503).
-Results go back to asyncio in exactly one place, `_deliver` (`loop.call_soon_threadsafe`).
+it with other engines' work. The queue, admission (`Overloaded`, 503), drain/stop and cancellation
+are the FIFO engine's (scheduler/fifo_engine.py). Results go back to asyncio in exactly one place,
+`_deliver` (`loop.call_soon_threadsafe`).
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from servables.errors import Cancelled, InferenceError, ModelUnavailable, Overloaded, ServingError
+from servables.errors import Cancelled, InferenceError, ModelUnavailable, ServingError
 from servables.image import ImageJob, ImageServable
 
-from .arbiter import lane_for
 from .bridge import settle_future
-from .telemetry import sink
+from .fifo_engine import FifoEngine, FifoTicket
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +52,8 @@ class _Job:
     submitted_at: float = field(default_factory=time.monotonic)
 
 
-class ImageTicket:
+class ImageTicket(FifoTicket[_Job]):
     """A submitted job. `await ticket.result()`; cancelling the awaiting task cancels the job."""
-
-    def __init__(self, job: _Job, engine: ImageEngine):
-        self._job = job
-        self._engine = engine
-
-    @property
-    def id(self) -> int:
-        return self._job.id
 
     async def result(self) -> ImageResult:
         try:
@@ -73,78 +62,22 @@ class ImageTicket:
             self.cancel()
             raise
 
-    def cancel(self) -> None:
-        self._engine.cancel(self._job.id)
 
+class ImageEngine(FifoEngine[ImageServable, _Job, ImageResult]):
+    noun = "image"
+    thread_prefix = "image-engine"
 
-class ImageEngine:
     def __init__(self, servable: ImageServable, max_queue_size: int | None = None,
                  step_gate: Callable[[], None] | None = None):
-        self.servable = servable
-        self._max_queue = servable.options.max_queue_size if max_queue_size is None else max_queue_size
+        super().__init__(servable, max_queue_size)
         # called before every denoising step, in the worker thread: by default the device arbiter's
         # switch (let other engines' units in between two steps, then continue)
-        self._lane = lane_for(servable)
         self.step_gate = step_gate or self._lane.switch
-        self._cond = threading.Condition()
-        self._queue: deque[_Job] = deque()
-        self._current: _Job | None = None
-        self._ids = itertools.count(1)
-        self._stopping = False
         self._steps_total = 0
         self._images_total = 0
-        self._requests_total = 0
-        self._cancelled_total = 0
-        self._thread = threading.Thread(target=self._run, name=f"image-engine:{servable.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Wait until the queued and running jobs have finished (new submits are still taken).
-
-        Used before `stop()` when the model is unloaded or replaced, so that no request in flight
-        fails. Returns False when `timeout` passed first.
-        """
-        with self._cond:
-            return self._cond.wait_for(lambda: self._stopping or not (self._queue or self._current), timeout)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
-        self._lane.close()
-
-    # --- asyncio side -----------------------------------------------------------------------
 
     def submit(self, job: ImageJob) -> ImageTicket:
-        loop = asyncio.get_running_loop()
-        with self._cond:
-            if self._stopping:
-                raise ModelUnavailable(f"Model {self.servable.name} is shutting down")
-            if len(self._queue) >= self._max_queue:
-                sink().request_rejected(self.servable.name)
-                raise Overloaded(f"Model {self.servable.name} has {len(self._queue)} image requests waiting; "
-                                 "retry later")
-            entry = _Job(next(self._ids), job, loop, loop.create_future())
-            self._queue.append(entry)
-            self._cond.notify_all()
-        return ImageTicket(entry, self)
-
-    def cancel(self, job_id: int) -> None:
-        """Thread-safe. A queued job is dropped; the running one stops after its current step."""
-        with self._cond:
-            if self._current is not None and self._current.id == job_id:
-                self._current.cancelled = True
-                return
-            for entry in self._queue:
-                if entry.id == job_id:
-                    self._queue.remove(entry)
-                    self._cancelled_total += 1
-                    self._requests_total += 1
-                    self._cond.notify_all()  # wakes drain()
-                    return
+        return ImageTicket(self._admit(job), self)
 
     def stats(self) -> ImageEngineStats:
         with self._cond:
@@ -155,25 +88,12 @@ class ImageEngine:
 
     # --- worker thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._stopping or self._queue):
-                    self._cond.wait()
-                if self._stopping:
-                    break
-                entry = self._current = self._queue.popleft()
-            outcome = self._execute(entry)
-            with self._cond:
-                self._current = None
-                self._requests_total += 1
-                if isinstance(outcome, ImageResult):
-                    self._images_total += len(outcome.images)
-                elif isinstance(outcome, Cancelled):
-                    self._cancelled_total += 1
-                self._cond.notify_all()  # wakes drain()
-            self._deliver(entry, outcome)
-        self._shutdown()
+    def _new_job(self, job_id: int, job: ImageJob, loop: asyncio.AbstractEventLoop) -> _Job:
+        return _Job(job_id, job, loop, loop.create_future())
+
+    def _finished(self, outcome: ImageResult | Exception) -> None:
+        if isinstance(outcome, ImageResult):
+            self._images_total += len(outcome.images)
 
     def _execute(self, entry: _Job) -> ImageResult | Exception:
         def on_step(step: int, num_steps: int) -> bool:
@@ -204,15 +124,8 @@ class ImageEngine:
             log.exception("image generation failed on %s", self.servable.name)
             return InferenceError(f"Image generation failed: {exc}")
 
-    @staticmethod
-    def _deliver(entry: _Job, outcome: ImageResult | Exception) -> None:
+    def _deliver(self, entry: _Job, outcome: ImageResult | Exception) -> None:
         if isinstance(outcome, Exception):
             settle_future(entry.loop, entry.future, error=outcome)
         else:
             settle_future(entry.loop, entry.future, outcome)
-
-    def _shutdown(self) -> None:
-        with self._cond:
-            waiting, self._queue = list(self._queue), deque()
-        for entry in waiting:
-            self._deliver(entry, ModelUnavailable(f"Model {self.servable.name} was unloaded"))

@@ -3,6 +3,10 @@
 Only this thread calls `add_request`, `cancel` and `step`. Requests wait in a bounded queue until
 the pipeline has a free sequence slot (`max_num_seqs`, enforced here because GenAI ignores it while
 `dynamic_split_fuse` is on); a full queue raises `Overloaded` (HTTP 503).
+
+Burst admission: requests that arrive less than `admission_window_ms` apart are gathered and
+admitted together before the next step (waiting at most `BURST_WINDOWS` windows), so that clients
+starting together prefill in one step, as they would in process (README, "Burst admission").
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 
 Status = ov_genai.GenerationStatus
 FinishReason = ov_genai.GenerationFinishReason
+_UNSET = object()
+BURST_WINDOWS = 8  # the longest a burst is gathered, in windows
 _FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
 _Outbox = list[tuple[RequestStream, list[Event]]]  # one step's events, per stream
 
@@ -58,6 +64,31 @@ class EngineStats:
     waiting: int
     pipeline_has_requests: bool
     kv_cache_usage_percent: float
+    speculative_steps: int = 0
+    speculative_accepted_tokens: int = 0
+    speculative_draft_tokens: int = 0
+    lora_adapter_switches: int = 0
+    kv_cache_bytes: int = 0
+    admission_batches: int = 0
+    admitted_requests: int = 0
+
+
+@dataclass
+class _Speculation:
+    """Speculative decoding counters. The batching pipeline reports no acceptance, so it is read off the
+    output: a verification step yields the accepted draft tokens plus one token of the main model, so
+    accepted = tokens - steps. Drafted is what was asked for (`num_assistant_tokens` per step): exact for a
+    draft model with a fixed count, an upper bound for prompt lookup (no n-gram match drafts nothing); the
+    confidence-threshold mode drafts a varying number and is not counted as drafted."""
+
+    steps: int = 0
+    accepted: int = 0
+    drafted: int = 0
+
+    def record(self, job: LLMJob, new_tokens: int) -> None:
+        self.steps += 1
+        self.accepted += new_tokens - 1
+        self.drafted += job.config.num_assistant_tokens or 0
 
 
 class LLMEngine:
@@ -77,6 +108,14 @@ class LLMEngine:
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
+        self._window = servable.options.admission_window_ms / 1000.0
+        self._speculation = _Speculation()
+        self._admission_batches = 0  # admissions before a step, and the requests they took (burst admission)
+        self._admitted_requests = 0
+        # LoRA: the pipeline holds one adapter at a time; requests are admitted in groups per adapter
+        self._grouped = getattr(servable, "lora", None) is not None
+        self._adapter: object = _UNSET  # unknown until the first switch
+        self._adapter_switches = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -138,6 +177,12 @@ class LLMEngine:
             running=len(self._live), waiting=waiting,
             pipeline_has_requests=self._pipe.has_non_finished_requests(),
             kv_cache_usage_percent=float(metrics.cache_usage),
+            speculative_steps=self._speculation.steps,
+            speculative_accepted_tokens=self._speculation.accepted,
+            speculative_draft_tokens=self._speculation.drafted,
+            lora_adapter_switches=self._adapter_switches,
+            kv_cache_bytes=int(metrics.kv_cache_size_in_bytes),
+            admission_batches=self._admission_batches, admitted_requests=self._admitted_requests,
         )
 
     # --- engine thread ------------------------------------------------------------------
@@ -150,12 +195,25 @@ class LLMEngine:
                     self._cond.wait()
                 if self._stopping:
                     break
+                if self._incoming and self._window > 0:
+                    self._gather_burst()
                 admitted: list[_Request] = []
+                switch_to: list[str | None] = []  # the adapter to switch to, once the active group has drained
                 while self._incoming and len(self._live) + len(admitted) < self._max_running:
+                    if self._grouped and self._incoming[0].job.adapter != self._adapter:
+                        if not (self._live or admitted or self._pipe.has_non_finished_requests()):
+                            switch_to.append(self._incoming[0].job.adapter)
+                        break  # first in line needs other weights: admit no more of this group
                     admitted.append(self._incoming.popleft())
                 self._admitting = len(admitted)
                 cancelled, self._cancelled = self._cancelled, set()
             outbox: _Outbox = []
+            if switch_to:
+                self._switch_adapter(switch_to[0], outbox)
+            if admitted:
+                self._admission_batches += 1
+                self._admitted_requests += len(admitted)
+                log.debug("%s: admitting %d request(s), %d running", self.servable.name, len(admitted), len(self._live))
             for request in admitted:
                 self._admit(request, outbox)
             self._admitting = 0
@@ -180,14 +238,62 @@ class LLMEngine:
                     self._cond.notify_all()  # wakes drain()
         self._shutdown()
 
+    def _switch_adapter(self, adapter: str | None, outbox: _Outbox) -> None:
+        """Give the pipeline `adapter`'s weights (None = base); nothing is in flight (servables/lora.py)."""
+        started = time.monotonic()
+        try:
+            with self._lane.unit():
+                self.servable.switch_adapter(adapter)
+        except Exception as exc:  # the requests for this adapter fail, the others go on
+            log.exception("%s: cannot switch to LoRA adapter %s", self.servable.name, adapter)
+            self._adapter = _UNSET
+            with self._cond:
+                failing = [r for r in self._incoming if r.job.adapter == adapter]
+                for request in failing:
+                    self._incoming.remove(request)
+            error = Failed(InferenceError(f"Cannot switch to LoRA adapter {adapter}: {exc}"))
+            outbox.extend((request.stream, [error]) for request in failing)
+            return
+        self._adapter = adapter
+        self._adapter_switches += 1
+        log.debug("%s: switched to adapter %s in %.1f ms", self.servable.name, adapter,
+                  (time.monotonic() - started) * 1000)
+
+    def _gather_burst(self) -> None:
+        """With the lock held: wait while requests keep arriving less than a window apart and slots are free."""
+        cap = time.monotonic() + BURST_WINDOWS * self._window
+        while not self._stopping and self._incoming and len(self._incoming) + len(self._live) < self._max_running:
+            remaining = min(self._incoming[-1].submitted_at + self._window, cap) - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
     def _admit(self, request: _Request, outbox: _Outbox) -> None:
         try:
-            request.handle = self._pipe.add_request(request.id, request.job.input_tensor(), request.job.config)
+            request.handle = self._add_request(request)
         except Exception as exc:
             outbox.append((request.stream, [Failed(InvalidRequest(f"Cannot start generation: {exc}"))]))
             return
         request.seqs = {i: SequenceText() for i in range(request.job.num_sequences)}
         self._live[request.id] = request
+
+    def _add_request(self, request: _Request) -> ov_genai.GenerationHandle:
+        job = request.job
+        if job.images is not None:  # a vision-language model: templated text plus its images (maybe none)
+            return self._pipe.add_request(request.id, job.prompt_text, job.images, job.config)
+        return self._pipe.add_request(request.id, job.input_tensor(), job.config)
+
+    @staticmethod
+    def _count_prompt(request: _Request) -> None:
+        """Vision-language jobs: the pipeline's own prompt count, image tokens included."""
+        if request.job.images is None:
+            return
+        try:
+            counted = request.live.get_perf_metrics().get_num_input_tokens()
+        except Exception:  # metrics are informative; the text count stays
+            return
+        if counted > 0:
+            request.job.pipeline_prompt_tokens = int(counted)
 
     def _collect(self, outbox: _Outbox) -> None:
         pending: list[tuple[_Request, int, SequenceText, list[int], list[float] | None, bool]] = []
@@ -199,6 +305,8 @@ class LLMEngine:
                 for index, output in request.live.read().items():
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
+                    if request.job.speculative and new_ids and seq.ids:  # the prefill step drafts nothing
+                        self._speculation.record(request.job, len(new_ids))
                     seq.ids.extend(new_ids)
                     if new_ids and request.first_token_at is None:
                         request.first_token_at = time.monotonic()
@@ -231,6 +339,7 @@ class LLMEngine:
 
     def _finish(self, request: _Request) -> list[Event]:
         status = request.live.get_status()
+        self._count_prompt(request)
         if request.job.beam_search and status == Status.FINISHED:
             return self._finish_beams(request)
         if status != Status.FINISHED or not request.done:

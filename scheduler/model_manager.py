@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound
-from servables.kinds import Kind, create_servable, kind
+from servables.kinds import TENSOR_ENDPOINT, Kind, create_servable, kind
 
 from .engine import Engine, retire, start_engine
 
@@ -98,14 +98,30 @@ class ModelManager:
     def get(self, name: str) -> Deployment[Any, Any]:
         with self._lock:
             deployment = self._deployments.get(name)
+            if deployment is None:
+                deployment = self._alias(name)
         if deployment is None:
             raise ModelNotFound(name)
         return deployment
 
+    def _alias(self, name: str) -> Deployment[Any, Any] | None:
+        """A servable's alias (an LLM's `<base>:<adapter>`, servables/lora.py) sharing its engine."""
+        for deployment in self._deployments.values():
+            alias = getattr(deployment.servable, "alias", None)
+            view = alias(name) if alias is not None else None
+            if view is not None:
+                return Deployment(view, deployment.engine, deployment.created)
+        return None
+
+    def aliases(self) -> list[Deployment[Any, Any]]:
+        """Every servable's aliases, as deployments (for listing; they share their base's engine)."""
+        return [Deployment(view, d.engine, d.created) for d in self.deployments()
+                for view in getattr(d.servable, "aliases", list)()]
+
     def get_version(self, name: str, version: int | None = None) -> Deployment[Any, Any]:
         """A versioned (tensor) model's `version`, or its default version when None."""
         group = self.get(name)
-        if group.kind.name != "tensor":
+        if TENSOR_ENDPOINT not in group.kind.endpoints:  # tensor models and pipelines
             raise ModelNotFound(name)
         servable = group.servable.version(version)
         return Deployment(servable, group.engine.engine(servable.version), group.created)
@@ -156,19 +172,23 @@ class ModelManager:
         invalid = dict(invalid or {})
         wanted = {spec.name: spec for spec in specs}
         result = ApplyResult(errors=[f"{label}: {reason}" for label, reason in invalid.items()])
+        touched: set[str] = set()  # names added, changed or removed
         with self._apply_lock:
             for name in list(self._specs):
                 if name not in wanted and name not in invalid:
                     self._undeploy(name)
+                    touched.add(name)
                     result.changed = True
             for name, spec in wanted.items():
                 if self._specs.get(name) == spec:
                     continue
                 result.changed = True
+                touched.add(name)
                 try:
                     self._deploy(spec)
                 except Exception as exc:
                     result.errors.append(f"{name}: {exc}")
+            self._redeploy_dependents(touched, result)
             for label, reason in invalid.items():
                 self._mark_invalid(label, reason)
             with self._lock:  # forget the errors of entries that are gone from the file
@@ -179,6 +199,20 @@ class ModelManager:
         for error in result.errors:
             log.error("config: %s", error)
         return result
+
+    def _redeploy_dependents(self, touched: set[str], result: ApplyResult) -> None:
+        """Servables built from other models (pipelines: `model_names()`) are loaded again, and so
+        checked again, when a model they use was added, changed or removed (OVMS reloads the DAGs
+        that depend on a changed model); a failure leaves the previous one serving, with the error."""
+        for deployment in self.deployments():
+            uses = getattr(deployment.servable, "model_names", None)
+            if uses is None or deployment.name in touched or not touched & set(uses()):
+                continue
+            result.changed = True
+            try:
+                self._deploy(self._specs[deployment.name])
+            except Exception as exc:
+                result.errors.append(f"{deployment.name}: {exc}")
 
     def refresh(self) -> bool:
         """Per-servable rescans (e.g. tensor model version folders): each servable that has a
@@ -218,6 +252,9 @@ class ModelManager:
         started = time.monotonic()
         log.info("loading %s (%s) from %s", spec.name, spec.task, spec.base_path)
         servable = create_servable(spec)
+        bind = getattr(servable, "bind_models", None)
+        if bind is not None:  # a servable built from other served models (pipelines)
+            bind(self.get_version)
         try:
             servable.load()
             engine = start_engine(servable)

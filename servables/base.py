@@ -20,6 +20,7 @@ class ModelSpec:
     version: int | None = None
     priority: int | None = None  # device arbiter: lower class goes first (default by kind)
     weight: float | None = None  # device arbiter: share of device time within a class
+    source: str | None = None  # object-storage URL that base_path mirrors (servables/object_storage.py)
 
 
 @runtime_checkable

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import model_dir
+from . import model_dir, object_storage
 from .base import ModelSpec
+from .errors import ServingError
 from .kinds import NAMES, infer_task, validate_options
 
 ENTRY_KEYS = {"name", "base_path", "task", "version", "priority", "weight"}
@@ -119,9 +120,17 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
     base_path = config.get("base_path")
     if not isinstance(base_path, str) or not base_path:
         raise ConfigError(f"{where}field 'base_path' must be a non-empty string")
-    path = Path(base_path).expanduser()
-    if not path.is_absolute():
-        path = (base_dir / path).resolve()
+    source = None
+    if object_storage.is_remote(base_path):  # s3:// gs:// azure://: served from a local mirror
+        source = base_path
+        try:
+            path = object_storage.sync(base_path)
+        except ServingError as exc:
+            raise ConfigError(f"{where}field 'base_path': {exc}") from exc
+    else:
+        path = Path(base_path).expanduser()
+        if not path.is_absolute():
+            path = (base_dir / path).resolve()
     folder = model_dir.resolve(path)  # a pulled folder: its settings give task, file and defaults
     path = folder.load_path
     task = config.get("task") or folder.task
@@ -141,7 +150,7 @@ def spec_from_entry(config: dict[str, Any], base_dir: Path, where: str = "") -> 
     except ValueError as exc:
         raise ConfigError(f"{where}{exc}") from exc
     return ModelSpec(name=name, base_path=path, task=task, options=options, priority=config.get("priority"),
-                     weight=config.get("weight"))
+                     weight=config.get("weight"), source=source)
 
 
 def read_config(path: Path) -> ConfigContents:
@@ -176,7 +185,31 @@ def read_config(path: Path) -> ConfigContents:
             continue
         seen.add(spec.name)
         contents.specs.append(spec)
+    for index, entry in enumerate(document.get("pipeline_config_list") or []):
+        _read_pipeline(entry, f"pipeline_config_list[{index}]", path, seen, contents)
     return contents
+
+
+def _read_pipeline(entry: Any, label: str, path: Path, seen: set[str], contents: ConfigContents) -> None:
+    """One `pipeline_config_list` entry (OVMS docs/dag_scheduler.md) -> a spec of kind `pipeline`,
+    after the models it may use; its structure is checked here, its models when it loads."""
+    name = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else None
+    where = f"{path}: {label}" + (f" ({name})" if name else "") + ": "
+    try:
+        if name is None:
+            raise ConfigError(where + "a pipeline needs a string 'name'")
+        if name in seen:
+            raise ConfigError(where + "duplicate model or pipeline name")
+        options = {"pipeline": entry}
+        try:
+            validate_options("pipeline", options)
+        except ValueError as exc:
+            raise ConfigError(f"{where}{exc}") from exc
+    except ConfigError as exc:
+        contents.invalid[name if name and name not in seen else label] = str(exc)
+        return
+    seen.add(name)
+    contents.specs.append(ModelSpec(name=name, base_path=path.parent.resolve(), task="pipeline", options=options))
 
 
 def load_config_file(path: Path) -> list[ModelSpec]:

@@ -26,6 +26,7 @@ from .config_file import ConfigError
 from .errors import InferenceError, InvalidRequest, ModelLoadError
 from .image_io import decode_image, decode_mask, encode_png
 from .image_options import ImageOptions, parse_size
+from .lora import AdapterView, LoRASet, parse_source_loras
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class ImageParams:
     prompt_3: str | None = None
     max_sequence_length: int | None = None
     response_format: str | None = None
+    lora_alphas: dict[str, float] | None = None  # LoRA alias -> alpha, over the requested adapter's own
 
 
 @dataclass
@@ -76,6 +78,8 @@ class ImageJob:
     config: dict[str, Any] = field(default_factory=dict)  # further ImageGenerationConfig fields
     image: np.ndarray | None = None  # [H, W, 3] uint8
     mask: np.ndarray | None = None  # [H, W, 3] uint8, white = repaint
+    adapter: str | None = None  # the LoRA alias named as the request's model (set by its AdapterView)
+    lora_alphas: dict[str, float] = field(default_factory=dict)  # per-request alphas (`lora_alphas`)
 
 
 class ImageServable:
@@ -93,6 +97,7 @@ class ImageServable:
         self.vae_scale_factor = 8
         self.model_default_size: tuple[int, int] = (512, 512)
         self.static_guidance_scale: float | None = None  # set when the models are reshaped to static shapes
+        self.loras: LoRASet | None = None
 
     @property
     def name(self) -> str:
@@ -103,6 +108,8 @@ class ImageServable:
     def _make(self, cls: type) -> Any:
         opts = self.options
         path, devices, props = str(self.spec.base_path), opts.devices, opts.plugin_config
+        if self.loras is not None:  # every adapter registered at load; each call picks its own (generate)
+            props = {**props, "adapters": self.loras.pipeline_property()}
         if len(devices) == 1 and opts.static_size is None:
             return cls(path, devices[0], **props)
         pipe = cls(path)
@@ -120,6 +127,8 @@ class ImageServable:
         path = self.spec.base_path
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{self.name}: {path} is not a diffusers-layout model (no model_index.json)")
+        if self.options.source_loras:
+            self.loras = LoRASet(parse_source_loras(self.options.source_loras), path, self.name)
         # The richest pipeline the model supports is the root; the simpler ones share its models.
         family = (ov_genai.InpaintingPipeline, ov_genai.Image2ImagePipeline, ov_genai.Text2ImagePipeline)
         errors: list[str] = []
@@ -160,7 +169,17 @@ class ImageServable:
     def describe(self) -> dict[str, Any]:
         width, height = self.default_size
         return {"task": self.task, "modes": self.modes,
-                "default_resolution": f"{width}x{height}", "max_resolution": self.options.max_resolution}
+                "default_resolution": f"{width}x{height}", "max_resolution": self.options.max_resolution,
+                "lora_adapters": sorted(self.loras.specs) if self.loras else []}
+
+    def aliases(self) -> list[AdapterView]:
+        """Each LoRA alias is a model id of its own (OVMS `source_loras`)."""
+        return [AdapterView(self, alias, alias) for alias in (self.loras.specs if self.loras else {})]
+
+    def alias(self, model_id: str) -> AdapterView | None:
+        if self.loras is not None and model_id in self.loras.specs:
+            return AdapterView(self, model_id, model_id)
+        return None
 
     # --- request preparation ----------------------------------------------------------------
 
@@ -279,7 +298,26 @@ class ImageServable:
             seed = random.getrandbits(31)  # as OpenAI: a different image each time unless a seed is given
         elif not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"seed must be in the range [0, {MAX_SEED}]", "seed")
-        return ImageJob(mode, prompt, width, height, n, steps, seed, config)
+        job = ImageJob(mode, prompt, width, height, n, steps, seed, config)
+        job.lora_alphas = self._lora_alphas(params.lora_alphas)
+        return job
+
+    def _lora_alphas(self, alphas: dict[str, float] | None) -> dict[str, float]:
+        if not alphas:
+            return {}
+        known = self.loras.specs if self.loras else {}
+        for alias, alpha in alphas.items():
+            if alias not in known:
+                raise InvalidRequest(f"lora_alphas names {alias!r}, which is not a LoRA adapter of model {self.name} "
+                                     f"(known: {', '.join(sorted(known)) or 'none'})", "lora_alphas")
+            if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha):
+                raise InvalidRequest(f"lora_alphas[{alias!r}] must be a finite number", "lora_alphas")
+        return {alias: float(alpha) for alias, alpha in alphas.items()}
+
+    def adapter_config(self, job: ImageJob) -> ov_genai.AdapterConfig:
+        """The request's adapters: its model's alias at the configured alpha, then `lora_alphas` on top."""
+        alphas = {job.adapter: self.loras.specs[job.adapter].alpha} if job.adapter else {}
+        return self.loras.blend({**alphas, **job.lora_alphas})
 
     # --- generation (engine worker thread) --------------------------------------------------
 
@@ -297,6 +335,8 @@ class ImageServable:
         for call in range(job.num_images // per_call):
             kwargs = dict(job.config, width=job.width, height=job.height, num_inference_steps=job.num_inference_steps,
                           num_images_per_prompt=per_call, rng_seed=job.rng_seed + call, callback=callback)
+            if self.loras is not None:  # always explicit: without it the output matched neither base nor adapter
+                kwargs["adapters"] = self.adapter_config(job)
             try:
                 if job.mode == TEXT2IMAGE:
                     result = self.text2image.generate(job.prompt, **kwargs)

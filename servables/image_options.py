@@ -32,6 +32,7 @@ class ImageOptions:
     guidance_scale: float | None = None  # with `resolution`; default the model's
     max_queue_size: int = 32  # requests waiting behind the running one before 503
     max_upload_bytes: int = 50 * 1024 * 1024  # per uploaded file (image or mask) on images/edits
+    source_loras: str | None = None  # "alias=path[:alpha],...": LoRA adapters, each served as model `alias`
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> ImageOptions:
@@ -54,6 +55,10 @@ class ImageOptions:
             raise ConfigError("options 'num_images_per_prompt' and 'guidance_scale' need 'resolution' (static shapes)")
         if self.num_images_per_prompt is not None and self.num_images_per_prompt < 1:
             raise ConfigError("option 'num_images_per_prompt' must be at least 1")
+        if self.source_loras is not None:
+            from .lora import parse_source_loras
+
+            parse_source_loras(self.source_loras)
         if len(self.devices) not in (1, 3):
             raise ConfigError(f"option 'device' must name one device or three, got {self.device!r}")
 

@@ -45,7 +45,9 @@ def architectures(path: Path) -> list[str]:
 
 def _is_tensor(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in (".xml", ".onnx")
+        from .model_formats import SUFFIXES
+
+        return path.suffix in SUFFIXES
     return any(p.is_dir() and p.name.isdigit() for p in path.iterdir())
 
 
@@ -70,8 +72,25 @@ def _is_causal_lm(path: Path) -> bool:
                                  for a in architectures(path))
 
 
+def _is_vision_language(path: Path) -> bool:
+    """An `optimum-cli export openvino --task image-text-to-text` folder (servables/vision.py)."""
+    return path.is_dir() and (path / "openvino_vision_embeddings_model.xml").is_file()
+
+
+def _is_speech_recognizer(path: Path) -> bool:
+    return path.is_dir() and any(a.startswith("Whisper") or a.endswith("ForSpeechSeq2Seq") for a in architectures(path))
+
+
+def _is_speech_synthesizer(path: Path) -> bool:
+    return path.is_dir() and any(a.endswith("ForTextToSpeech") for a in architectures(path))
+
+
 def _is_encoder(path: Path) -> bool:
     return path.is_dir() and any(a.endswith("Model") for a in architectures(path))
+
+
+# The endpoint of kinds served over KServe v2 / TFS (tensors in, tensors out, with versions)
+TENSOR_ENDPOINT = "infer"
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,8 @@ class Kind:
     pullable: bool = True  # `genai-gateway pull --task` offers it
     optimum_task: str | None = None  # `optimum-cli export openvino --task` (None: optimum infers it)
     # task inference from the model files: (order, predicate) pairs; all kinds' pairs are asked
-    # lowest order first (as OVMS infers a missing `task`: versions -> GGUF -> rerank -> image -> embeddings -> LLM)
+    # lowest order first (as OVMS infers a missing `task`: versions -> GGUF -> speech2text -> text2speech -> rerank
+    # -> image -> embeddings -> LLM)
     detect: tuple[tuple[int, Callable[[Path], bool]], ...] = ()
 
     def load(self, attr: str) -> Any:
@@ -97,10 +117,13 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("text_generation", "llm", "servables.llm:LLMServable", "scheduler.llm_engine:LLMEngine",
-         endpoints=("chat/completions", "completions", "responses", "tokenize"),
+         endpoints=("chat/completions", "completions", "responses", "tokenize", "messages"),
          options="servables.llm_options:LLMOptions.from_dict", priority=0, weight=8.0, threads="all",
-         optimum_task="text-generation-with-past", detect=((10, _is_gguf), (50, _is_causal_lm))),
-    Kind("embeddings", "embeddings", "servables.embeddings:EmbeddingsServable", "scheduler.batcher:BatchingEngine",
+         optimum_task="text-generation-with-past",
+         detect=((10, _is_gguf), (45, _is_vision_language), (50, _is_causal_lm))),
+    # a folder with a vision encoder gets the multimodal (image + text) variant
+    Kind("embeddings", "embeddings", "servables.multimodal_embeddings:embeddings_servable",
+         "scheduler.batcher:BatchingEngine",
          endpoints=("embeddings", "rerank"), options="servables.embedding_options:validate_embeddings",
          weight=2.0, threads="half", optimum_task="feature-extraction",
          detect=((40, _is_sentence_transformer), (60, _is_encoder))),
@@ -110,8 +133,19 @@ KINDS: tuple[Kind, ...] = (
     Kind("image_generation", "image", "servables.image:ImageServable", "scheduler.image_engine:ImageEngine",
          endpoints=("images/generations", "images/edits"), options="servables.image_options:ImageOptions.from_dict",
          weight=1.0, threads="half", detect=((30, _is_diffusers),)),
+    Kind("speech2text", "speech2text", "servables.asr:ASRServable", "scheduler.audio_engine:SpeechEngine",
+         endpoints=("audio/transcriptions", "audio/translations"),
+         options="servables.audio_options:SpeechToTextOptions.from_dict", weight=1.0, threads="half",
+         optimum_task="automatic-speech-recognition-with-past", detect=((12, _is_speech_recognizer),)),
+    Kind("text2speech", "text2speech", "servables.tts:TTSServable", "scheduler.audio_engine:SpeechEngine",
+         endpoints=("audio/speech",), options="servables.audio_options:TextToSpeechOptions.from_dict", weight=1.0,
+         threads="half", optimum_task="text-to-audio", detect=((14, _is_speech_synthesizer),)),
     Kind("tensor", "tensor", "servables.tensor_model:TensorModel", "scheduler.tensor_engine:TensorModelEngine",
-         weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+         endpoints=(TENSOR_ENDPOINT,), weight=2.0, pullable=False, detect=((0, _is_tensor),)),
+    # pipeline_config_list entries (OVMS docs/dag_scheduler.md): served like a tensor model; its nodes' models
+    # run on their own engines and lanes
+    Kind("pipeline", "pipeline", "servables.pipeline:PipelineServable", "scheduler.pipeline_engine:PipelineEngine",
+         endpoints=(TENSOR_ENDPOINT,), options="servables.pipeline:validate_definition", pullable=False),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -16,11 +16,12 @@ from typing import Any
 import openvino as ov
 import openvino_genai as ov_genai
 
-from . import reasoning_parser, tool_parsers
+from . import reasoning_parser, speculative, tool_parsers, vision
 from .base import ModelSpec
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
-from .llm_options import LLMOptions
+from .llm_options import LLMOptions, eviction_config
+from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
 from .structured_output import GrammarValidator
@@ -45,10 +46,16 @@ class LLMJob:
     parse_tools: bool = False  # run the tool-call parser on the output
     tool_names: frozenset[str] = frozenset()  # the functions offered to the model
     reasoning_open: bool = False  # the prompt ends inside a reasoning block
+    speculative: bool = False  # generated with prompt lookup or a draft model (counted in /metrics)
+    adapter: str | None = None  # the LoRA adapter to generate with (None = the base model)
+    # vision-language models: the templated prompt goes to the pipeline as text with these images
+    # (possibly none); None = a text model, the pipeline takes `input_ids`
+    images: list[ov.Tensor] | None = None
+    pipeline_prompt_tokens: int | None = None  # counted by the pipeline (text + image tokens), when known
 
     @property
     def prompt_tokens(self) -> int:
-        return len(self.input_ids)
+        return self.pipeline_prompt_tokens or len(self.input_ids)
 
     def input_tensor(self) -> ov.Tensor:
         import numpy as np
@@ -81,9 +88,10 @@ def read_context_length(path: Path) -> int | None:
             data = json.loads(config.read_text())
         except ValueError:
             return None
-        for key in CONTEXT_KEYS:
-            if isinstance(data.get(key), int) and data[key] > 0:
-                return data[key]
+        for section in (data, data.get("text_config") or {}):  # vision-language configs nest the text model
+            for key in CONTEXT_KEYS:
+                if isinstance(section.get(key), int) and section[key] > 0:
+                    return section[key]
     return None
 
 
@@ -101,6 +109,9 @@ class LLMServable:
         self.tool_parser: str | None = None
         self.reasoning_parser: str | None = None
         self.validator: GrammarValidator | None = None
+        self.speculative = speculative.Mode.NONE
+        self.lora: LoRASet | None = None
+        self.accepts_images = False  # a vision-language model (servables/vision.py)
 
     @property
     def name(self) -> str:
@@ -112,7 +123,11 @@ class LLMServable:
         sc.max_num_batched_tokens = self.options.max_num_batched_tokens
         sc.max_num_seqs = self.options.max_num_seqs
         sc.dynamic_split_fuse = self.options.dynamic_split_fuse
-        sc.enable_prefix_caching = self.options.enable_prefix_caching
+        # KV blocks computed under one adapter are wrong under another: no prefix reuse with adapters
+        sc.enable_prefix_caching = self.options.enable_prefix_caching and not self.options.lora_adapters
+        if self.options.cache_eviction is not None:
+            sc.use_cache_eviction = True
+            sc.cache_eviction_config = eviction_config(self.options.cache_eviction)
         return sc
 
     def load(self) -> None:
@@ -120,14 +135,22 @@ class LLMServable:
         if not path.exists():
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
         model_dir = path.parent if path.is_file() else path
+        properties = self._speculative_properties(model_dir)
+        if self.options.kv_cache_precision:
+            properties["KV_CACHE_PRECISION"] = self.options.kv_cache_precision
+        if self.options.lora_adapters:
+            self.lora = LoRASet(parse_adapters(self.options.lora_adapters), model_dir, self.name)
+            properties["adapters"] = self.lora.pipeline_property()
         try:
             self.pipeline = ov_genai.ContinuousBatchingPipeline(
-                str(path), self.scheduler_config(), self.options.device, self.options.plugin_config
+                str(path), self.scheduler_config(), self.options.device,
+                {**self.options.plugin_config, **properties}
             )
         except RuntimeError as exc:
             raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
         self.vocab_size = _vocab_size(self.tokenizer)
+        self.accepts_images = vision.is_vision_language(model_dir)
         self.max_model_len = read_context_length(path)
         self.has_generation_config = (model_dir / "generation_config.json").is_file() and path.is_dir()
         template = self.options.chat_template
@@ -140,10 +163,50 @@ class LLMServable:
             raise ModelLoadError(f"{self.name}: chat template file not found: {template_file}")
         self._choose_parsers()
         try:
-            self.validator = GrammarValidator(self.tokenizer, self.pipeline.get_config().eos_token_id)
+            self.validator = GrammarValidator(self.tokenizer, self.generation_config().eos_token_id)
         except Exception as exc:  # serve without structured output rather than not at all
             log.warning("%s: structured output disabled, grammar validator failed: %s", self.name, exc)
         log.info("loaded %s from %s (context %s)", self.name, path, self.max_model_len)
+
+    def _speculative_properties(self, model_dir: Path) -> dict[str, Any]:
+        """Pipeline properties for prompt lookup or a draft model (the draft runs on the same device and
+        plugin_config as the main model)."""
+        if self.options.prompt_lookup:
+            self.speculative = speculative.Mode.PROMPT_LOOKUP
+            return {"prompt_lookup": True}
+        draft = speculative.draft_path(self.options, model_dir)
+        if draft is None:
+            return {}
+        if not draft.is_dir():
+            raise ModelLoadError(f"{self.name}: draft model folder does not exist: {draft}")
+        self.speculative = speculative.Mode.DRAFT
+        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device, **self.options.plugin_config)}
+
+    def aliases(self) -> list[AdapterView]:
+        """One model id per LoRA adapter (`<name>:<adapter>`), listed in /v3/models."""
+        return [AdapterView(self, name) for name in (self.lora.specs if self.lora else {})]
+
+    def alias(self, model_id: str) -> AdapterView | None:
+        """The adapter view named `model_id`, or None."""
+        base, sep, adapter = model_id.rpartition(SEPARATOR)
+        if sep and base == self.name and self.lora is not None and adapter in self.lora.specs:
+            return AdapterView(self, adapter)
+        return None
+
+    def switch_adapter(self, adapter: str | None) -> None:
+        """Make `adapter` (None = base) the pipeline's weights; only with no request in flight (LLM engine)."""
+        self.lora.switch(self.pipeline, self.generation_config(), adapter)
+
+    def generation_config(self) -> ov_genai.GenerationConfig:
+        """The model's GenerationConfig. A speculative pipeline reports none of the model's EOS settings
+        (eos_token_id -1, no stop_token_ids) although it stops at EOS: take EOS from the tokenizer then."""
+        cfg = self.pipeline.get_config()
+        if cfg.eos_token_id < 0 and self.speculative is not speculative.Mode.NONE:
+            eos = self.tokenizer.get_eos_token_id()
+            if eos >= 0:
+                cfg.eos_token_id = eos
+                cfg.stop_token_ids = {*cfg.stop_token_ids, eos}
+        return cfg
 
     def _choose_parsers(self) -> None:
         template = self.chat_template or self.tokenizer.chat_template or ""
@@ -168,7 +231,10 @@ class LLMServable:
 
     def describe(self) -> dict[str, Any]:
         return {"max_model_len": self.max_model_len, "tool_parser": self.tool_parser,
-                "reasoning_parser": self.reasoning_parser}
+                "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
+                "lora_adapters": sorted(self.lora.specs) if self.lora else [],
+                "kv_cache_precision": self.options.kv_cache_precision,
+                "input_modalities": ["text", "image"] if self.accepts_images else ["text"]}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""
@@ -205,8 +271,20 @@ class LLMServable:
 
     def prepare_chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
                      chat_template_kwargs: dict[str, Any] | None = None, tools: ToolRequest | None = None,
-                     constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
-        """`constraint` comes from `response_format`; a forced tool call takes precedence over it."""
+                     constraint: ov_genai.StructuredOutputConfig | None = None,
+                     images: Sequence[Any] = ()) -> LLMJob:
+        """`constraint` comes from `response_format`; a forced tool call takes precedence over it.
+
+        Messages may carry `{"type": "image"}` parts in list contents, one per array in `images`
+        (RGB uint8 [H, W, 3], in order); only vision-language models take them.
+        """
+        image_count = 0
+        if vision.has_image_parts(messages):
+            messages, image_count = vision.with_image_tags(messages)
+        if (image_count or images) and not self.accepts_images:
+            raise InvalidRequest(f"Model {self.name} does not accept images", "messages")
+        if image_count != len(images):
+            raise InvalidRequest(f"{image_count} image parts but {len(images)} images were given", "messages")
         offered = tools.offered() if tools else []
         if offered:
             check_tools(offered)
@@ -223,7 +301,8 @@ class LLMServable:
                                      "tool_choice")
             parser = tool_parsers.parser_class(self.tool_parser)()
             constraint, param = parser.guide(offered, parallel=tools.parallel is True), "tools"
-        job = self._job(prompt, self.tokenize(prompt, add_special_tokens=False), params, constraint, param)
+        text_ids = self.tokenize(vision.strip_image_tags(prompt, image_count), add_special_tokens=False)
+        job = self._job(prompt, text_ids, params, constraint, param, images)
         job.parse_tools = bool(offered)
         job.tool_names = frozenset(t["function"]["name"] for t in offered)
         job.reasoning_open = self.reasoning_parser is not None and prompt.rstrip().endswith(
@@ -240,21 +319,27 @@ class LLMServable:
         if bad:  # the tokenizer's decode takes only int64, and the model only ids it has embeddings for
             raise InvalidRequest(f"prompt has token id {bad[0]} outside the vocabulary (size {self.vocab_size})",
                                  "prompt")
+        if self.accepts_images:  # GenAI's VLM pipeline takes text prompts only
+            raise InvalidRequest(f"Model {self.name} is a vision-language model and takes text prompts, "
+                                 "not token ids", "prompt")
         return self._job(self.detokenize(input_ids), list(input_ids), params, constraint)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def _job(self, prompt: str, input_ids: list[int], params: SamplingParams,
-             constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format") -> LLMJob:
+             constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format",
+             images: Sequence[Any] = ()) -> LLMJob:
         if not input_ids:
             raise InvalidRequest("The prompt is empty after tokenization", "prompt")
         cfg = build_generation_config(
-            self.pipeline.get_config(), params, prompt_tokens=len(input_ids), max_model_len=self.max_model_len,
+            self.generation_config(), params, prompt_tokens=len(input_ids), max_model_len=self.max_model_len,
             max_tokens_limit=self.options.max_tokens_limit, best_of_limit=self.options.best_of_limit,
             model_sets_defaults=self.has_generation_config,
         )
+        speculative.apply(cfg, self.speculative, params.speculative, self.name)
         if constraint is not None:
+            speculative.check_constraint(self.speculative, param, self.name)
             if self.validator is None:
                 raise InvalidRequest(f"Model {self.name} cannot constrain its output ({param})", param)
             self.validator.check(constraint, param)  # a grammar that fails in the pipeline would break it
@@ -262,8 +347,13 @@ class LLMServable:
         stop_ids = set(cfg.stop_token_ids)
         if cfg.eos_token_id >= 0:
             stop_ids.add(cfg.eos_token_id)
-        return LLMJob(
+        job = LLMJob(
             input_ids=input_ids, config=cfg, prompt_text=prompt,
             num_sequences=cfg.num_return_sequences, beam_search=cfg.num_beams > 1,
             logprobs=params.logprobs, stop_token_ids=frozenset(stop_ids),
+            speculative=self.speculative is not speculative.Mode.NONE,
         )
+        if self.accepts_images:  # the VLM pipeline takes the prompt as text, already templated here
+            cfg.apply_chat_template = False
+            job.images = vision.image_tensors(images, self.name)
+        return job

@@ -1,10 +1,15 @@
 """The LLM node options (OVMS docs/llm/reference.md) accepted in a config entry or on the CLI."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config_file import ConfigError
+from .lora import parse_adapters
 from .options import option_values
+
+KV_CACHE_PRECISIONS = ("f32", "f16", "bf16", "u8", "u4")
 
 
 @dataclass(frozen=True)
@@ -19,10 +24,70 @@ class LLMOptions:
     max_tokens_limit: int | None = None  # exclusive upper bound for max_tokens, and its default
     best_of_limit: int = 20  # exclusive upper bound for best_of
     max_queue_size: int = 512  # requests waiting for a slot before 503
+    admission_window_ms: int = 5  # gather requests arriving this close together into one admission; 0 = off
     chat_template: str | None = None  # path to a Jinja file overriding the model's template
     tool_parser: str | None = None  # hermes, llama3, mistral, generic, none; detected from the template if unset
     reasoning_parser: str | None = None  # qwen3 (<think>...</think>), none; detected from the template if unset
+    prompt_lookup: bool = False  # speculative decoding with n-grams of the prompt (servables/speculative.py)
+    draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
+    draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
+    kv_cache_precision: str | None = None  # KV_CACHE_PRECISION of the CPU plugin: f32, f16, bf16, u8, u4
+    # {"start_size", "recent_size", "max_cache_size", "aggregation_mode"?: sum | norm_sum, "apply_rotation"?}
+    cache_eviction: dict[str, Any] | None = None
+    lora_adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "path", "alpha"?}], servables/lora.py
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> LLMOptions:
-        return cls(**option_values(cls, options, "text_generation"))
+        values = option_values(cls, options, "text_generation")
+        drafts = [name for name in ("draft_model", "draft_source_model") if values.get(name)]
+        if len(drafts) > 1:
+            raise ConfigError("options draft_model and draft_source_model are mutually exclusive")
+        if drafts and values.get("prompt_lookup"):
+            raise ConfigError(f"options prompt_lookup and {drafts[0]} are mutually exclusive: "
+                              f"openvino_genai speculates with one of them")
+        precision = values.get("kv_cache_precision")
+        if precision is not None and precision not in KV_CACHE_PRECISIONS:
+            raise ConfigError(f"option 'kv_cache_precision' must be one of {', '.join(KV_CACHE_PRECISIONS)}, "
+                              f"got {precision!r}")
+        if values.get("cache_eviction") is not None:
+            eviction_config(values["cache_eviction"])
+        if values.get("lora_adapters"):
+            parse_adapters(values["lora_adapters"])
+            if drafts or values.get("prompt_lookup"):
+                raise ConfigError("lora_adapters cannot be combined with speculative decoding (prompt_lookup, "
+                                  "draft_model): untested in openvino_genai")
+        return cls(**values)
+
+
+EVICTION_KEYS = {"start_size", "recent_size", "max_cache_size", "aggregation_mode", "apply_rotation"}
+
+
+def eviction_config(value: dict[str, Any]) -> Any:
+    """The `cache_eviction` option as openvino_genai's CacheEvictionConfig (ConfigError when malformed):
+    the first `start_size` and last `recent_size` tokens stay, the middle is evicted by attention score
+    once a sequence holds `max_cache_size` tokens of KV."""
+    import openvino_genai as ov_genai
+
+    unknown = set(value) - EVICTION_KEYS
+    if unknown:
+        raise ConfigError(f"cache_eviction: unknown key(s) {', '.join(sorted(unknown))}; known: "
+                          f"{', '.join(sorted(EVICTION_KEYS))}")
+    sizes = {}
+    for key in ("start_size", "recent_size", "max_cache_size"):
+        size = value.get(key)
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ConfigError(f"cache_eviction.{key} must be a positive integer, got {size!r}")
+        sizes[key] = size
+    modes = {"sum": ov_genai.AggregationMode.SUM, "norm_sum": ov_genai.AggregationMode.NORM_SUM}
+    mode = value.get("aggregation_mode", "sum")
+    if mode not in modes:
+        raise ConfigError(f"cache_eviction.aggregation_mode must be sum or norm_sum, got {mode!r}")
+    rotation = value.get("apply_rotation", False)
+    if not isinstance(rotation, bool):
+        raise ConfigError(f"cache_eviction.apply_rotation must be a boolean, got {rotation!r}")
+    try:
+        return ov_genai.CacheEvictionConfig(aggregation_mode=modes[mode], apply_rotation=rotation, **sizes)
+    except Exception as exc:  # GenAI checks the sizes against each other: "Check '<condition>' failed at ..."
+        check = re.search(r"Check '(.+?)' failed", str(exc))
+        reason = f"needs {check.group(1)}" if check else str(exc).splitlines()[0]
+        raise ConfigError(f"cache_eviction: {reason}") from exc

@@ -11,7 +11,8 @@ ALIASES = {"target_device": "device"}  # OVMS spells some options two ways
 _TYPES: dict[str, Any] = {
     "int": int, "bool": bool, "str": str, "dict[str, Any]": dict, "int | None": (int, type(None)),
     "str | None": (str, type(None)), "float | None": (int, float, type(None)),
-    "list[int] | None": (list, type(None)),
+    "list[int] | None": (list, type(None)), "list[dict[str, Any]]": list,
+    "dict[str, Any] | None": (dict, type(None)),
 }
 
 

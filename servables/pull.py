@@ -141,7 +141,9 @@ def _remove(path: Path) -> None:
 
 
 def _is_openvino_ir(folder: Path) -> bool:
-    return any(folder.glob("openvino_model.xml")) or any(folder.glob("*/openvino_model.xml"))
+    """openvino_model.xml, or the parts of a multi-model export (openvino_encoder_model.xml ... for
+    Whisper and SpeechT5), in the folder or one level down (diffusers)."""
+    return any(folder.glob("openvino_*model.xml")) or any(folder.glob("*/openvino_*model.xml"))
 
 
 # --- download --------------------------------------------------------------------------------

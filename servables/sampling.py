@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import openvino_genai as ov_genai
 
 from .errors import InvalidRequest
+from .speculative import SpeculativeParams
 
 MAX_STOP_STRINGS = 16
+MAX_STOP_TOKEN_IDS = 64
 DEFAULT_MAX_NEW_TOKENS = 4096  # only when neither the request nor the model bounds generation
 UINT32_MAX = 2**32 - 1
 INT32_MAX = 2**31 - 1
@@ -40,6 +42,11 @@ class SamplingParams:
     logprobs: bool = False
     stream: bool = False
     max_tokens_param: str = "max_tokens"  # the request field that set max_tokens (errors name it)
+    # max_tokens as a cap (the Messages API): past the context window it is lowered, not a 400
+    fit_to_context: bool = False
+    speculative: SpeculativeParams = field(default_factory=SpeculativeParams)
+    min_tokens: int | None = None
+    stop_token_ids: list[int] = field(default_factory=list)
 
 
 def _check_range(name: str, value: float | None, low: float, high: float, low_open: bool = False,
@@ -55,6 +62,15 @@ def _check_range(name: str, value: float | None, low: float, high: float, low_op
 
 def validate(params: SamplingParams, best_of_limit: int) -> None:
     """Request-level checks that need no model information."""
+    if params.min_tokens is not None:
+        if params.min_tokens < 0:
+            raise InvalidRequest("min_tokens must be a non-negative integer", "min_tokens")
+        if params.max_tokens is not None and params.min_tokens > params.max_tokens:
+            raise InvalidRequest("min_tokens must not be greater than max_tokens", "min_tokens")
+    if len(params.stop_token_ids) > MAX_STOP_TOKEN_IDS:
+        raise InvalidRequest(f"stop_token_ids must have no more than {MAX_STOP_TOKEN_IDS} ids", "stop_token_ids")
+    if any(not 0 <= token < 2**31 for token in params.stop_token_ids):
+        raise InvalidRequest("stop_token_ids must be non-negative token ids", "stop_token_ids")
     _check_range("temperature", params.temperature, 0.0, 2.0)
     _check_range("top_p", params.top_p, 0.0, 1.0, low_open=True)
     _check_range("min_p", params.min_p, 0.0, 1.0, high_open=True)
@@ -107,7 +123,8 @@ def build_generation_config(base: ov_genai.GenerationConfig, params: SamplingPar
             raise InvalidRequest(
                 f"Number of prompt tokens: {prompt_tokens} exceeds model max length: {max_model_len}", "messages"
             )
-        if params.max_tokens is not None and prompt_tokens + params.max_tokens > max_model_len:
+        if (params.max_tokens is not None and prompt_tokens + params.max_tokens > max_model_len
+                and not params.fit_to_context):
             raise InvalidRequest(
                 f"Number of prompt tokens: {prompt_tokens} + max tokens value: {params.max_tokens} "
                 f"exceeds model max length: {max_model_len}", params.max_tokens_param,
@@ -147,6 +164,10 @@ def build_generation_config(base: ov_genai.GenerationConfig, params: SamplingPar
     if cfg.do_sample:
         cfg.rng_seed = params.seed if params.seed is not None else random.randrange(1, 2**31)
     cfg.ignore_eos = params.ignore_eos
+    if params.min_tokens:
+        cfg.min_new_tokens = min(params.min_tokens, cfg.max_new_tokens)
+    if params.stop_token_ids:
+        cfg.stop_token_ids = {*cfg.stop_token_ids, *params.stop_token_ids}
     if params.stop:
         cfg.stop_strings = set(params.stop)
     cfg.include_stop_str_in_output = params.include_stop_str_in_output

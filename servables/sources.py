@@ -40,16 +40,21 @@ def default_llm_spec(options: dict | None = None) -> ModelSpec:
     )
 
 
-def local_spec(name: str, path: Path, task: str | None = None, options: dict | None = None) -> ModelSpec:
-    """A spec for `--model_path/--model_name`: an OpenVINO IR folder or a `.gguf` file."""
-    path = Path(path).expanduser().resolve()
+def local_spec(name: str, path: str | Path, task: str | None = None, options: dict | None = None) -> ModelSpec:
+    """A spec for `--model_path/--model_name`: an OpenVINO IR folder or a `.gguf` file, or an
+    `s3://`/`gs://`/`azure://` folder mirrored into the cache (servables/object_storage.py)."""
+    from . import object_storage
+
+    source = str(path) if object_storage.is_remote(str(path)) else None
+    path = object_storage.sync(source) if source else Path(path).expanduser().resolve()
     if not path.exists():
         raise ModelLoadError(f"Model path does not exist: {path}")
     folder = model_dir.resolve(path)  # a pulled folder: its settings give task, file and defaults
     task = task or folder.task or infer_task(folder.load_path)
     if task is None:
         raise ModelLoadError(f"Cannot infer the task of {path}; pass --task")
-    return ModelSpec(name=name, base_path=folder.load_path, task=task, options={**folder.options, **(options or {})})
+    return ModelSpec(name=name, base_path=folder.load_path, task=task, options={**folder.options, **(options or {})},
+                     source=source)
 
 
 # --- the default embedding model: a HuggingFace folder in a package, converted once to OpenVINO IR ---

@@ -21,7 +21,11 @@ import numpy as np
 import openvino as ov
 
 from .base import ModelSpec
+from .binary_input import DEFAULT_MAX_IMAGE_SIZE, decode_batch, is_encoded_images
 from .errors import InvalidRequest, ModelLoadError
+from .model_formats import FORMATS, ModelFormat, format_of
+from .tensor_layout import apply_layouts, parse_layouts
+from .tensor_mapping import TensorMapping
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class TensorOptions:
     target_device: str = "CPU"
     plugin_config: dict[str, Any] | None = None
     max_queue_size: int = 1024
+    layout: Any = None  # "NHWC:NCHW" or {name: layout} (servables/tensor_layout.py)
+    max_image_size: int = DEFAULT_MAX_IMAGE_SIZE  # binary (encoded image) inputs: pixels per side
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> TensorOptions:
@@ -93,7 +99,8 @@ class TensorOptions:
                    target_device=options.get("target_device") or options.get("device") or "CPU",
                    plugin_config={**DEFAULT_PLUGIN_CONFIG, **{k: str(v) if isinstance(v, bool) else v
                                                               for k, v in plugin.items()}},
-                   max_queue_size=int(options.get("max_queue_size") or 1024))
+                   max_queue_size=int(options.get("max_queue_size") or 1024), layout=options.get("layout"),
+                   max_image_size=int(options.get("max_image_size") or DEFAULT_MAX_IMAGE_SIZE))
 
 
 def parse_shape(text: Any) -> ov.PartialShape:
@@ -113,15 +120,21 @@ def parse_shape(text: Any) -> ov.PartialShape:
     return ov.PartialShape(dims)
 
 
-def find_model_file(path: Path) -> Path:
-    """The model inside a version directory (or `path` itself when it is a model file)."""
-    if path.is_file():
-        return path
-    for pattern in ("*.xml", "*.onnx"):
-        files = sorted(path.glob(pattern))
-        if files:
-            return files[0]
-    raise ModelLoadError(f"No OpenVINO IR (.xml) or ONNX (.onnx) model in {path}")
+def find_model_file(path: Path) -> tuple[ModelFormat, Path]:
+    """The model inside a version directory (or `path` itself when it is a model file): its
+    format and what OpenVINO reads (servables/model_formats.py)."""
+    found = format_of(path)
+    if found is None:
+        raise ModelLoadError(f"No model in {path}: expected one of " + ", ".join(
+            f"{f.name} ({f.pattern})" for f in FORMATS))
+    return found
+
+
+def _first_line(exc: Exception) -> str:
+    """OpenVINO's messages start with C++ source locations; keep the first line that says something."""
+    lines = [line.strip() for line in str(exc).splitlines()
+             if line.strip() and not line.startswith(("Exception from", "Check '"))]
+    return lines[0] if lines else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _shape_list(partial: ov.PartialShape) -> list[int]:
@@ -148,7 +161,10 @@ class TensorServable:
         self.compiled: ov.CompiledModel | None = None
         self.inputs: list[TensorInfo] = []
         self.outputs: list[TensorInfo] = []
-        self._input_ports: dict[str, ov.PartialShape] = {}
+        self._input_ports: dict[str, ov.PartialShape] = {}  # by the model's own tensor name
+        self._real_names: dict[str, str] = {}  # exposed input name (mapping_config.json alias) -> tensor name
+        self._layouts: dict[str, str] = {}  # tensor name -> the layout clients use
+        self.mapping = TensorMapping()
         self.auto_shape = False
         self.model_info: dict[str, str] = {}  # the IR's rt_info model_info, passed through in metadata
 
@@ -170,14 +186,25 @@ class TensorServable:
     # --- loading --------------------------------------------------------------------------
 
     def load(self) -> None:
-        model_file = find_model_file(self.spec.base_path)
+        model_format, model_file = find_model_file(self.spec.base_path)
         try:
             self.model = self.core().read_model(str(model_file))
         except Exception as exc:
-            raise ModelLoadError(f"{self.name} v{self.version}: cannot read {model_file}: {exc}") from exc
+            raise ModelLoadError(f"{self.name} v{self.version}: cannot read the {model_format.name} model "
+                                 f"{model_file}: {_first_line(exc)}") from exc
         self.model_info = self._read_model_info()
+        self.mapping = TensorMapping.read(self.spec.base_path)
+        self._apply_layouts()
         self._apply_shape_options()
         self._compile()
+
+    def _apply_layouts(self) -> None:
+        inputs = [port.any_name for port in self.model.inputs if port.get_names()]
+        outputs = [name for port in self.model.outputs for name in port.get_names()]
+        layouts = parse_layouts(self.options.layout, inputs, outputs, self.mapping.aliases(),
+                                f"{self.name} v{self.version}")
+        self.model = apply_layouts(self.model, layouts, f"{self.name} v{self.version}")
+        self._layouts = {name: change.exposed for name, change in layouts.items()}
 
     def _read_model_info(self) -> dict[str, str]:
         if not self.model.has_rt_info("model_info"):
@@ -192,7 +219,8 @@ class TensorServable:
         self.auto_shape = shape == "auto" or (shape is None and batch == "auto")
         if shape is not None and shape != "auto":
             if isinstance(shape, dict):
-                targets = {name: parse_shape(s) for name, s in shape.items()}
+                aliases = self.mapping.aliases()
+                targets = {aliases.get(name, name): parse_shape(s) for name, s in shape.items()}
             else:
                 if len(self.model.inputs) != 1:
                     raise ModelLoadError(f"{self.name}: shape {shape!r} is ambiguous for a model with "
@@ -227,14 +255,20 @@ class TensorServable:
             raise ModelLoadError(f"{self.name} v{self.version}: cannot compile on "
                                  f"{self.options.target_device}: {exc}") from exc
         self.inputs, self._input_ports = [], {}
+        self._real_names = {}
         for k, port in enumerate(self.compiled.inputs):
             name = _port_name(port, f"input_{k}")
             partial = port.get_partial_shape()
             self._input_ports[name] = partial
-            self.inputs.append(TensorInfo(name, self._datatype(port.get_element_type()), _shape_list(partial)))
-        self.outputs = [TensorInfo(_port_name(p, f"output_{k}"), self._datatype(p.get_element_type()),
-                                   _shape_list(p.get_partial_shape()))
-                        for k, p in enumerate(self.compiled.outputs)]
+            exposed = self.mapping.inputs.get(name, name)
+            self._real_names[exposed] = name
+            self.inputs.append(TensorInfo(exposed, self._datatype(port.get_element_type()), _shape_list(partial)))
+        self.outputs = []
+        for k, port in enumerate(self.compiled.outputs):
+            name = _port_name(port, f"output_{k}")
+            self.outputs.append(TensorInfo(self.mapping.outputs.get(name, name),
+                                           self._datatype(port.get_element_type()),
+                                           _shape_list(port.get_partial_shape())))
 
     @staticmethod
     def _datatype(element_type: ov.Type) -> str:
@@ -256,7 +290,8 @@ class TensorServable:
     # --- requests -------------------------------------------------------------------------
 
     def validate(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Check a request's inputs against the model; returns them in model order."""
+        """Check a request's inputs against the model (decoding binary images); returns them in
+        model order, keyed by the model's own tensor names."""
         expected = [info.name for info in self.inputs]
         if len(inputs) != len(expected):
             raise InvalidRequest(
@@ -268,14 +303,18 @@ class TensorServable:
                 raise InvalidRequest(f"Missing input {info.name!r}" + (
                     f"; unexpected input {unexpected[0]!r}" if unexpected else ""), info.name)
             array = inputs[info.name]
+            real = self._real_names[info.name]
+            if is_encoded_images(array, info.datatype, info.shape):
+                array = decode_batch(info.name, array, info.datatype, info.shape, self._layouts.get(real),
+                                     DATATYPE_TO_NUMPY[info.datatype], self.options.max_image_size)
             actual_type = datatype_of_array(array)
             if actual_type != info.datatype:
                 raise InvalidRequest(f"Invalid input precision for {info.name!r} - Expected: {info.datatype}; "
                                      f"Actual: {actual_type}", info.name)
-            if not self.auto_shape and not self._input_ports[info.name].compatible(ov.PartialShape(list(array.shape))):
+            if not self.auto_shape and not self._input_ports[real].compatible(ov.PartialShape(list(array.shape))):
                 raise InvalidRequest(f"Invalid input shape for {info.name!r} - Expected: {self.shape_text(info)}; "
                                      f"Actual: {list(array.shape)}", info.name)
-            ordered[info.name] = array
+            ordered[real] = array
         return ordered
 
     @staticmethod

@@ -12,13 +12,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import object_storage
 from .base import ModelSpec
 from .errors import ModelLoadError, VersionNotFound
+from .model_formats import SUFFIXES
 from .tensor import TensorServable
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".xml", ".onnx")
+MODEL_SUFFIXES = SUFFIXES  # every format OpenVINO reads (servables/model_formats.py)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class TensorModel:
         return self.spec.name
 
     def available_versions(self) -> dict[int, Path]:
+        if self.spec.source is not None:  # object storage: bring the mirror up to date first
+            object_storage.sync(self.spec.source)
         if self.spec.base_path.is_file():
             return {1: self.spec.base_path}
         return version_dirs(self.spec.base_path)

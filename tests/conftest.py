@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import F32
 from tests.server import ServerProcess
 
-pytest_plugins = ["tests.fixtures_embed"]
+pytest_plugins = ["tests.fixtures_embed", "tests.fixtures_vlm"]
 
 LLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 

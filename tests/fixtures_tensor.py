@@ -156,11 +156,25 @@ def tensor_config(tmp_dir: Path, with_llm: bool = False) -> Path:
     return path
 
 
-def start_tensor_server(tmp_dir: Path, log_name: str, *extra: str, with_llm: bool = False):
+def start_grpc_server(config: Path, log_name: str, *extra: str):
+    """A started server on `config`, its gRPC port (a free one) kept as `server.grpc_port`."""
     from tests.server import ServerProcess, free_port
 
     grpc_port = free_port()
-    server = ServerProcess("--config_path", str(tensor_config(tmp_dir, with_llm)), "--port", str(grpc_port),
-                           *extra, log_name=log_name)
+    server = ServerProcess("--config_path", str(config), "--port", str(grpc_port), *extra, log_name=log_name)
     server.grpc_port = grpc_port
     return server.start()
+
+
+def start_tensor_server(tmp_dir: Path, log_name: str, *extra: str, with_llm: bool = False):
+    return start_grpc_server(tensor_config(tmp_dir, with_llm), log_name, *extra)
+
+
+def fp32_inputs(module, **arrays: np.ndarray) -> list:
+    """The `InferInput`s of `module` (tritonclient.http or tritonclient.grpc): one FP32 tensor a keyword."""
+    tensors = []
+    for name, array in arrays.items():
+        tensor = module.InferInput(name, list(array.shape), "FP32")
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors

@@ -72,8 +72,8 @@ CASES = [
     pytest.param(CHAT, {"model": LLM, "messages": [{"role": "assistant", "tool_calls": [{"function": {}}]}]}, 400,
                  "name", "messages.0.tool_calls.0.function.name", id="tool_call-without-name"),
     pytest.param(CHAT, {"model": LLM, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "only text input",
-        "messages", id="image-input"),
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}, 400, "does not accept images",
+        "messages[0].content[0]", id="image-input"),
     pytest.param(CHAT, {"model": LLM, "messages": [{"role": "user", "content": "hello " * 9000}]}, 400,
                  "exceeds model max length", "messages", id="prompt-beyond-context"),
     pytest.param(CHAT, {"model": "missing-model", "messages": MSG}, 404, "does not exist", "model",

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from gateway.app import HttpSettings, create_app
+from gateway.error_policy import ErrorFamily
 from gateway.routes import Access, Api, declaration_of, declared_router, served_routes
 from scheduler.model_manager import ModelManager
 from tests.server import ServerProcess, free_port
@@ -54,13 +55,16 @@ def _concrete(path: str) -> str:
         else re.sub(r"\{[^}]+\}", "m", path)
 
 
-@pytest.mark.parametrize("path", sorted({p for p, r in _post_routes()
-                                         if declaration_of(r).access is Access.PROTECTED}))
-def test_protected_post_route_refuses_a_request_without_the_key(keyed_server, path):
+@pytest.mark.parametrize("path,family", sorted({(p, declaration_of(r).errors) for p, r in _post_routes()
+                                                if declaration_of(r).access is Access.PROTECTED}))
+def test_protected_post_route_refuses_a_request_without_the_key(keyed_server, path, family):
     url = keyed_server.url + _concrete(path)
     refused = httpx.post(url, json={}, timeout=30)
     assert refused.status_code == 401, refused.text
-    assert refused.json()["error"]["code"] == "invalid_api_key"
+    if family is ErrorFamily.ANTHROPIC:  # Anthropic's error shape
+        assert refused.json()["error"]["type"] == "authentication_error"
+    else:
+        assert refused.json()["error"]["code"] == "invalid_api_key"
     admitted = httpx.post(url, json={}, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     assert admitted.status_code != 401
 

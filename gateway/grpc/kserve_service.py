@@ -1,19 +1,27 @@
 """KServe v2 gRPC `inference.GRPCInferenceService`: typed `contents` or `raw_input_contents` in,
-`raw_output_contents` out (as OVMS and Triton answer)."""
+`raw_output_contents` out (as OVMS and Triton answer); `ModelStreamInfer` streams."""
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 
-from servables.errors import InvalidRequest, ModelNotFound
+from servables.errors import InvalidRequest, ModelNotFound, ServingError
 from servables.tensor import datatype_of_array
 
 from .. import tensor_codec as codec
 from .. import tensor_service as service
+from ..error_policy import is_server_fault
 from . import kserve_v2_pb2 as pb
 from . import kserve_v2_pb2_grpc as pb_grpc
 from .status import rpc
+
+log = logging.getLogger(__name__)
+
+STREAM_IN_FLIGHT = 16  # requests of one ModelStreamInfer stream running at once
 
 # KServe datatype -> InferTensorContents field
 CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
@@ -74,7 +82,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelReady(self, request, context):
         group = self.manager.get(request.name)
-        if group.kind.name != "tensor":
+        if not service.serves_tensors(group):
             if request.version:
                 raise ModelNotFound(request.name)
             return pb.ModelReadyResponse(ready=True)
@@ -84,7 +92,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     @rpc
     async def ModelMetadata(self, request, context):
         group = self.manager.get(request.name)
-        if group.kind.name != "tensor":
+        if not service.serves_tensors(group):
             raise ModelNotFound(request.name)
         servable = service.resolve(self.manager, request.name, request.version).servable
         return pb.ModelMetadataResponse(name=servable.name, versions=[str(v) for v in group.servable.versions()],
@@ -93,15 +101,77 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc
     async def ModelInfer(self, request, context):
+        deployment, inputs, requested = self._prepare(request)
+        outputs = await service.infer(deployment, inputs)
+        return _response(request, deployment, outputs, requested)
+
+    def _prepare(self, request: pb.ModelInferRequest) -> tuple[Any, dict[str, np.ndarray], list[str]]:
         deployment = service.resolve(self.manager, request.model_name, request.model_version)
         inputs = decode_inputs(request)
         requested = [out.name for out in request.outputs]
         service.check_requested_outputs(deployment, requested)
-        outputs = await service.infer(deployment, inputs)
-        response = pb.ModelInferResponse(model_name=deployment.servable.name,
-                                         model_version=str(deployment.servable.version), id=request.id)
-        for name in requested or list(outputs):
-            array = outputs[name]
-            response.outputs.add(name=name, datatype=datatype_of_array(array), shape=list(array.shape))
-            response.raw_output_contents.append(codec.array_to_raw(array))
-        return response
+        return deployment, inputs, requested
+
+    async def ModelStreamInfer(self, request_iterator, context) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Bidirectional streaming. Up to `STREAM_IN_FLIGHT` requests of a stream run at once and are
+        answered in the order they came; a pipeline whose last Python node yields answers one request
+        with one response per `yield`. An error answers that request with `error_message` (as
+        Triton's stream does) and the stream goes on."""
+        answers: asyncio.Queue[asyncio.Queue | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+        tasks: set[asyncio.Task] = set()
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    replies: asyncio.Queue = asyncio.Queue()
+                    task = asyncio.create_task(self._answer(request, replies))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    await answers.put(replies)  # waits while STREAM_IN_FLIGHT answers are pending
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (replies := await answers.get()) is not None:
+                while (message := await replies.get()) is not None:
+                    yield message
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def _answer(self, request: pb.ModelInferRequest, replies: asyncio.Queue) -> None:
+        """The responses to one request of a stream, then None."""
+        try:
+            deployment, inputs, requested = self._prepare(request)
+            async for outputs in service.stream(deployment, inputs):
+                replies.put_nowait(pb.ModelStreamInferResponse(
+                    infer_response=_response(request, deployment, outputs, requested)))
+        except ServingError as exc:
+            if is_server_fault(exc):
+                log.error("ModelStreamInfer %s: %s", request.model_name, exc.message)
+            replies.put_nowait(_stream_error(request, exc.message))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours: this request fails, the stream goes on
+            log.exception("ModelStreamInfer %s: unhandled error", request.model_name)
+            replies.put_nowait(_stream_error(request, "Internal server error"))
+        finally:
+            replies.put_nowait(None)
+
+
+def _stream_error(request: pb.ModelInferRequest, message: str) -> pb.ModelStreamInferResponse:
+    return pb.ModelStreamInferResponse(error_message=message,
+                                       infer_response=pb.ModelInferResponse(model_name=request.model_name,
+                                                                            id=request.id))
+
+def _response(request: pb.ModelInferRequest, deployment: Any, outputs: dict[str, np.ndarray],
+              requested: list[str]) -> pb.ModelInferResponse:
+    response = pb.ModelInferResponse(model_name=deployment.servable.name,
+                                     model_version=str(deployment.servable.version), id=request.id)
+    for name in requested or list(outputs):
+        array = outputs[name]
+        response.outputs.add(name=name, datatype=datatype_of_array(array), shape=list(array.shape))
+        response.raw_output_contents.append(codec.array_to_raw(array))
+    return response

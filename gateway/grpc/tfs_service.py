@@ -138,7 +138,7 @@ class ModelStatusServicer(pb_grpc.ModelServiceServicer):
             versions = [service.resolve(self.manager, spec.name, spec.version.value).servable.version]
         else:
             group = self.manager.get(spec.name)
-            if group.kind.name != "tensor":
+            if not service.serves_tensors(group):
                 versions = [1]
             else:
                 versions = group.servable.versions()

@@ -6,6 +6,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import ChatCompletion
 from gateway.routes import Api, declared_router
@@ -105,9 +106,11 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     deployment = resolve(request, body.model, "chat/completions")
     servable = deployment.servable
     params = body.to_sampling_params()
-    messages = [m.as_template_message() for m in body.messages]
+    messages = [m.as_template_message(f"messages[{i}]") for i, m in enumerate(body.messages)]
+    messages, images = await resolve_images(messages, policy_of(request.app.state),
+                                            getattr(servable, "accepts_images", False), body.model)
     job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
-                                from_response_format(body.response_format))
+                                from_response_format(body.response_format), images=images)
     shape = ChatShape(servable.tokenizer, params.logprobs, lambda: servable.output_processor(job))
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:

@@ -7,6 +7,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.media import policy_of, resolve_embedding_images
 from gateway.openapi_models import EmbeddingList
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
@@ -27,7 +28,8 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable
-    job = servable.prepare(body.inputs(), body.dimensions)
+    inputs = await resolve_embedding_images(body.inputs(), policy_of(request.app.state), servable, body.model)
+    job = servable.prepare(inputs, body.dimensions)
     vectors = servable.finish(job, await deployment.engine.run(job.texts))
     note_usage(request.scope, job.prompt_tokens, None)
     data = [{"object": "embedding", "embedding": encode_vector(v, body.encoding_format), "index": i}

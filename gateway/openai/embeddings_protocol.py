@@ -10,7 +10,19 @@ from ..limits import INT32_MAX
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
-EmbeddingInput = StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+
+
+class EmbeddingItem(BaseModel):
+    """A multimodal input: `{"image": "<data: or http(s) URL>", "text": "..."}` (either or both)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image: StrictStr | None = Field(default=None, min_length=1)
+    text: StrictStr | None = None
+
+
+EmbeddingInput = (StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
+                  | list[StrictStr | EmbeddingItem])
 
 
 class EmbeddingsRequest(BaseModel):
@@ -22,7 +34,7 @@ class EmbeddingsRequest(BaseModel):
     dimensions: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
     user: StrictStr | None = None  # accepted and ignored, as OpenAI does
 
-    def inputs(self) -> list[str] | list[list[int]]:
+    def inputs(self) -> list[str] | list[list[int]] | list[str | EmbeddingItem]:
         """The inputs as a list: one string, strings, one token-id list, or token-id lists."""
         value = self.input
         if isinstance(value, str):
@@ -32,6 +44,6 @@ class EmbeddingsRequest(BaseModel):
         return value.copy()
 
 
-def _token_ids(value: list[str] | list[int] | list[list[int]]) -> TypeIs[list[int]]:
+def _token_ids(value: list[str] | list[int] | list[list[int]] | list[str | EmbeddingItem]) -> TypeIs[list[int]]:
     """pydantic validated the list whole as one of the three: its first item tells which."""
     return bool(value) and isinstance(value[0], int)

@@ -35,6 +35,7 @@ class _ImageFields(BaseModel):
     prompt_2: str | None = None
     prompt_3: str | None = None
     max_sequence_length: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    lora_alphas: dict[str, float] | None = None  # LoRA alias -> alpha (models served with source_loras)
 
     def to_params(self) -> ImageParams:
         for a, b in (("n", "num_images_per_prompt"), ("seed", "rng_seed")):
@@ -48,6 +49,7 @@ class _ImageFields(BaseModel):
             negative_prompt=self.negative_prompt, negative_prompt_2=self.negative_prompt_2,
             negative_prompt_3=self.negative_prompt_3, prompt_2=self.prompt_2, prompt_3=self.prompt_3,
             max_sequence_length=self.max_sequence_length, response_format=self.response_format,
+            lora_alphas=self.lora_alphas,
         )
 
 

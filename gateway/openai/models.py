@@ -23,7 +23,8 @@ def model_object(deployment: Deployment) -> dict[str, Any]:
 
 @router.get("/models", response_model=None, responses={200: {"model": ModelList}})
 async def list_models(request: Request) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(d) for d in manager_of(request).deployments()]}
+    manager = manager_of(request)
+    return {"object": "list", "data": [model_object(d) for d in manager.deployments() + manager.aliases()]}
 
 
 @router.get("/models/{model_id:path}", response_model=None, responses={200: {"model": ModelObject}})

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
+from servables.speculative import SpeculativeParams
 from servables.tools import ToolRequest
 
 from ..limits import INT32_MAX, UINT32_MAX, UINT64_MAX
@@ -35,9 +36,25 @@ class TextPart(_Strict):
     text: StrictStr
 
 
-class ImagePart(BaseModel):
+class ImageURL(_Strict):
+    url: StrictStr = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None  # accepted; the model's processor sets the resolution
+
+
+class ImagePart(_Strict):
+    """`{"type": "image_url", "image_url": {"url": ..., "detail": ...}}` (a bare URL string is accepted too)."""
+
     type: Literal["image_url"]
-    image_url: Any = None
+    image_url: ImageURL | StrictStr
+
+    @property
+    def url(self) -> str:
+        return self.image_url if isinstance(self.image_url, str) else self.image_url.url
+
+
+class VideoPart(BaseModel):
+    type: Literal["video_url"]
+    video_url: Any = None
 
 
 class FunctionCall(_Strict):
@@ -118,20 +135,27 @@ def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, paralle
 
 class ChatMessage(_Strict):
     role: StrictStr
-    content: StrictStr | list[TextPart | ImagePart] | None = None
+    content: StrictStr | list[TextPart | ImagePart | VideoPart] | None = None
     name: StrictStr | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: StrictStr | None = None
     reasoning_content: StrictStr | None = None
 
-    def as_template_message(self) -> dict[str, Any]:
-        content = self.content
+    def as_template_message(self, where: str = "messages") -> dict[str, Any]:
+        """The message for the chat template. With image parts, content stays a list of
+        `{"type": "text"}` and `{"type": "image", "url", "param"}` parts (gateway/media.py fetches them)."""
+        content: Any = self.content
         if isinstance(content, list):
+            for index, part in enumerate(content):
+                if isinstance(part, VideoPart):
+                    param = f"{where}.content[{index}]"
+                    raise InvalidRequest(f"{param}: video input is not supported", param)
             if any(isinstance(part, ImagePart) for part in content):
-                raise InvalidRequest(
-                    "This servable supports only text input, but image_url has been provided", "messages"
-                )
-            content = "".join(part.text for part in content if isinstance(part, TextPart))
+                content = [{"type": "image", "url": part.url, "param": f"{where}.content[{index}]"}
+                           if isinstance(part, ImagePart) else {"type": "text", "text": part.text}
+                           for index, part in enumerate(content)]
+            else:
+                content = "".join(part.text for part in content if isinstance(part, TextPart))
         message: dict[str, Any] = {"role": self.role, "content": content or ""}
         if self.name is not None:
             message["name"] = self.name
@@ -165,6 +189,12 @@ class _GenerationRequest(_Strict):
     include_stop_str_in_output: StrictBool | None = None
     user: StrictStr | None = None  # accepted and ignored, as OpenAI does
     response_format: dict[str, Any] | None = None
+    # speculative decoding (OVMS's names; servables/speculative.py)
+    num_assistant_tokens: StrictInt | None = None
+    assistant_confidence_threshold: Number | None = None
+    max_ngram_size: StrictInt | None = None
+    min_tokens: StrictInt | None = None  # vLLM / llama-server: GenerationConfig.min_new_tokens
+    stop_token_ids: list[StrictInt] | None = None  # vLLM: stop at any of these token ids
 
     def check_stream_options(self) -> None:
         if self.stream_options is not None and not self.stream:
@@ -180,7 +210,10 @@ class _GenerationRequest(_Strict):
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             repetition_penalty=self.repetition_penalty, length_penalty=self.length_penalty,
             ignore_eos=self.ignore_eos, include_stop_str_in_output=bool(self.include_stop_str_in_output),
-            logprobs=logprobs, stream=self.stream, max_tokens_param=max_tokens_param,
+            logprobs=logprobs, stream=self.stream, max_tokens_param=max_tokens_param, min_tokens=self.min_tokens,
+            stop_token_ids=list(self.stop_token_ids or []),
+            speculative=SpeculativeParams(self.num_assistant_tokens, self.assistant_confidence_threshold,
+                                          self.max_ngram_size),
         )
 
     @property

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import unless_disconnected
+from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import ResponseObject
 from gateway.routes import Api, declared_router
@@ -237,8 +238,10 @@ async def _stream(run: Run, body: ResponsesRequest, processor: OutputProcessor) 
 async def create_response(body: ResponsesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "responses")
     servable = deployment.servable
-    job = servable.prepare_chat(body.messages(), body.sampling_params(), body.template_kwargs(),
-                                body.tool_request(), from_response_format(body.response_format()))
+    messages, images = await resolve_images(body.messages(), policy_of(request.app.state),
+                                            getattr(servable, "accepts_images", False), body.model)
+    job = servable.prepare_chat(messages, body.sampling_params(), body.template_kwargs(),
+                                body.tool_request(), from_response_format(body.response_format()), images=images)
     processor = servable.output_processor(job)
     run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), job.num_sequences)
     if body.stream:

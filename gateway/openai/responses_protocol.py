@@ -108,21 +108,41 @@ class ResponsesRequest(_Strict):
         return messages
 
 
-def _text_of(content: Any, where: str) -> str:
+def _image_part(part: dict[str, Any], param: str) -> dict[str, Any]:
+    """`{"type": "input_image", "image_url": "...", "detail": ...}` -> an image part for gateway/media.py."""
+    url = part.get("image_url")
+    if isinstance(url, dict):  # the chat shape {"url": ...}, as some clients send it
+        url = url.get("url")
+    if not isinstance(url, str) or not url:
+        if part.get("file_id") is not None:
+            raise InvalidRequest(f"{param}: file_id is not supported (nothing is stored); send image_url", param)
+        raise InvalidRequest(f"{param}.image_url must be a URL string", param)
+    if part.get("detail") not in (None, "auto", "low", "high"):
+        raise InvalidRequest(f"{param}.detail must be auto, low or high", param)
+    return {"type": "image", "url": url, "param": param}
+
+
+def _text_of(content: Any, where: str) -> str | list[dict[str, Any]]:
+    """The message content: a string, or (with `input_image` parts) a list of text and image parts."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content must be a string or an array of content parts", where)
-    texts = []
-    for part in content:
+    parts: list[dict[str, Any]] = []
+    for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind in ("input_image", "input_file", "input_audio"):
-            raise InvalidRequest(f"This servable supports only text input, but {kind} has been provided", where)
+            parts.append({"type": "text", "text": part["text"]})
+        elif kind == "input_image":
+            parts.append(_image_part(part, f"{where}.content[{index}]"))
+        elif kind in ("input_file", "input_audio"):
+            raise InvalidRequest(f"This servable supports only text and image input, but {kind} has been provided",
+                                 where)
         else:
             raise InvalidRequest(f"{where}: unsupported content part {kind!r}", where)
-    return "".join(texts)
+    if any(part["type"] == "image" for part in parts):
+        return parts
+    return "".join(part["text"] for part in parts)
 
 
 def _require(item: dict[str, Any], key: str, where: str) -> str:
