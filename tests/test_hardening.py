@@ -190,3 +190,10 @@ def test_kserve_binary_tail_is_not_mistaken_for_deep_json(tensor_http):
 def test_tensor_server_logged_no_server_fault(tensor_server):
     """Everything sent above was the client's fault: nothing was logged as an unhandled error."""
     assert "unhandled error" not in tensor_server.log()
+
+
+def test_anthropic_messages_top_k_beyond_the_pipeline_is_a_400(http):
+    """The bound lives in the shared sampling checks, so every front end that sets top_k gets it."""
+    r = http.post("/v1/messages", json={"model": LLM, "messages": MSG, "max_tokens": 2, "top_k": 2**64})
+    assert r.status_code == 400, r.text
+    assert "top_k" in r.json()["error"]["message"]
