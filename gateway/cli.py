@@ -174,8 +174,9 @@ def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             options[key] = getattr(args, key)
     if args.shape is not None:
         options["shape"] = json.loads(args.shape) if args.shape.lstrip().startswith("{") else args.shape
-    if isinstance(options.get("batch_size"), str) and options["batch_size"].isdigit():
-        options["batch_size"] = int(options["batch_size"])
+    batch_size = options.get("batch_size")
+    if isinstance(batch_size, str) and batch_size.isascii() and batch_size.isdigit():
+        options["batch_size"] = int(batch_size)
     return options
 
 

@@ -83,7 +83,7 @@ def _add_errors(operation: dict[str, Any], method: str, declaration: Any) -> Non
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     family = declaration.errors if declaration is not None else ErrorFamily.OPENAI
-    has_input = "requestBody" in operation or bool(operation.get("parameters"))
+    has_input = method == "post" or "requestBody" in operation or bool(operation.get("parameters"))
     wanted = [500]
     if has_input:
         wanted += [400, 404]

@@ -176,6 +176,17 @@ def test_deep_json_to_routes_that_parse_their_own_body_is_a_400(tensor_http, pat
     _kserve_still_serves(tensor_http)
 
 
+@pytest.mark.parametrize("version", ["%C2%B3", "%C2%B2", "1%C2%B9"], ids=["three", "two", "one-one"])
+def test_model_version_with_non_ascii_digits_is_a_400(tensor_http, version):
+    """Found by bench/fuzz.py: '³' passes str.isdigit(), int() refuses it."""
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+    r = tensor_http.post(f"/v2/models/dense/versions/{version}/infer", json=body)
+    assert r.status_code == 400, r.text
+    assert "version" in r.json()["error"]
+    assert tensor_http.get(f"/v1/models/dense/versions/{version}").status_code == 400
+    _kserve_still_serves(tensor_http)
+
+
 def test_kserve_binary_tail_is_not_mistaken_for_deep_json(tensor_http):
     """Raw FP32 bytes full of `[` (0x5b) after the JSON header still infer."""
     x = np.full((1, 4), np.frombuffer(b"[[[[", dtype=np.float32)[0], dtype=np.float32)
