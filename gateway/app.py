@@ -18,6 +18,7 @@ from .guard import GuardMiddleware
 from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
 from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
+from .openapi import install_openapi
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -69,6 +70,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app = FastAPI(title="genai-gateway", lifespan=lifespan)
     app.state.manager = manager
     app.state.reloader = reloader
+    app.state.max_json_depth = settings.max_json_depth  # gateway/guard.py load_json (KServe, TFS)
     app.state.media_policy = settings.media
     app.state.autoloader = residency.Autoloader(manager, autoload_timeout_seconds)  # gateway/routes.py uses it
     app.state.api_key = settings.api_key.encode() if settings.api_key else None  # gateway/routes.py checks it
@@ -78,6 +80,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     if recorder is not None:
         telemetry.install(recorder)
     install_error_handlers(app)
+    install_openapi(app)  # 400s instead of 422s, error bodies per route family (gateway/openapi.py)
     app.include_router(tfs.router)  # before the OpenAI routers: GET /v1/models/{id} dispatches by kind
     app.include_router(kserve.router)
     app.include_router(config_api.router)

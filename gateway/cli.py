@@ -188,8 +188,9 @@ def tensor_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             options[key] = getattr(args, key)
     if args.shape is not None:
         options["shape"] = json.loads(args.shape) if args.shape.lstrip().startswith("{") else args.shape
-    if isinstance(options.get("batch_size"), str) and options["batch_size"].isdigit():
-        options["batch_size"] = int(options["batch_size"])
+    batch_size = options.get("batch_size")
+    if isinstance(batch_size, str) and batch_size.isascii() and batch_size.isdigit():
+        options["batch_size"] = int(batch_size)
     return options
 
 
@@ -365,6 +366,10 @@ def serve(args: argparse.Namespace) -> int:
             log.info("all models loaded; serving on http://%s:%d", args.rest_bind_address, args.rest_port)
         except (ConfigError, ServingError) as exc:
             log.error("%s", exc)
+            failed.append(exc)
+            server.should_exit = True
+        except Exception as exc:  # a bug while loading: say so and exit, rather than stay up never ready
+            log.exception("loading the models failed")
             failed.append(exc)
             server.should_exit = True
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from .cohere_protocol import RerankRequest
 from .fast_json import FastJSONResponse
 from .openai.resolve import resolve
+from .openapi_models import RerankResponse
 from .request_context import note_usage
 from .routes import Api, declared_router
 
@@ -16,7 +17,7 @@ router = declared_router(api=Api.V3)
 PREFIXES = ("/v3", "/v1", "/v2", "/v3/v1", "/v3/v2")
 
 
-@router.post("/rerank")
+@router.post("/rerank", response_model=None, responses={200: {"model": RerankResponse}})
 async def rerank(body: RerankRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "rerank")
     servable = deployment.servable

@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from servables.errors import InvalidRequest
 
+from .limits import INT32_MAX, INT32_MIN
+
 
 class RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -14,12 +16,12 @@ class RerankRequest(BaseModel):
     model: StrictStr = Field(min_length=1)
     query: StrictStr
     documents: list[StrictStr | dict[str, Any]]  # objects: `text` is scored, the rest returned as given
-    top_n: StrictInt | None = Field(default=None, gt=0)
+    top_n: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
     return_documents: StrictBool = False
     rank_fields: list[StrictStr] | None = None
-    max_chunks_per_doc: StrictInt | None = Field(default=None, gt=0)
-    max_tokens_per_doc: StrictInt | None = Field(default=None, gt=0)  # v2: documents are cut to this
-    priority: StrictInt | None = None  # v2: accepted, all requests share one queue
+    max_chunks_per_doc: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
+    max_tokens_per_doc: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)  # v2: documents are cut to this
+    priority: StrictInt | None = Field(default=None, ge=INT32_MIN, le=INT32_MAX)  # v2: accepted, one queue for all
     relevant_spans: Any = None  # v2: not supported
 
     def texts(self) -> list[str]:

@@ -7,6 +7,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .openapi_models import ConfigStatus, TensorError
 from .routes import declared_router
 
 log = logging.getLogger(__name__)
@@ -14,12 +15,15 @@ log = logging.getLogger(__name__)
 router = declared_router()  # POST /v1/config/reload is a management route: API key
 
 
-@router.get("/v1/config")
+@router.get("/v1/config", responses={200: {"model": ConfigStatus}})
 async def config_status(request: Request) -> JSONResponse:
     return JSONResponse(request.app.state.manager.status())
 
 
-@router.post("/v1/config/reload")
+@router.post("/v1/config/reload", responses={
+    200: {"model": ConfigStatus, "description": "Nothing changed"},
+    201: {"model": ConfigStatus, "description": "Models were loaded, reloaded or unloaded"},
+    400: {"model": TensorError, "description": "The config file was rejected; nothing changed"}})
 async def config_reload(request: Request) -> JSONResponse:
     """201 when something was (re)loaded or unloaded, 200 when nothing changed or there is no config
     file; a rejected file is a 400 with the reason, and nothing changes."""

@@ -2,7 +2,10 @@
 
 - `..` segments in the path: 400.
 - Bodies over `max_body_bytes`: 413 (checked on Content-Length and while reading).
-- JSON nested deeper than `max_json_depth`: 400 (Python's parser would recurse instead).
+- JSON nested deeper than `max_json_depth`: 400 (Python's parser would recurse instead), for
+  every body FastAPI parses as JSON (no Content-Type, `application/json`, `application/*+json`).
+Routes that parse their body themselves whatever its Content-Type (KServe's JSON header before a
+binary tail, TFS) call `load_json`, which applies the same limit (`app.state.max_json_depth`).
 Every refusal uses the OpenAI error body. The API key is checked by the routes that declare
 themselves protected (gateway/routes.py), not here.
 """
@@ -10,7 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
+from servables.errors import InvalidRequest
+
+from . import fast_json
 from .error_policy import openai_error
 
 _BRACKETS = re.compile(rb'[\[\]{}"\\]')
@@ -43,6 +50,24 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
         elif char in (b"]", b"}"):
             depth -= 1
     return False
+
+
+def load_json(body: bytes, limit: int) -> Any:
+    """`json.loads` for a body a route parses itself: too deep or not JSON is an InvalidRequest (400)."""
+    if json_depth_exceeds(body, limit):
+        raise InvalidRequest(f"The JSON body is nested deeper than {limit} levels")
+    try:
+        return fast_json.loads(body)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+
+
+def parsed_as_json(content_type: bytes | None) -> bool:
+    """True when FastAPI would parse a body with this Content-Type as JSON (fastapi/routing.py)."""
+    if not content_type:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
 class GuardMiddleware:
@@ -87,7 +112,7 @@ class GuardMiddleware:
                 await self._refuse(send, *self._too_large())
                 return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk (the usual case): no copy
-        if content_type.startswith(b"application/json") and json_depth_exceeds(body, self.max_json_depth):
+        if parsed_as_json(content_type or None) and json_depth_exceeds(body, self.max_json_depth):
             await self._refuse(send, *_error(400, f"The JSON body is nested deeper than {self.max_json_depth} levels",
                                               "invalid_request_error"))
             return

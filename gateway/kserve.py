@@ -20,6 +20,9 @@ from . import fast_json
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily
+from .guard import load_json
+from .openapi import json_body
+from .openapi_models import InferRequest, InferResponse, ModelMetadata, ModelReady, ServerMetadata
 from .request_context import note_model_version
 from .routes import Access, Api, declared_router
 
@@ -31,15 +34,26 @@ def _manager(request: Request):
     return request.app.state.manager
 
 
-@router.get("/v2", name="ServerMetadata")
-@router.get("/v2/", name="ServerMetadata")
+# Routes with and without `/versions/{version}` are separate endpoints: one function for both would
+# document `version` as a query parameter of the short path (it is a path segment only).
+
+@router.get("/v2", name="ServerMetadata", response_model=None, responses={200: {"model": ServerMetadata}})
+@router.get("/v2/", name="ServerMetadata", include_in_schema=False)
 async def server_metadata() -> dict[str, Any]:
     return {"name": service.SERVER_NAME, "version": service.server_version(), "extensions": service.EXTENSIONS}
 
 
-@router.get("/v2/models/{name}/ready", name="ModelReady")
-@router.get("/v2/models/{name}/versions/{version}/ready", name="ModelReady")
-async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
+@router.get("/v2/models/{name}/ready", name="ModelReady", responses={200: {"model": ModelReady}})
+async def model_ready(name: str, request: Request) -> Response:
+    return _model_ready(request, name, None)
+
+
+@router.get("/v2/models/{name}/versions/{version}/ready", name="ModelReady", responses={200: {"model": ModelReady}})
+async def model_version_ready(name: str, version: str, request: Request) -> Response:
+    return _model_ready(request, name, version)
+
+
+def _model_ready(request: Request, name: str, version: str | None) -> Response:
     manager = _manager(request)
     deployment = manager.get(name, use=False)  # 503 when not loaded; a probe does not keep a model loaded
     if not service.serves_tensors(deployment):
@@ -51,11 +65,20 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
     return JSONResponse({"name": name, "version": str(resolved.servable.version), "ready": True})
 
 
-@router.get("/v2/models/{name}", name="ModelMetadata")
-@router.get("/v2/models/{name}/", name="ModelMetadata")
-@router.get("/v2/models/{name}/versions/{version}", name="ModelMetadata")
-@router.get("/v2/models/{name}/versions/{version}/", name="ModelMetadata")
-async def model_metadata(name: str, request: Request, version: str | None = None) -> dict[str, Any]:
+@router.get("/v2/models/{name}", name="ModelMetadata", response_model=None, responses={200: {"model": ModelMetadata}})
+@router.get("/v2/models/{name}/", name="ModelMetadata", include_in_schema=False)
+async def model_metadata(name: str, request: Request) -> dict[str, Any]:
+    return _model_metadata(request, name, None)
+
+
+@router.get("/v2/models/{name}/versions/{version}", name="ModelMetadata", response_model=None,
+            responses={200: {"model": ModelMetadata}})
+@router.get("/v2/models/{name}/versions/{version}/", name="ModelMetadata", include_in_schema=False)
+async def model_version_metadata(name: str, version: str, request: Request) -> dict[str, Any]:
+    return _model_metadata(request, name, version)
+
+
+def _model_metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
     manager = _manager(request)
     group = manager.get(name)
     if not service.serves_tensors(group):
@@ -65,9 +88,25 @@ async def model_metadata(name: str, request: Request, version: str | None = None
     return service.kserve_metadata(deployment, group.servable.versions())
 
 
-@router.post("/v2/models/{name}/infer", name="ModelInfer")
-@router.post("/v2/models/{name}/versions/{version}/infer", name="ModelInfer")
-async def model_infer(name: str, request: Request, version: str | None = None) -> Response:
+_INFER_DOCS: dict[str, Any] = {
+    "responses": {200: {"model": InferResponse, "description": "JSON; with binary outputs, "
+                        f"`application/octet-stream`: the JSON part ({HEADER_LENGTH} bytes), then raw tensors",
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    "openapi_extra": json_body(InferRequest, "application/octet-stream"),
+}
+
+
+@router.post("/v2/models/{name}/infer", name="ModelInfer", **_INFER_DOCS)
+async def model_infer(name: str, request: Request) -> Response:
+    return await _infer(request, name, None)
+
+
+@router.post("/v2/models/{name}/versions/{version}/infer", name="ModelInfer", **_INFER_DOCS)
+async def model_version_infer(name: str, version: str, request: Request) -> Response:
+    return await _infer(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
     deployment = service.resolve(_manager(request), name, version)
     note_model_version(request.scope, str(deployment.servable.version))
     body = await request.body()
@@ -82,15 +121,13 @@ async def model_infer(name: str, request: Request, version: str | None = None) -
 def _split_body(request: Request, body: bytes) -> tuple[dict[str, Any], bytes]:
     length_text = request.headers.get(HEADER_LENGTH)
     if length_text is not None:
-        if not length_text.isdigit() or int(length_text) > len(body):
+        # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses
+        if not (length_text.isascii() and length_text.isdigit()) or int(length_text) > len(body):
             raise InvalidRequest(f"Invalid {HEADER_LENGTH}: {length_text!r}")
         json_part, tail = body[: int(length_text)], body[int(length_text):]
     else:
         json_part, tail = body, b""
-    try:
-        header = fast_json.loads(json_part)
-    except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    header = load_json(json_part, request.app.state.max_json_depth)
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list) or not header["inputs"]:
         raise InvalidRequest("The request must be a JSON object with a non-empty 'inputs' array", "inputs")
     return header, tail

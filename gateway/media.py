@@ -130,7 +130,7 @@ async def _remote(url: str, param: str, policy: MediaPolicy) -> bytes:
 
 async def _capped_body(response: httpx.Response, param: str, max_bytes: int) -> bytes:
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise InvalidRequest(f"{param}: image is larger than {max_bytes} bytes", param)
     body = bytearray()
     async for chunk in response.aiter_bytes():

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from servables.kinds import TENSOR_ENDPOINT
 
@@ -308,7 +308,10 @@ class ImageEngineCollector:
             yield metric
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, responses={
+    200: {"description": "Prometheus text exposition format"},
+    400: {"description": "Metrics are disabled (--metrics_enable)",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}})
 async def metrics(request: Request) -> Response:
     recorder: Metrics | None = getattr(request.app.state, "metrics", None)
     if recorder is None:

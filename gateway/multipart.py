@@ -53,7 +53,7 @@ async def _parse(request: Request, spec: FormSpec, limit: int, endpoint: str) ->
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidRequest(spec.not_multipart.format(endpoint=endpoint), spec.param)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise InvalidRequest(f"Request body of {declared} bytes is larger than the limit of {limit} bytes",
                              spec.param)
 

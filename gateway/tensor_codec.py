@@ -4,6 +4,7 @@ Every decoding error is an `InvalidRequest` that names the tensor.
 """
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 
 from servables.errors import InvalidRequest
 from servables.tensor import DATATYPE_TO_NUMPY
+
+from .limits import INT64_MAX
 
 KSERVE_DATATYPES = tuple(DATATYPE_TO_NUMPY)
 
@@ -25,10 +28,18 @@ def numpy_dtype(name: str, datatype: str) -> np.dtype:
 
 
 def check_shape(name: str, shape: Any) -> list[int]:
+    """A list of non-negative integers whose element count fits int64 (numpy and OpenVINO count in it)."""
     if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                       for d in shape):
         raise InvalidRequest(f"Input {name!r}: shape must be a list of non-negative integers", name)
+    if any(d > INT64_MAX for d in shape) or math.prod(shape) > INT64_MAX:
+        raise InvalidRequest(f"Input {name!r}: shape {list(shape)} has more elements than int64 can count", name)
     return [int(d) for d in shape]
+
+
+def element_count(shape: list[int]) -> int:
+    """Elements of a checked shape (exact: numpy's prod would wrap around in int64)."""
+    return math.prod(shape)
 
 
 def _flatten(data: Any) -> Iterable[Any]:
@@ -84,7 +95,7 @@ def array_from_list(name: str, datatype: str, shape: list[int] | None, data: Any
 
 
 def _check_count(name: str, shape: list[int], count: int) -> None:
-    expected = int(np.prod(shape)) if shape else 1
+    expected = element_count(shape)
     if count != expected:
         raise InvalidRequest(f"Input {name!r}: shape {shape} needs {expected} elements, data has {count}", name)
 
@@ -106,7 +117,7 @@ def split_bytes_elements(name: str, raw: bytes) -> list[bytes]:
 
 def array_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
     dtype = numpy_dtype(name, datatype)
-    count = int(np.prod(shape)) if shape else 1
+    count = element_count(shape)
     if datatype == "BYTES":
         values = split_bytes_elements(name, raw)
         if len(values) != count:

@@ -28,7 +28,7 @@ def parse_version(text: str | int | None) -> int | None:
         return None
     if isinstance(text, int):
         return text
-    if not str(text).isdigit():
+    if not (str(text).isascii() and str(text).isdigit()):  # int() refuses "³"
         raise InvalidRequest(f"Invalid model version {text!r}: must be a positive integer", "version")
     return int(text) or None
 

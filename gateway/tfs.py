@@ -17,11 +17,13 @@ from starlette.responses import JSONResponse, Response
 from servables.errors import InvalidRequest, ModelNotFound
 from servables.tensor import TensorInfo
 
-from . import fast_json
 from . import tensor_codec as codec
 from . import tensor_service as service
 from .error_policy import ErrorFamily, http_response
+from .guard import load_json
 from .openai.models import model_object
+from .openapi import json_body
+from .openapi_models import ModelObject, ModelStatus, OpenAIError, PredictRequest, PredictResponse, TensorError
 from .request_context import note_model_version, note_operation
 from .routes import Access, Api, declared_router
 
@@ -36,7 +38,12 @@ TF_DTYPES = {"BOOL": "DT_BOOL", "UINT8": "DT_UINT8", "UINT16": "DT_UINT16", "UIN
 SIGNATURE = "serving_default"
 
 
-@router.get("/v1/models/{path:path}")
+@router.get("/v1/models/{path:path}", responses={200: {
+    "model": ModelStatus | ModelObject | dict[str, Any],
+    "description": "`{name}[/versions/{v}]`: the model status; `.../metadata`: its signature (TFS); a "
+                   "generative model's name: its OpenAI model object"},
+    404: {"model": TensorError | OpenAIError, "description": "Unknown model: OpenAI-shaped unless the path names a "
+                                                             "version or metadata (as the OpenAI models API)"}})
 async def get_model(path: str, request: Request) -> Response:
     manager = request.app.state.manager
     match = _GET_PATH.match(path)
@@ -54,7 +61,8 @@ async def get_model(path: str, request: Request) -> Response:
     return JSONResponse(status_json(manager, match["name"], match["version"]))
 
 
-@router.post("/v1/models/{path:path}")
+@router.post("/v1/models/{path:path}", responses={200: {"model": PredictResponse}},
+             openapi_extra=json_body(PredictRequest, "text/plain", "application/octet-stream"))
 async def post_model(path: str, request: Request) -> Response:
     match = _POST_PATH.match(path)
     if match is None:
@@ -64,10 +72,7 @@ async def post_model(path: str, request: Request) -> Response:
     note_operation(request.scope, "Predict", match["name"], match["version"])
     deployment = service.resolve(request.app.state.manager, match["name"], match["version"])
     note_model_version(request.scope, str(deployment.servable.version))
-    try:
-        body = fast_json.loads(await request.body())
-    except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+    body = load_json(await request.body(), request.app.state.max_json_depth)
     return JSONResponse(await predict(deployment, body))
 
 

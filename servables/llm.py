@@ -63,6 +63,21 @@ class LLMJob:
         return ov.Tensor(np.asarray([self.input_ids], dtype=np.int64))
 
 
+INT32_LIMIT = 2**31  # token ids past it fit no tokenizer (used when the vocabulary size is unknown)
+
+
+def _vocab_size(tokenizer: ov_genai.Tokenizer) -> int:
+    """One past the largest token id of the tokenizer; 0 when it cannot say.
+
+    `get_vocab()`, not `get_vocab_vector()`: the latter fails to decode the byte tokens of GGUF vocabularies.
+    """
+    try:
+        return max(tokenizer.get_vocab().values()) + 1
+    except Exception as exc:  # noqa: BLE001 - a tokenizer without a vocabulary still serves
+        log.warning("vocabulary size unknown (%s): prompt token ids are checked against int32 only", exc)
+        return 0
+
+
 def read_context_length(path: Path) -> int | None:
     """The model's max context: GGUF header, or the first present key of `config.json`."""
     if path.is_file() and path.suffix == ".gguf":
@@ -88,6 +103,7 @@ class LLMServable:
         self.pipeline: ov_genai.ContinuousBatchingPipeline | None = None
         self.tokenizer: ov_genai.Tokenizer | None = None
         self.max_model_len: int | None = None
+        self.vocab_size = 0  # the tokenizer's; prompt token ids must be below it
         self.chat_template: str = ""
         self.has_generation_config = False
         self.tool_parser: str | None = None
@@ -133,6 +149,7 @@ class LLMServable:
         except RuntimeError as exc:
             raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
+        self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
         self.max_model_len = read_context_length(path)
         self.has_generation_config = (model_dir / "generation_config.json").is_file() and path.is_dir()
@@ -298,6 +315,10 @@ class LLMServable:
 
     def prepare_completion_ids(self, input_ids: list[int], params: SamplingParams,
                                constraint: ov_genai.StructuredOutputConfig | None = None) -> LLMJob:
+        bad = [t for t in input_ids if not 0 <= t < (self.vocab_size or INT32_LIMIT)]
+        if bad:  # the tokenizer's decode takes only int64, and the model only ids it has embeddings for
+            raise InvalidRequest(f"prompt has token id {bad[0]} outside the vocabulary (size {self.vocab_size})",
+                                 "prompt")
         if self.accepts_images:  # GenAI's VLM pipeline takes text prompts only
             raise InvalidRequest(f"Model {self.name} is a vision-language model and takes text prompts, "
                                  "not token ids", "prompt")

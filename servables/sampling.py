@@ -19,6 +19,7 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_TOKEN_IDS = 64
 DEFAULT_MAX_NEW_TOKENS = 4096  # only when neither the request nor the model bounds generation
 UINT32_MAX = 2**32 - 1
+INT32_MAX = 2**31 - 1
 
 
 @dataclass
@@ -40,6 +41,7 @@ class SamplingParams:
     include_stop_str_in_output: bool = False
     logprobs: bool = False
     stream: bool = False
+    max_tokens_param: str = "max_tokens"  # the request field that set max_tokens (errors name it)
     # max_tokens as a cap (the Messages API): past the context window it is lowered, not a 400
     fit_to_context: bool = False
     speculative: SpeculativeParams = field(default_factory=SpeculativeParams)
@@ -76,14 +78,16 @@ def validate(params: SamplingParams, best_of_limit: int) -> None:
     _check_range("frequency_penalty", params.frequency_penalty, -2.0, 2.0)
     if params.repetition_penalty is not None and params.repetition_penalty <= 0:
         raise InvalidRequest("repetition_penalty must be greater than 0", "repetition_penalty")
-    if params.top_k is not None and params.top_k < -1:
-        raise InvalidRequest("top_k must be -1 (all tokens), 0 (all tokens) or a positive integer", "top_k")
+    if params.top_k is not None and not -1 <= params.top_k <= INT32_MAX:  # GenerationConfig.top_k is size_t
+        raise InvalidRequest(f"top_k must be -1 (all tokens), 0 (all tokens) or a positive integer up to {INT32_MAX}",
+                             "top_k")
     if params.seed is not None and not 0 <= params.seed < 2**64:
         raise InvalidRequest("seed must be a non-negative integer below 2**64", "seed")
     if params.max_tokens is not None and params.max_tokens <= 0:
-        raise InvalidRequest("max_tokens value should be greater than 0", "max_tokens")
+        raise InvalidRequest(f"{params.max_tokens_param} value should be greater than 0", params.max_tokens_param)
     if params.max_tokens is not None and params.max_tokens > UINT32_MAX:
-        raise InvalidRequest(f"max_tokens value can't be greater than {UINT32_MAX}", "max_tokens")
+        raise InvalidRequest(f"{params.max_tokens_param} value can't be greater than {UINT32_MAX}",
+                             params.max_tokens_param)
     if len(params.stop) > MAX_STOP_STRINGS:
         raise InvalidRequest(f"stop array must have no more than {MAX_STOP_STRINGS} strings", "stop")
     if any(s == "" for s in params.stop):
@@ -112,7 +116,8 @@ def build_generation_config(base: ov_genai.GenerationConfig, params: SamplingPar
     cfg.apply_chat_template = False
 
     if max_tokens_limit is not None and params.max_tokens is not None and params.max_tokens > max_tokens_limit:
-        raise InvalidRequest(f"max_tokens exceeds limit provided in graph config: {max_tokens_limit}", "max_tokens")
+        raise InvalidRequest(f"{params.max_tokens_param} exceeds limit provided in graph config: {max_tokens_limit}",
+                             params.max_tokens_param)
     if max_model_len is not None:
         if prompt_tokens >= max_model_len:
             raise InvalidRequest(
@@ -122,7 +127,7 @@ def build_generation_config(base: ov_genai.GenerationConfig, params: SamplingPar
                 and not params.fit_to_context):
             raise InvalidRequest(
                 f"Number of prompt tokens: {prompt_tokens} + max tokens value: {params.max_tokens} "
-                f"exceeds model max length: {max_model_len}", "max_tokens",
+                f"exceeds model max length: {max_model_len}", params.max_tokens_param,
             )
     room = (max_model_len - prompt_tokens) if max_model_len is not None else DEFAULT_MAX_NEW_TOKENS
     cfg.max_new_tokens = min(room, params.max_tokens or max_tokens_limit or room)

@@ -86,7 +86,7 @@ class TensorOptions:
         batch = options.get("batch_size")
         if batch is not None and batch != "auto" and not (isinstance(batch, int) and batch >= 0):
             batch = str(batch)
-            if not batch.isdigit():
+            if not (batch.isascii() and batch.isdigit()):
                 raise ModelLoadError(f"batch_size must be an integer >= 0 or \"auto\", got {batch!r}")
             batch = int(batch)
         nireq = options.get("nireq") or 0

@@ -73,7 +73,7 @@ def version_dirs(base_path: Path) -> dict[int, Path]:
     if not base_path.is_dir():
         return {}
     return {int(p.name): p for p in base_path.iterdir()
-            if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and has_model_file(p)}
+            if p.is_dir() and p.name.isascii() and p.name.isdigit() and int(p.name) > 0 and has_model_file(p)}
 
 
 def is_model_repository(path: Path) -> bool:

@@ -54,7 +54,8 @@ class ServerProcess:
         return self
 
     def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        # errors="replace": native libraries may print partial UTF-8 sequences
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -92,9 +92,9 @@ CASES = [
         "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nope"}}}}}}, 400, "nope",
         "response_format", id="completions-schema-unknown-type"),
     pytest.param("/v3/responses", {"model": LLM}, 400, "input", "input", id="responses-input-missing"),
-    # the Responses API's max_output_tokens is reported under the chat name it maps to
-    pytest.param("/v3/responses", {"model": LLM, "input": "x", "max_output_tokens": 0}, 400, "max_tokens",
-                 "max_tokens", id="responses-max_output_tokens-zero"),
+    # errors name the field the client sent (max_output_tokens), not the chat field it maps to
+    pytest.param("/v3/responses", {"model": LLM, "input": "x", "max_output_tokens": 0}, 400, "max_output_tokens",
+                 "max_output_tokens", id="responses-max_output_tokens-zero"),
     pytest.param("/v3/tokenize", {"model": LLM}, 400, "text", "text", id="tokenize-text-missing"),
 ]
 

@@ -35,18 +35,22 @@ def _shape(info: TensorInfo) -> tf.TensorShapeProto:
     return tf.TensorShapeProto(dim=[tf.TensorShapeProto.Dim(size=d) for d in info.shape])
 
 
+MAX_FILLED_ELEMENTS = 2**24  # a one-value tensor proto expands on the server: bound what a few bytes can ask for
+
+
 def tensor_to_array(name: str, proto: tf.TensorProto) -> np.ndarray:
     datatype = DATATYPE_OF_TF.get(proto.dtype)
     if datatype is None:
         raise InvalidRequest(f"Input {name!r}: unsupported dtype {tf.DataType.Name(proto.dtype)}", name)
-    shape = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in shape):
-        raise InvalidRequest(f"Input {name!r}: negative dimension in shape {shape}", name)
-    count = int(np.prod(shape)) if shape else 1
+    shape = codec.check_shape(name, [d.size for d in proto.tensor_shape.dim])
+    count = codec.element_count(shape)
     if proto.tensor_content and datatype != "BYTES":
         return codec.array_from_raw(name, datatype, shape, proto.tensor_content)
     values = list(getattr(proto, VAL_FIELD[datatype]))
     if len(values) == 1 and count > 1:  # TensorFlow fills the tensor with a single given value
+        if count > MAX_FILLED_ELEMENTS:
+            raise InvalidRequest(f"Input {name!r}: shape {shape} is too large to fill from one value "
+                                 f"(at most {MAX_FILLED_ELEMENTS} elements)", name)
         values = values * count
     if datatype == "BYTES":
         if len(values) != count:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from gateway.fast_json import FastJSONResponse
 from gateway.media import policy_of, resolve_embedding_images
+from gateway.openapi_models import EmbeddingList
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 
@@ -23,7 +24,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str
     return vector.tolist()
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses={200: {"model": EmbeddingList}})
 async def create_embeddings(body: EmbeddingsRequest, request: Request) -> FastJSONResponse:
     deployment = resolve(request, body.model, "embeddings")
     servable = deployment.servable

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from ..limits import INT32_MAX
+
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
@@ -29,7 +31,7 @@ class EmbeddingsRequest(BaseModel):
     model: StrictStr = Field(min_length=1)
     input: EmbeddingInput
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: StrictInt | None = Field(default=None, gt=0)
+    dimensions: StrictInt | None = Field(default=None, gt=0, le=INT32_MAX)
     user: StrictStr | None = None  # accepted and ignored, as OpenAI does
 
     def inputs(self) -> list[str] | list[list[int]] | list[str | EmbeddingItem]:

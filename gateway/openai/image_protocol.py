@@ -12,27 +12,29 @@ from pydantic import BaseModel, ConfigDict, Field
 from servables.errors import InvalidRequest
 from servables.image import ImageParams
 
+from ..limits import INT32_MAX, INT64_MAX
+
 
 class _ImageFields(BaseModel):
     model: str = Field(min_length=1)
     prompt: str
-    n: int | None = None
-    num_images_per_prompt: int | None = None
+    n: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    num_images_per_prompt: int | None = Field(default=None, ge=1, le=INT32_MAX)
     size: str | None = None
-    width: int | None = None
-    height: int | None = None
+    width: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    height: int | None = Field(default=None, ge=1, le=INT32_MAX)
     response_format: str | None = None
-    num_inference_steps: int | None = None
+    num_inference_steps: int | None = Field(default=None, ge=1, le=INT32_MAX)
     guidance_scale: float | None = None
     strength: float | None = None
-    seed: int | None = None
-    rng_seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=INT64_MAX)  # the bindings take int64
+    rng_seed: int | None = Field(default=None, ge=0, le=INT64_MAX)
     negative_prompt: str | None = None
     negative_prompt_2: str | None = None
     negative_prompt_3: str | None = None
     prompt_2: str | None = None
     prompt_3: str | None = None
-    max_sequence_length: int | None = None
+    max_sequence_length: int | None = Field(default=None, ge=1, le=INT32_MAX)
     lora_alphas: dict[str, float] | None = None  # LoRA alias -> alpha (models served with source_loras)
 
     def to_params(self) -> ImageParams:

@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.multipart import FormSpec, read_form
+from gateway.openapi import multipart_body
+from gateway.openapi_models import ImagesResponse
 from gateway.routes import Api, declared_router
 from scheduler.model_manager import Deployment
 from servables.errors import InvalidRequest
@@ -31,14 +33,15 @@ EDIT_FORM = FormSpec(not_multipart="{endpoint} takes a multipart/form-data body"
                      max_files=len(EDIT_FILE_FIELDS) + 2, aliases={"image[]": "image"})
 
 
-@router.post("/images/generations")
+@router.post("/images/generations", responses={200: {"model": ImagesResponse}})
 async def create_image(body: ImageGenerationRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "images/generations")
     job = deployment.servable.prepare_generation(body.to_params())
     return await _run(request, deployment, job)
 
 
-@router.post("/images/edits")
+@router.post("/images/edits", responses={200: {"model": ImagesResponse}},
+             openapi_extra=multipart_body(ImageEditRequest, {"image": True, "mask": False}))
 async def edit_image(request: Request) -> Response:
     try:
         body, files = await read_form(request, ImageEditRequest, EDIT_FORM, _body_limit(request), "images/edits")

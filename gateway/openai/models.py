@@ -5,6 +5,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.openapi_models import ModelList, ModelObject
 from gateway.routes import Access, declared_router
 from scheduler.model_manager import Deployment, Parked
 from servables.base import ModelSpec
@@ -29,14 +30,14 @@ def parked_object(spec: ModelSpec, reason: Parked) -> dict[str, Any]:
             "endpoints": list(entry.endpoints), "state": "unloaded", "unloaded_reason": reason.value}
 
 
-@router.get("/models")
+@router.get("/models", response_model=None, responses={200: {"model": ModelList}})
 async def list_models(request: Request) -> dict[str, Any]:
     manager = manager_of(request)
     return {"object": "list", "data": [model_object(d) for d in manager.deployments() + manager.aliases()]
             + [parked_object(spec, reason) for spec, reason in manager.parked()]}
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/models/{model_id:path}", response_model=None, responses={200: {"model": ModelObject}})
 async def retrieve_model(model_id: str, request: Request) -> dict[str, Any]:
     manager = manager_of(request)
     for spec, reason in manager.parked():

@@ -15,6 +15,8 @@ from servables.sampling import SamplingParams
 from servables.speculative import SpeculativeParams
 from servables.tools import ToolRequest
 
+from ..limits import INT32_MAX, UINT32_MAX, UINT64_MAX
+
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
 
@@ -170,15 +172,15 @@ class _GenerationRequest(_Strict):
     model: StrictStr = Field(min_length=1)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: StrictInt | None = None
+    max_tokens: StrictInt | None = Field(default=None, ge=0, le=UINT32_MAX)  # 0: echo only (completions)
     temperature: Number | None = None
     top_p: Number | None = None
-    top_k: StrictInt | None = None
+    top_k: StrictInt | None = Field(default=None, ge=-1, le=INT32_MAX)
     min_p: Number | None = None
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(default=None, ge=0, le=UINT64_MAX)
     stop: StrictStr | list[StrictStr] | None = None
-    n: StrictInt = 1
-    best_of: StrictInt | None = None
+    n: StrictInt = Field(default=1, ge=1, le=INT32_MAX)
+    best_of: StrictInt | None = Field(default=None, ge=1, le=INT32_MAX)
     presence_penalty: Number | None = None
     frequency_penalty: Number | None = None
     repetition_penalty: Number | None = None
@@ -198,7 +200,8 @@ class _GenerationRequest(_Strict):
         if self.stream_options is not None and not self.stream:
             raise InvalidRequest("stream_options provided, but stream not set to true", "stream_options")
 
-    def sampling_params(self, max_tokens: int | None, logprobs: bool) -> SamplingParams:
+    def sampling_params(self, max_tokens: int | None, logprobs: bool,
+                        max_tokens_param: str = "max_tokens") -> SamplingParams:
         self.check_stream_options()
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return SamplingParams(
@@ -207,7 +210,7 @@ class _GenerationRequest(_Strict):
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             repetition_penalty=self.repetition_penalty, length_penalty=self.length_penalty,
             ignore_eos=self.ignore_eos, include_stop_str_in_output=bool(self.include_stop_str_in_output),
-            logprobs=logprobs, stream=self.stream, min_tokens=self.min_tokens,
+            logprobs=logprobs, stream=self.stream, max_tokens_param=max_tokens_param, min_tokens=self.min_tokens,
             stop_token_ids=list(self.stop_token_ids or []),
             speculative=SpeculativeParams(self.num_assistant_tokens, self.assistant_confidence_threshold,
                                           self.max_ngram_size),
@@ -220,9 +223,9 @@ class _GenerationRequest(_Strict):
 
 class ChatCompletionRequest(_GenerationRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
     logprobs: StrictBool = False
-    top_logprobs: StrictInt | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)  # OpenAI's range
     chat_template_kwargs: dict[str, Any] | None = None
     tools: list[ToolDef] | None = Field(default=None, min_length=1)
     tool_choice: ToolChoice | None = None
@@ -239,8 +242,9 @@ class ChatCompletionRequest(_GenerationRequest):
             )
         if self.top_logprobs is not None and not self.logprobs:
             raise InvalidRequest("top_logprobs requires logprobs to be true", "top_logprobs")
-        max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
-        return self.sampling_params(max_tokens, self.logprobs)
+        if self.max_completion_tokens is not None:
+            return self.sampling_params(self.max_completion_tokens, self.logprobs, "max_completion_tokens")
+        return self.sampling_params(self.max_tokens, self.logprobs)
 
 
 def _strings(prompt: list[int] | list[str]) -> TypeIs[list[str]]:
@@ -251,7 +255,7 @@ def _strings(prompt: list[int] | list[str]) -> TypeIs[list[str]]:
 class CompletionRequest(_GenerationRequest):
     prompt: StrictStr | list[StrictInt] | list[StrictStr]
     echo: StrictBool = False
-    logprobs: StrictInt | None = None
+    logprobs: StrictInt | None = Field(default=None, ge=0, le=5)  # OpenAI's range
 
     def to_sampling_params(self) -> SamplingParams:
         if self.logprobs is not None and self.logprobs not in (0, 1):

@@ -10,6 +10,7 @@ from servables.errors import InvalidRequest
 from servables.sampling import SamplingParams
 from servables.tools import ToolRequest
 
+from ..limits import UINT32_MAX, UINT64_MAX
 from .protocol import Number
 
 
@@ -51,10 +52,10 @@ class ResponsesRequest(_Strict):
     input: StrictStr | list[dict[str, Any]]
     instructions: StrictStr | None = None
     stream: StrictBool = False
-    max_output_tokens: StrictInt | None = None
+    max_output_tokens: StrictInt | None = Field(default=None, ge=1, le=UINT32_MAX)
     temperature: Number | None = None
     top_p: Number | None = None
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(default=None, ge=0, le=UINT64_MAX)
     tools: list[FunctionTool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedFunctionChoice | None = None
     parallel_tool_calls: StrictBool | None = None
@@ -69,7 +70,8 @@ class ResponsesRequest(_Strict):
 
     def sampling_params(self) -> SamplingParams:
         return SamplingParams(max_tokens=self.max_output_tokens, temperature=self.temperature, top_p=self.top_p,
-                              seed=self.seed, include_stop_str_in_output=False, stream=self.stream)
+                              seed=self.seed, include_stop_str_in_output=False, stream=self.stream,
+                              max_tokens_param="max_output_tokens")
 
     def response_format(self) -> dict[str, Any] | None:
         return self.text.format if self.text else None

@@ -47,3 +47,26 @@ def test_closing_brackets_bring_the_depth_back_down():
     body = b"[" + b",".join([nested(60)] * 50) + b"]"  # 3000 brackets, never deeper than 61
     assert not json_depth_exceeds(body, LIMIT)
     assert json_depth_exceeds(body, 60)
+
+
+def test_the_guard_scans_every_content_type_fastapi_parses_as_json():
+    from gateway.guard import parsed_as_json
+
+    for content_type in (None, b"", b"application/json", b"Application/JSON; charset=utf-8",
+                         b"application/vnd.api+json"):
+        assert parsed_as_json(content_type), content_type
+    for content_type in (b"text/plain", b"application/octet-stream", b"multipart/form-data; boundary=x",
+                         b"application/jsonl"):
+        assert not parsed_as_json(content_type), content_type
+
+
+def test_load_json_refuses_deep_or_broken_bodies_with_a_400():
+    import pytest
+
+    from gateway.guard import load_json
+    from servables.errors import InvalidRequest
+
+    assert load_json(b'{"inputs": [[1, 2]]}', LIMIT) == {"inputs": [[1, 2]]}
+    for body in (nested(100_000), b"{not json", b"\xff\xfe"):
+        with pytest.raises(InvalidRequest):
+            load_json(body, LIMIT)

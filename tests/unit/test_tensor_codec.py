@@ -130,3 +130,14 @@ def test_an_empty_bytes_tensor_is_valid():
     empty = codec.array_from_raw("t", "BYTES", [0], b"")
     assert empty.shape == (0,)
     assert codec.array_from_list("t", "BYTES", [0, 2], []).shape == (0, 2)
+
+
+@pytest.mark.parametrize("shape", [[2**32, 2**32], [2**63], [2**64, 0], [3, 2**62]])
+def test_shapes_whose_element_count_overflows_int64_are_invalid(shape):
+    with pytest.raises(InvalidRequest, match="int64"):
+        codec.check_shape("x", shape)
+
+
+def test_element_count_is_exact_where_numpy_would_wrap():
+    assert codec.element_count([2**31, 2**31]) == 2**62
+    assert codec.element_count([]) == 1
