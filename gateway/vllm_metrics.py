@@ -3,10 +3,12 @@ picker (llm-d, KServe's LLMInferenceService) scrapes queue depth and KV-cache us
 under vLLM's names (its "model server protocol"); dashboards chart vLLM's latency histograms.
 
 Every family is labelled `model_name`, as vLLM labels them; only text generation models appear.
+`vllm:lora_requests_info` has no `model_name`, as in vLLM: it is one sample for the whole server.
 The README's "vLLM metric names" table maps each one to the OVMS / genai family it mirrors.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -42,12 +44,18 @@ class VllmMetrics:
 
 
 class VllmEngineCollector:
-    """`vllm:num_requests_running|waiting`, `vllm:kv_cache_usage_perc` (0..1) and `vllm:cache_config_info`.
+    """`vllm:num_requests_running|waiting`, `vllm:kv_cache_usage_perc` (0..1), `vllm:cache_config_info`
+    and, when a model is served with LoRA adapters, `vllm:lora_requests_info`.
 
     cache_config_info (value 1, facts in labels as vLLM does): `block_size` is the tokens per KV block
     of OpenVINO GenAI's paged attention (32 on CPU); `num_gpu_blocks` is the number of blocks the
     pipeline has allocated now, in host memory on CPU. With `cache_size` 0 (the default) the cache
     grows on demand, so this number grows too; with a fixed `cache_size` it is the capacity.
+
+    lora_requests_info follows vLLM's logger (vllm/v1/metrics/loggers.py): its value is the current Unix
+    time (the endpoint picker reads the newest sample), its labels carry the facts: `max_lora` (adapters
+    active at once: one per LoRA model, its pipeline holds one adapter at a time) and the comma-separated
+    adapters of running and of waiting requests, named as clients request them (`<model>:<adapter>`).
     """
 
     def __init__(self, manager) -> None:
@@ -60,6 +68,9 @@ class VllmEngineCollector:
                                   labels=[LABEL])
         info = GaugeMetricFamily("vllm:cache_config_info", "KV-cache configuration",
                                  labels=[LABEL, "block_size", "num_gpu_blocks"])
+        max_lora = 0
+        running_lora: list[str] = []
+        waiting_lora: list[str] = []
         for deployment in self.manager.deployments():
             if deployment.kind.name != "text_generation":
                 continue
@@ -70,4 +81,12 @@ class VllmEngineCollector:
             usage.add_metric([name], float(stats.kv_cache_usage_percent) / 100.0)
             if stats.kv_block_size is not None and stats.kv_blocks is not None:
                 info.add_metric([name, str(stats.kv_block_size), str(stats.kv_blocks)], 1.0)
+            max_lora += stats.max_lora
+            running_lora += stats.running_lora_adapters
+            waiting_lora += stats.waiting_lora_adapters
         yield from (running, waiting, usage, info)
+        if max_lora:
+            lora = GaugeMetricFamily("vllm:lora_requests_info", "Running stats on LoRA requests",
+                                     labels=["max_lora", "running_lora_adapters", "waiting_lora_adapters"])
+            lora.add_metric([str(max_lora), ",".join(running_lora), ",".join(waiting_lora)], time.time())
+            yield lora

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ import openvino_genai as ov_genai
 from servables.detokenizer import SequenceText, decode_all, decode_steps
 from servables.errors import InferenceError, InvalidRequest, ModelUnavailable, Overloaded
 from servables.llm import LLMJob, LLMServable
+from servables.lora import SEPARATOR
 
 from .arbiter import lane_for
 from .bridge import RequestStream, deliver_batch
@@ -88,6 +90,11 @@ class EngineStats:
     kv_cache_bytes: int = 0
     admission_batches: int = 0
     admitted_requests: int = 0
+    # LoRA (vLLM's `vllm:lora_requests_info`): adapters that can be active at once (0 = served without
+    # adapters; the pipeline holds one), and the model ids (`<model>:<adapter>`) of running / waiting requests
+    max_lora: int = 0
+    running_lora_adapters: list[str] = field(default_factory=list)
+    waiting_lora_adapters: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -190,7 +197,9 @@ class LLMEngine:
     def stats(self) -> EngineStats:
         with self._cond:
             waiting = len(self._incoming)
-        running = len(self._live)
+            waiting_adapters = self._adapter_ids(r.job for r in self._incoming) if self._grouped else []
+        live = list(self._live.values())  # one C-level copy: the engine thread may change the map meanwhile
+        running = len(live)
         metrics = self._pipe.get_metrics()
         has_requests = self._pipe.has_non_finished_requests()
         # the pipeline reports the usage of its last step, which stays up after the last request ended
@@ -206,7 +215,15 @@ class LLMEngine:
             lora_adapter_switches=self._adapter_switches,
             kv_cache_bytes=int(metrics.kv_cache_size_in_bytes),
             admission_batches=self._admission_batches, admitted_requests=self._admitted_requests,
+            max_lora=1 if self._grouped else 0,
+            running_lora_adapters=self._adapter_ids(r.job for r in live) if self._grouped else [],
+            waiting_lora_adapters=waiting_adapters,
         )
+
+    def _adapter_ids(self, jobs: Iterable[LLMJob]) -> list[str]:
+        """The distinct adapters of `jobs` as model ids, in order of first appearance (base-model jobs skipped)."""
+        names = dict.fromkeys(job.adapter for job in jobs if job.adapter is not None)
+        return [f"{self.servable.name}{SEPARATOR}{name}" for name in names]
 
     def _measure_cache(self) -> None:
         """One 1-token request, one step: the prompt takes exactly one block, so the step's cache usage

@@ -2,17 +2,19 @@
 base model is unchanged, and mixed concurrent traffic never gets the wrong weights."""
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
 
 from tests.fixtures_llm_ir import tiny_llama_ir, tiny_lora
-from tests.helpers import F32, metric, write_config
+from tests.helpers import F32, metric, metric_samples, scrape, wait_for, write_config
 from tests.server import ServerProcess
 
-MODEL, PLAIN, ADAPTER = "tiny", "tiny-plain", "style"
-TUNED = f"{MODEL}:{ADAPTER}"
+MODEL, PLAIN, ADAPTER, OTHER = "tiny", "tiny-plain", "style", "half"
+TUNED, HALF = f"{MODEL}:{ADAPTER}", f"{MODEL}:{OTHER}"
 PROMPTS = ["Tell me a story about a dragon and a knight.", "Count to ten: one two three", "Hello, how are you?"]
 
 
@@ -20,7 +22,8 @@ PROMPTS = ["Tell me a story about a dragon and a knight.", "Count to ten: one tw
 def server(tmp_path_factory):
     entries = [
         {"name": MODEL, "base_path": str(tiny_llama_ir(1)), "plugin_config": F32,
-         "lora_adapters": [{"name": ADAPTER, "path": str(tiny_lora()), "alpha": 1.0}]},
+         "lora_adapters": [{"name": ADAPTER, "path": str(tiny_lora()), "alpha": 1.0},
+                           {"name": OTHER, "path": str(tiny_lora()), "alpha": 0.5}]},
         {"name": PLAIN, "base_path": str(tiny_llama_ir(1)), "plugin_config": F32},
     ]
     path = write_config(tmp_path_factory.mktemp("lora") / "config.json", entries)
@@ -63,7 +66,7 @@ def _reference(prompt: str) -> str:
 def test_each_adapter_is_listed_as_its_own_model(client):
     models = {m.id: m for m in client.models.list().data}
     assert TUNED in models and models[TUNED].model_extra["base_model"] == MODEL
-    assert models[MODEL].model_extra["lora_adapters"] == [ADAPTER]
+    assert models[MODEL].model_extra["lora_adapters"] == [OTHER, ADAPTER]
 
 
 def test_the_adapter_changes_greedy_output_and_matches_openvino_genai(solo):
@@ -103,3 +106,61 @@ def test_chat_with_an_adapter_differs_from_the_base(client):
 def test_an_unknown_adapter_is_a_404(client):
     with pytest.raises(openai.NotFoundError):
         _text(client, f"{MODEL}:nope", PROMPTS[0])
+
+
+def lora_info(server) -> tuple[dict[str, str], float]:
+    """The one `vllm:lora_requests_info` sample: its labels and value."""
+    (sample,) = [s for s in metric_samples(scrape(server)) if s.name == "vllm:lora_requests_info"]
+    return sample.labels, sample.value
+
+
+def _while_one_adapter_runs_and_another_waits(client, server) -> tuple[dict[str, str], float] | None:
+    """Stream a long request on TUNED, send one on HALF, and return the gauge once it shows a waiting adapter;
+    None if the long request ended first (the tiny model generates 480 tokens in about 0.4 s)."""
+    started, stop = threading.Event(), threading.Event()
+
+    def long_stream() -> bool:
+        chunks = client.completions.create(model=TUNED, prompt=PROMPTS[0], max_tokens=480, temperature=0,
+                                           stream=True, extra_body={"ignore_eos": True})
+        for _ in chunks:
+            started.set()
+            if stop.is_set():
+                break
+        chunks.close()
+        return stop.is_set()  # False: it ran to its end before the gauge was seen
+
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(long_stream)
+        assert started.wait(60)
+        waiting = pool.submit(_text, client, HALF, PROMPTS[1])
+
+        def observed() -> tuple[tuple[dict[str, str], float] | None] | None:
+            info = lora_info(server)
+            if info[0]["waiting_lora_adapters"]:
+                return (info,)
+            return (None,) if running.done() else None  # (None,): missed, try again
+
+        try:
+            found = wait_for(observed, message="a waiting adapter request")
+        finally:
+            stop.set()
+        running.result(60)
+        assert waiting.result(60)
+    assert found is not None
+    return found[0]
+
+
+def test_vllm_lora_requests_info_lists_running_and_waiting_adapters(client, server):
+    """While a long request on one adapter runs, a request on another adapter waits (the pipeline holds
+    one adapter at a time): the gauge the endpoint picker reads for LoRA affinity names both."""
+    for _attempt in range(5):
+        if (seen := _while_one_adapter_runs_and_another_waits(client, server)) is not None:
+            break
+    assert seen is not None, "the long request always ended before a scrape"
+    labels, value = seen
+    assert labels == {"max_lora": "1", "running_lora_adapters": TUNED, "waiting_lora_adapters": HALF}
+    assert abs(value - time.time()) < 60  # vLLM's value: the time of the sample
+    labels = wait_for(lambda: (info := lora_info(server)[0])["running_lora_adapters"] == ""
+                      and info["waiting_lora_adapters"] == "" and info, message="no adapter requests")
+    assert labels["max_lora"] == "1"
+    assert "model_name" not in labels  # one sample for the server, as in vLLM

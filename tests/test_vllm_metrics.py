@@ -58,6 +58,8 @@ def test_counters_and_histograms_count_the_traffic_sent(server):
     assert model_value(samples, "vllm:num_requests_running") == 0
     assert model_value(samples, "vllm:num_requests_waiting") == 0
     assert model_value(samples, "vllm:kv_cache_usage_perc") == 0
+    # no model is served with LoRA adapters: no lora_requests_info (tests/test_llm_lora.py has it)
+    assert not [name for name, _ in samples if name == "vllm:lora_requests_info"]
 
 
 def test_queue_and_kv_gauges_while_one_request_runs_and_one_waits(server):
