@@ -58,7 +58,9 @@ def test_new_version_folder_becomes_default_and_removal_falls_back(server, clien
     shutil.copytree(dense_repository() / "2", repo / "hot" / "2")
     r = reload(server)
     assert r.status_code == 201
-    assert r.json()["hot"]["model_version_status"] == [
+    statuses = [{k: v for k, v in entry.items() if k != "loaded"} for entry in r.json()["hot"]["model_version_status"]]
+    assert all(entry["loaded"] for entry in r.json()["hot"]["model_version_status"])
+    assert statuses == [
         {"version": "1", "state": "END", "status": {"error_code": "OK", "error_message": "OK"}},
         {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": "OK"}}]
     version, y = infer(client)
