@@ -19,7 +19,7 @@ from servables.kinds import TENSOR_ENDPOINT
 
 from .error_policy import openai_error
 from .routes import Access, declared_router
-from .vllm_metrics import VllmMetrics
+from .vllm_metrics import VllmMetrics, observe_generation
 
 router = declared_router(Access.PUBLIC)
 disable_created_metrics()  # OVMS exposes no *_created series
@@ -148,13 +148,7 @@ class Metrics:
     # scheduler.telemetry sink
     def generation_finished(self, model: str, prompt_tokens: int, completion_tokens: int, ttft_s: float | None,
                             tpot_s: float | None, e2e_s: float) -> None:
-        self.prompt_tokens.labels(model).inc(prompt_tokens)
-        self.generation_tokens.labels(model).inc(completion_tokens)
-        if ttft_s is not None:
-            self.ttft.labels(model).observe(ttft_s)
-        if tpot_s is not None:
-            self.tpot.labels(model).observe(tpot_s)
-        self.e2e.labels(model).observe(e2e_s)
+        observe_generation(self, model, prompt_tokens, completion_tokens, ttft_s, tpot_s, e2e_s)
         if self.vllm is not None:
             self.vllm.generation_finished(model, prompt_tokens, completion_tokens, ttft_s, tpot_s, e2e_s)
 

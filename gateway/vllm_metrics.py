@@ -10,11 +10,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 LABEL = "model_name"
+
+
+def observe_generation(families: Any, model: str, prompt_tokens: int, completion_tokens: int,
+                       ttft_s: float | None, tpot_s: float | None, e2e_s: float) -> None:
+    """One finished generation into a set of families named `prompt_tokens`, `generation_tokens`, `ttft`,
+    `tpot`, `e2e` (ours in gateway/metrics.py and the vLLM-named ones here observe the same values)."""
+    families.prompt_tokens.labels(model).inc(prompt_tokens)
+    families.generation_tokens.labels(model).inc(completion_tokens)
+    if ttft_s is not None:
+        families.ttft.labels(model).observe(ttft_s)
+    if tpot_s is not None:
+        families.tpot.labels(model).observe(tpot_s)
+    families.e2e.labels(model).observe(e2e_s)
 
 
 class VllmMetrics:
@@ -34,13 +48,7 @@ class VllmMetrics:
 
     def generation_finished(self, model: str, prompt_tokens: int, completion_tokens: int, ttft_s: float | None,
                             tpot_s: float | None, e2e_s: float) -> None:
-        self.prompt_tokens.labels(model).inc(prompt_tokens)
-        self.generation_tokens.labels(model).inc(completion_tokens)
-        if ttft_s is not None:
-            self.ttft.labels(model).observe(ttft_s)
-        if tpot_s is not None:
-            self.tpot.labels(model).observe(tpot_s)
-        self.e2e.labels(model).observe(e2e_s)
+        observe_generation(self, model, prompt_tokens, completion_tokens, ttft_s, tpot_s, e2e_s)
 
 
 class VllmEngineCollector:
