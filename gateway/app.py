@@ -13,6 +13,7 @@ from scheduler.model_manager import ModelManager
 
 from . import cohere, config_api, kserve, metrics, model_admin, ops, playground, residency, tfs
 from .anthropic import messages
+from .disconnect import ChunkYieldMiddleware
 from .errors import install_error_handlers
 from .guard import GuardMiddleware
 from .media import MediaPolicy
@@ -95,6 +96,7 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
         app.include_router(playground.router)
     app.include_router(metrics.router)
     # added last = outermost: CORS answers preflights before anything else
+    app.add_middleware(ChunkYieldMiddleware)  # innermost: a stream stops writing once its client is gone
     app.add_middleware(GuardMiddleware, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
     app.add_middleware(ObservabilityMiddleware, metrics=recorder)
     app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins,
