@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import tempfile
@@ -144,6 +145,15 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 LLM_OPTIONS: dict[str, Any] = {}  # --llm-option KEY=JSON
+SAMPLE_SECONDS = 30.0  # --sample-seconds
+
+
+async def kv_cache_mb(client: httpx.AsyncClient) -> float:
+    """The LLM's KV cache as allocated by its pipeline (genai_kv_cache_bytes), in MB."""
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("genai_kv_cache_bytes{") and f'name="{LLM}"' in line:
+            return float(line.rsplit(" ", 1)[1]) / 2**20
+    return 0.0
 
 
 def write_config(directory: Path, with_extra: bool) -> Path:
@@ -162,7 +172,7 @@ def write_config(directory: Path, with_extra: bool) -> Path:
 
 async def soak(url: str, clients: int, seconds: float, directory: Path | None, reload_seconds: float,
                outcomes: Counter, latency: dict[str, list[float]], reloads: list[int],
-               pid: int = 0, rss_series: list[float] | None = None) -> None:
+               pid: int = 0, rss_series: list[tuple[int, int]] | None = None) -> None:
     deadline = time.monotonic() + seconds
 
     async def worker(seed: int) -> None:
@@ -185,10 +195,11 @@ async def soak(url: str, clients: int, seconds: float, directory: Path | None, r
                 write_config(directory, with_extra=len(reloads) % 2 == 0)
                 reloads.append((await client.post("/v1/config/reload")).status_code)
 
-    async def sampler() -> None:  # RSS every 30 s: a plateau is warm-up, a steady climb a leak
-        while rss_series is not None and time.monotonic() < deadline:
-            rss_series.append(round(proc_stats(pid)["rss_mb"]))
-            await asyncio.sleep(min(30.0, max(deadline - time.monotonic(), 0.0)))
+    async def sampler() -> None:  # RSS and KV cache every --sample-seconds: a plateau is warm-up, a climb a leak
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            while rss_series is not None and time.monotonic() < deadline:
+                rss_series.append((round(proc_stats(pid)["rss_mb"]), round(await kv_cache_mb(client))))
+                await asyncio.sleep(min(SAMPLE_SECONDS, max(deadline - time.monotonic(), 0.0)))
 
     await asyncio.gather(reloader(), sampler(), *(worker(i) for i in range(clients)))
     if directory is not None and len(reloads) % 2:  # end as it started: without the extra model
@@ -207,6 +218,39 @@ def settle(pid: int, target: dict[str, float], seconds: float = 30) -> dict[str,
     return stats
 
 
+def trimmed_rss(pid: int) -> float:
+    """RSS once glibc gave back what it can (SIGUSR2 -> malloc_trim(0), bench/heap/sitecustomize.py)."""
+    import signal
+
+    os.kill(pid, signal.SIGUSR2)
+    time.sleep(2)  # the handler runs when the event loop next wakes (at most its select timeout)
+    return proc_stats(pid)["rss_mb"]
+
+
+def heap_snapshot(pid: int, directory: Path, number: int) -> Any:
+    """Ask a server started with --tracemalloc for its Python heap (SIGUSR1, bench/heap/sitecustomize.py)."""
+    import signal
+    import tracemalloc
+
+    os.kill(pid, signal.SIGUSR1)
+    path = directory / f"{number}.snapshot"
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no heap snapshot {path}")
+        time.sleep(0.2)
+    return tracemalloc.Snapshot.load(str(path))
+
+
+def print_heap_growth(warmed: Any, end: Any, top: int = 15) -> None:
+    diff = end.compare_to(warmed, "lineno")
+    total = sum(d.size_diff for d in diff)
+    print(f"\nPython heap (tracemalloc): {sum(s.size for s in warmed.statistics('filename')) / 2**20:.1f} MB "
+          f"after warm-up, {total / 2**20:+.2f} MB at the end; largest changes:")
+    print_table(["where", "MB", "+MB", "+blocks"],
+                [[str(d.traceback[0]), d.size / 2**20, d.size_diff / 2**20, d.count_diff] for d in diff[:top]])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=64)
@@ -215,11 +259,18 @@ def main() -> int:
     parser.add_argument("--warmup-seconds", type=float, default=60)
     parser.add_argument("--reload-seconds", type=float, default=60, help="0: no config reloads")
     parser.add_argument("--max-rss-growth", type=float, default=0.05, help="fraction of the post-warm-up RSS")
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment of the server, e.g. LD_PRELOAD=libjemalloc.so.2 or MALLOC_ARENA_MAX=2")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace the server's Python heap; print its growth after warm-up by source line")
+    parser.add_argument("--sample-seconds", type=float, default=30.0, help="RSS and KV cache sampling period")
     parser.add_argument("--kinds", default="", help="comma-separated subset of the request kinds (default: all)")
     parser.add_argument("--llm-option", action="append", default=[], metavar="KEY=JSON",
                         help="an LLM config option, e.g. cache_size=1 or enable_prefix_caching=false")
     args = parser.parse_args()
     seconds = 600 if args.long else args.seconds
+    global SAMPLE_SECONDS
+    SAMPLE_SECONDS = args.sample_seconds
     if args.kinds:
         wanted = set(args.kinds.split(","))
         KINDS[:] = [kind for kind in KINDS if kind.__name__ in wanted]
@@ -229,8 +280,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        heap_dir = directory / "heap"
+        heap_dir.mkdir()
+        env = dict(item.partition("=")[::2] for item in args.server_env)
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent / "heap"), os.environ.get("PYTHONPATH", "")])
+        if args.tracemalloc:
+            env["GENAI_HEAP_DIR"] = str(heap_dir)
         server = ServerProcess("--config_path", str(write_config(directory, with_extra=False)), "--metrics_enable",
-                               "--file_system_poll_wait_seconds", "0", log_name="soak").start()
+                               "--file_system_poll_wait_seconds", "0", log_name="soak", env=env).start()
         try:
             pid = server.proc.pid
             start = proc_stats(pid)
@@ -240,15 +297,19 @@ def main() -> int:
                 write_config(directory, with_extra)
                 httpx.post(f"{server.url}/v1/config/reload", timeout=300).raise_for_status()
             warmed = settle(pid, {"fds": 0, "threads": 0}, 5)
+            heap = [heap_snapshot(pid, heap_dir, 1)] if args.tracemalloc else []
             outcomes: Counter = Counter()
             latency: dict[str, list[float]] = defaultdict(list)
             reloads: list[int] = []
-            rss_series: list[float] = []
+            rss_series: list[tuple[int, int]] = []
             started = time.monotonic()
             asyncio.run(soak(server.url, args.clients, seconds, directory if args.reload_seconds > 0 else None,
                              args.reload_seconds, outcomes, latency, reloads, pid, rss_series))
             elapsed = time.monotonic() - started
             end = settle(pid, warmed)
+            if args.tracemalloc:
+                heap.append(heap_snapshot(pid, heap_dir, 2))
+            trimmed = trimmed_rss(pid)
             running = [line for line in httpx.get(f"{server.url}/metrics").text.splitlines()
                        if line.startswith(("genai_requests_running{", "genai_requests_waiting{"))]
             faults = server.log().count("unhandled error")
@@ -270,10 +331,14 @@ def main() -> int:
     print()
     print_table(["", "start", "after warm-up", "end"],
                 [[name, start[name], warmed[name], end[name]] for name in ("rss_mb", "fds", "threads")])
-    print(f"\nRSS growth after warm-up: {growth * 100:+.1f} % (bound {args.max_rss_growth * 100:.0f} %); "
+    print(f"\nRSS at the end after malloc_trim(0): {trimmed:.0f} MB "
+          f"({(trimmed - warmed['rss_mb']) / warmed['rss_mb'] * 100:+.1f} % after warm-up)")
+    print(f"RSS growth after warm-up: {growth * 100:+.1f} % (bound {args.max_rss_growth * 100:.0f} %); "
           f"lost: {lost}; 5xx: {server_errors}; server faults logged: {faults}")
-    print("RSS every 30 s (MB):", rss_series)
+    print(f"(RSS, KV cache) every {SAMPLE_SECONDS:.0f} s (MB):", rss_series)
     print("gauges after the soak:", running)
+    if len(heap) == 2:
+        print_heap_growth(*heap)
     ok = (not lost and not server_errors and not faults and growth < args.max_rss_growth
           and end["fds"] <= warmed["fds"] and end["threads"] <= warmed["threads"]
           and all(status in (200, 201) for status in reloads))
