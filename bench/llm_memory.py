@@ -1,0 +1,87 @@
+"""Does the process grow per request inside openvino_genai's ContinuousBatchingPipeline itself?
+
+No HTTP, no engine thread, no asyncio: the default LLM's servable prepares chat jobs (template,
+tokens, generation config as the server builds them) and this script drives the pipeline with
+`add_request` / `step` / `read`, `--concurrency` requests at a time, cancelling every
+`--cancel-every`-th request after two reads (0: none), as bench/soak.py's clients do over HTTP.
+Prints RSS every 100 requests and the growth per 100 requests after the first 100 (the baseline:
+the KV cache and the allocator's pools have grown to this load by then).
+
+    python bench/llm_memory.py                         # 1000 requests, 32 at a time, a third cancelled
+    python bench/llm_memory.py --cancel-every 0        # none cancelled
+    python bench/llm_memory.py --greedy                # temperature 0 instead of OpenAI's default 1
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from common import print_table  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--cancel-every", type=int, default=3, help="cancel every N-th request after 2 reads; 0: none")
+    parser.add_argument("--greedy", action="store_true", help="temperature 0 (default: the server's default, 1.0)")
+    args = parser.parse_args()
+
+    import openvino_genai as ov_genai
+
+    from servables.llm import LLMServable
+    from servables.sampling import SamplingParams
+    from servables.sources import default_llm_spec
+
+    servable = LLMServable(default_llm_spec())
+    servable.load()
+    pipe = servable.pipeline
+    rng = random.Random(0)
+    live: dict[int, list] = {}  # request id -> [handle, reads]
+    series: list[float] = []
+    done = next_id = 0
+    while done < args.requests:
+        while len(live) < args.concurrency:
+            params = SamplingParams(max_tokens=rng.randint(4, 24), stream=True,
+                                    temperature=0.0 if args.greedy else None)
+            job = servable.prepare_chat([{"role": "user", "content": f"Tell me about {rng.random()}"}], params)
+            live[next_id] = [pipe.add_request(next_id, job.input_tensor(), job.config), 0]
+            next_id += 1
+        pipe.step()
+        for request_id in list(live):
+            handle = live[request_id][0]
+            if handle.can_read():
+                handle.read()
+                live[request_id][1] += 1
+            if args.cancel_every and request_id % args.cancel_every == 0 and live[request_id][1] >= 2:
+                handle.cancel()
+            elif handle.get_status() == ov_genai.GenerationStatus.RUNNING:
+                continue
+            del live[request_id]
+            done += 1
+            if done % 100 == 0:
+                series.append(rss_mb())
+    for handle, _ in live.values():  # leave the pipeline clean
+        handle.cancel()
+    while pipe.has_non_finished_requests():
+        pipe.step()
+
+    per_100 = (series[-1] - series[0]) / max(len(series) - 1, 1)
+    print_table(["requests", "RSS MB"], [[100 * (i + 1), rss] for i, rss in enumerate(series)])
+    print(f"\nconcurrency {args.concurrency}, cancel every {args.cancel_every or 'none'}, "
+          f"{'greedy' if args.greedy else 'sampling'}: RSS {series[0]:.0f} MB after 100 requests (baseline), "
+          f"{series[-1]:.0f} MB after {args.requests}; {per_100:+.1f} MB per 100 requests")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
