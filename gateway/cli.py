@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
     ops.add_argument("--allowed_headers", default="*", help="CORS headers, comma-separated")
     ops.add_argument("--allow_credentials", action="store_true", help="CORS: allow credentials")
+    ops.add_argument("--strict_readiness", type=_bool, default=True,
+                     help="/v2/health/ready is 503 while a configured model failed to load (KServe v2); "
+                          "false: ready once the initial load finished, as OVMS (default true)")
     ops.add_argument("--max_request_bytes", type=int, default=64 * 2**20, help="largest accepted request body")
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
@@ -335,6 +338,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("--port and --rest_port must differ")
         return 2
     manager.autoload = args.models_autoload
+    manager.strict_readiness = args.strict_readiness
     app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
                      reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds,
                      autoload_timeout_seconds=args.models_autoload_timeout_seconds,

@@ -22,6 +22,7 @@ from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
 from .llm_options import LLMOptions, eviction_config
 from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
+from .messages import reason_of
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
 from .structured_output import GrammarValidator
@@ -147,7 +148,7 @@ class LLMServable:
                 {**self.options.plugin_config, **properties}
             )
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
         self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
@@ -261,7 +262,7 @@ class LLMServable:
                 chat_template=self.chat_template, tools=tools, extra_context=extra_context,
             )
         except Exception as exc:  # minja raises plain RuntimeError with the template's message
-            raise InvalidRequest(f"Cannot apply the chat template: {str(exc).splitlines()[0]}", "messages") from exc
+            raise InvalidRequest(f"Cannot apply the chat template: {reason_of(exc)}", "messages") from exc
         if not prompt:
             raise InvalidRequest("Final prompt after applying chat template is empty", "messages")
         return prompt

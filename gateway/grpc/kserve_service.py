@@ -72,7 +72,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc
     async def ServerReady(self, request, context):
-        return pb.ServerReadyResponse(ready=bool(self.manager.ready))
+        return pb.ServerReadyResponse(ready=self.manager.is_ready())
 
     @rpc
     async def ServerMetadata(self, request, context):

@@ -21,6 +21,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.error_policy import openai_body
 from gateway.multipart import FormSpec, read_form
+from gateway.openapi import json_or_sse, multipart_body
+from gateway.openapi_events import TranscriptStreamEvent
+from gateway.openapi_models import Transcription, VerboseTranscription
 from gateway.routes import Api, declared_router
 from scheduler.audio_engine import SpeechEngine
 from scheduler.model_manager import Deployment
@@ -43,17 +46,31 @@ TRANSCRIPTION_FORM = FormSpec(
     one_file="{name} must be exactly one uploaded file", not_a_file="{name} must be exactly one uploaded file")
 
 
-@router.post("/audio/transcriptions")
+_TEXT = {"schema": {"type": "string"}}
+TRANSCRIPT_DOCS: dict[str, Any] = {
+    "responses": {200: {**json_or_sse(Transcription | VerboseTranscription, TranscriptStreamEvent, done=False)[200],
+                        "description": "`response_format` json or verbose_json; text and srt as text/plain, vtt as "
+                                       "text/vtt; with `stream=true`, Server-Sent Events"}},
+    "openapi_extra": multipart_body(TranscriptionForm, {FILE_FIELD: True}),
+}
+for _media in ("text/plain", "text/vtt"):
+    TRANSCRIPT_DOCS["responses"][200]["content"][_media] = _TEXT
+SPEECH_DOCS: dict[str, Any] = {"responses": {200: {"description": "The audio in `response_format` (default wav)",
+                                                  "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                                              for media in dict.fromkeys(CONTENT_TYPES.values())}}}}
+
+
+@router.post("/audio/transcriptions", **TRANSCRIPT_DOCS)
 async def create_transcription(request: Request) -> Response:
     return await _speech_to_text(request, "transcribe", "audio/transcriptions")
 
 
-@router.post("/audio/translations")
+@router.post("/audio/translations", **TRANSCRIPT_DOCS)
 async def create_translation(request: Request) -> Response:
     return await _speech_to_text(request, "translate", "audio/translations")
 
 
-@router.post("/audio/speech")
+@router.post("/audio/speech", response_class=Response, **SPEECH_DOCS)
 async def create_speech(body: SpeechRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "audio/speech")
     servable, engine = cast(TTSServable, deployment.servable), _engine(deployment)

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
+from gateway.openapi_events import ChatCompletionChunk, StreamError
 from gateway.openapi_models import ChatCompletion
 from gateway.routes import Api, declared_router
 from servables.output_processor import OutputDelta, OutputProcessor
@@ -101,7 +102,7 @@ class ChatShape:
                 "finish_reason": self._finish_reason(index, finish_reason)}
 
 
-@router.post("/chat/completions", responses=json_or_sse(ChatCompletion, "chat.completion.chunk"))
+@router.post("/chat/completions", responses=json_or_sse(ChatCompletion, ChatCompletionChunk, StreamError))
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "chat/completions")
     servable = deployment.servable

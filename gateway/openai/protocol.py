@@ -133,8 +133,12 @@ def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, paralle
     return ToolRequest([t.as_dict() for t in tools], choice_value, parallel)
 
 
+# the roles OpenAI's Chat Completions API defines ("function" is its deprecated predecessor of "tool")
+ChatRole = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
 class ChatMessage(_Strict):
-    role: StrictStr
+    role: ChatRole
     content: StrictStr | list[TextPart | ImagePart | VideoPart] | None = None
     name: StrictStr | None = None
     tool_calls: list[ToolCallIn] | None = None
