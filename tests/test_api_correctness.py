@@ -13,11 +13,12 @@ import anthropic
 import httpx
 import openai
 import pytest
+import tritonclient.grpc as grpcclient
 
 from servables.sources import default_embeddings_dir
 from tests.conftest import LLM
 from tests.helpers import write_config
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
 
 KEY = "sk-correctness"
 GOOD = "good-embeddings"
@@ -70,9 +71,11 @@ def degraded(tmp_path_factory):
     good = {"name": GOOD, "base_path": str(default_embeddings_dir()), "task": "embeddings"}
     broken = {"name": BROKEN, "base_path": str(folder / "empty-model"), "task": "text_generation"}
     config = write_config(folder / "config.json", [good, broken])
-    server = ServerProcess("--config_path", str(config), "--max_request_bytes", str(MAX_BODY),
+    grpc_port = free_port()
+    server = ServerProcess("--config_path", str(config), "--max_request_bytes", str(MAX_BODY), "--port", str(grpc_port),
                            "--file_system_poll_wait_seconds", "0", env={"API_KEY": KEY}, log_name="degraded").start()
     server.folder, server.config, server.good = folder, config, good  # type: ignore[attr-defined]
+    server.grpc = grpcclient.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")  # type: ignore[attr-defined]
     yield server
     server.stop()
 
@@ -87,6 +90,7 @@ def test_a_broken_model_leaves_the_server_live_not_ready_and_the_good_model_serv
     assert degraded_http.get("/v2/health/live").status_code == 200
     ready = degraded_http.get("/v2/health/ready")
     assert ready.status_code == 503 and ready.json() == {"ready": False, "failed_models": [BROKEN]}
+    assert degraded.grpc.is_server_live() and not degraded.grpc.is_server_ready()  # KServe v2 gRPC agrees
     assert degraded_http.get(f"/v2/models/{BROKEN}/ready").status_code == 404
     assert degraded_http.get(f"/v2/models/{GOOD}/ready").json() == {"name": GOOD, "ready": True}
     sdk = openai.OpenAI(base_url=f"{degraded.url}/v3", api_key=KEY, max_retries=0)
@@ -151,5 +155,6 @@ def test_removing_the_broken_model_makes_the_server_ready(degraded, degraded_htt
     assert degraded_http.post("/v1/config/reload").status_code == 201
     ready = degraded_http.get("/v2/health/ready")
     assert ready.status_code == 200 and ready.json() == {"ready": True}
+    assert degraded.grpc.is_server_ready()
     gone = degraded_http.get("/v1/config").json().get(BROKEN, {"model_version_status": [{"state": "END"}]})
     assert gone["model_version_status"][0]["state"] == "END"
