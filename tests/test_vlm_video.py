@@ -7,6 +7,7 @@ count against the model's context as text tokens do.
 """
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -83,6 +84,13 @@ def test_videos_from_an_allowed_host_and_the_local_folder(vlm_client, vlm_server
     assert ask(vlm_client, video_message("a.mp4")).choices[0].message.content == inline
     body = refused(vlm_client, video_message(media_host.url("/a.mp4", host="localhost")))
     assert body["param"] == "messages[0].content[1]" and "--allowed_media_domains" in body["message"]
+
+
+def test_models_list_shows_video_input(vlm_server):
+    models = {m["id"]: m for m in httpx.get(f"{vlm_server.url}/v3/models").json()["data"]}
+    assert models[QWEN2_VL_CHAT]["input_modalities"] == ["text", "image", "video"]
+    assert models[VLM]["input_modalities"] == ["text", "image"]
+    assert models[QWEN2_VL_SHORT]["max_model_len"] == SHORT_CONTEXT
 
 
 def test_models_without_video_answer_400(vlm_client):
