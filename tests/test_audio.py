@@ -3,6 +3,7 @@ through the real openai SDK and a real server. The weights are random: the tests
 (formats, timestamps, events, lengths, errors), not what was said."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -395,13 +396,48 @@ def test_client_leaving_a_speech_stream_stops_it_within_a_sentence(audio_server,
     assert units() - before < 10  # stopped within a sentence or two of the disconnect, not after all 40
 
 
+def speech_events(http, **body) -> list[dict]:
+    """POST /audio/speech with stream_format sse, read as a stream of `data:` lines."""
+    with http.stream("POST", SPEECH, json={"model": TTS, "voice": VOICES[0], "stream_format": "sse", **body}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        return [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
+
+
+def test_speech_sse_deltas_concatenate_to_the_same_audio_as_the_plain_response(sdk, http):
+    text = "Hi. Hello there everyone."
+    for fmt in ("wav", "pcm", "flac"):
+        events = speech_events(http, input=text, response_format=fmt)
+        types = [e["type"] for e in events]
+        assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"}, types
+        audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+        plain = sdk.audio.speech.create(model=TTS, voice=VOICES[0], input=text, response_format=fmt).content
+        assert audio == plain, fmt
+        if fmt != "flac":
+            assert len(types) >= 3, types  # wav and pcm: a delta per sentence (after the wav header)
+    usage = events[-1]["usage"]
+    assert usage["input_tokens"] > len("Hi") and usage["output_tokens"] == 0
+    assert usage["total_tokens"] == usage["input_tokens"]
+    samples, rate = sf.read(io.BytesIO(audio), dtype="float32")
+    assert rate == 16000 and samples.size > 0
+    longer = speech_events(http, input=text + " And one more sentence.", response_format="flac")
+    assert longer[-1]["usage"]["input_tokens"] > usage["input_tokens"]
+
+
+def test_speech_sse_through_the_openai_sdk(sdk):
+    r = sdk.audio.speech.create(model=TTS, voice=VOICES[0], input="Hello", response_format="pcm", stream_format="sse")
+    events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+    assert events[-1]["type"] == "speech.audio.done"
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert len(pcm) > 0 and len(pcm) % 2 == 0
+
+
 BAD_SPEECH = [
     ({"input": "Hi", "voice": "alloy", "response_format": "aac"}, "response_format"),
     ({"input": "Hi", "voice": "alloy", "speed": 5.0}, "speed"),
     ({"input": "Hi", "voice": "alloy", "speed": 0.1}, "speed"),
     ({"input": "   ", "voice": "alloy"}, "input"),
     ({"input": "x" * 4097, "voice": "alloy"}, "input"),
-    ({"input": "Hi", "voice": "alloy", "stream_format": "sse"}, "stream_format"),
+    ({"input": "Hi", "voice": "alloy", "stream_format": "ndjson"}, "stream_format"),
     ({"input": "Hi", "voice": "alloy", "instructions": "whisper it"}, "instructions"),
     ({"voice": "alloy"}, "input"),
     ({"input": "Hi", "voice": 3}, "voice"),
