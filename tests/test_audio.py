@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import re
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import openai
 import pytest
 import soundfile as sf
 
+from gateway.openai.transcript_formats import compression_ratio
 from servables.asr import ASRServable, Segment, WindowResult
 from servables.audio_options import SpeechToTextOptions
 from servables.config_file import ConfigError
@@ -124,6 +126,19 @@ def test_verbose_json_has_segments_and_words_with_increasing_timestamps(sdk, spe
     only_words = sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech),
                                                  response_format="verbose_json", timestamp_granularities=["word"])
     assert only_words.words and getattr(only_words, "segments", None) is None
+
+
+def test_verbose_json_segments_carry_whispers_compression_ratio_and_no_invented_logprobs(http, speech):
+    r = http.post(TRANSCRIPTIONS, data={"model": ASR, "response_format": "verbose_json"},
+                  files={"file": ("speech.wav", speech)})
+    segments = r.json()["segments"]
+    assert segments
+    for segment in segments:
+        data = segment["text"].encode()
+        assert segment["compression_ratio"] == pytest.approx(len(data) / len(zlib.compress(data)), abs=1e-4)
+        # GenAI reports no token log-probabilities or no-speech probability: left out, never made up
+        assert not {"avg_logprob", "no_speech_prob", "tokens"} & set(segment)
+    assert compression_ratio("la " * 200) > 2.4 > compression_ratio("hello world, this is a tiny speech test")
 
 
 def test_streaming_sends_deltas_then_done_with_the_whole_text(sdk, speech):
