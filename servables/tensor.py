@@ -49,15 +49,16 @@ _TYPES: list[tuple[str, ov.Type, Any]] = [
 ]
 DATATYPE_TO_NUMPY: dict[str, Any] = {name: np.dtype(dt) for name, _, dt in _TYPES}
 _OV_TO_DATATYPE = {ov_type.get_type_name(): name for name, ov_type, _ in _TYPES}
+_DATATYPE_OF_DTYPE: dict[np.dtype, str] = {dtype: name for name, dtype in DATATYPE_TO_NUMPY.items()}
 
 
 def datatype_of_array(array: np.ndarray) -> str:
     """The KServe datatype name of a numpy array (string arrays are BYTES)."""
+    name = _DATATYPE_OF_DTYPE.get(array.dtype)  # one hash lookup: this runs for every tensor of every request
+    if name is not None:
+        return name
     if array.dtype.kind in ("S", "U", "O"):
         return "BYTES"
-    for name, dtype in DATATYPE_TO_NUMPY.items():
-        if array.dtype == dtype:
-            return name
     return str(array.dtype).upper()
 
 
