@@ -27,18 +27,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
-from servables.tensor import TensorServable, infer_shared
+from servables.staged_request import StagedRequest
+from servables.tensor import TensorServable
 from servables.tensor_model import TensorModel
 
 from .bridge import settle_future
-
-if TYPE_CHECKING:
-    import openvino as ov
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +76,7 @@ class TensorEngine:
         self._threads: list[threading.Thread] = []
         self._seconds_per_element = 0.0  # moving average of inference time / input elements
         self._samples = 0
-        self._inline_request: ov.InferRequest | None = None  # used only by the event loop thread
+        self._inline_request: StagedRequest | None = None  # used only by the event loop thread
 
     def start(self) -> None:
         workers = 1 if self.servable.auto_shape else self.servable.nireq
@@ -137,22 +134,22 @@ class TensorEngine:
             self._inline_request = self._new_request()
         return self._run(self._inline_request, inputs)
 
-    def _new_request(self) -> ov.InferRequest:
+    def _new_request(self) -> StagedRequest:
         """An infer request on the servable's compiled model of now (`reshape_to` replaces it)."""
         compiled = self.servable.compiled
         assert compiled is not None, f"{self.servable.name}: an engine runs a loaded servable"
-        return compiled.create_infer_request()
+        return StagedRequest(compiled.create_infer_request())
 
-    def _run(self, request, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, request: StagedRequest, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One inference on `request` (a worker's, or the event loop's own); OpenVINO errors become
         `InferenceError` and leave the request usable."""
         started = time.perf_counter()
         try:
-            infer_shared(request, inputs)
+            request.infer(inputs)
         except Exception as exc:
             log.warning("%s v%d: inference failed: %s", self.servable.name, self.servable.version, exc)
             raise InferenceError(f"Inference failed: {_first_line(exc)}") from exc
-        outputs = self.servable.output_arrays(request)
+        outputs = self.servable.output_arrays(request.request)
         self._measure(time.perf_counter() - started, inputs)
         return outputs
 

@@ -45,7 +45,7 @@ def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
         name = tensor.name
         if name in inputs:
             raise InvalidRequest(f"Input {name!r} is given twice", name)
-        shape = codec.check_shape(name, list(tensor.shape))
+        shape = codec.check_shape(name, tensor.shape[:])  # a list; list() of a protobuf container costs more
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidRequest(f"Input {name!r} has both contents and raw_input_contents", name)
@@ -109,7 +109,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _prepare(self, request: pb.ModelInferRequest) -> tuple[Any, dict[str, np.ndarray], list[str]]:
         deployment = service.resolve(self.manager, request.model_name, request.model_version)
         inputs = decode_inputs(request)
-        requested = [out.name for out in request.outputs]
+        requested = [out.name for out in request.outputs] if request.outputs else []
         service.check_requested_outputs(deployment, requested)
         return deployment, inputs, requested
 
