@@ -134,7 +134,7 @@ def array_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> np
     if len(raw) != count * dtype.itemsize:
         raise InvalidRequest(f"Input {name!r}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, "
                              f"got {len(raw)}", name)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)  # writable memory of its own, copied once
 
 
 def array_to_raw(array: np.ndarray) -> bytes:
