@@ -14,6 +14,7 @@ import grpc
 from servables.errors import ModelNotFound, ServingError
 
 from ..error_policy import grpc_code, is_server_fault
+from ..metrics import child
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,16 @@ def rpc(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             if is_server_fault(exc):
                 log.error("%s: %s", type(exc).__name__, exc.message)
             if metrics is not None and model is not None and not isinstance(exc, ModelNotFound):
-                metrics.requests_fail.labels(self.api, "gRPC", method.__name__, model[0], model[1]).inc()
+                child(metrics.requests_fail, self.api, "gRPC", method.__name__, model[0], model[1]).inc()
             await context.abort(grpc_code(exc), exc.message)
         except Exception as exc:  # a bug of ours: INTERNAL, logged once, the channel stays usable
             log.error("unhandled error in gRPC %s", method.__name__, exc_info=exc)
             await context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
         if metrics is not None and model is not None:
             version = _served_version(response, model[1])
-            metrics.requests_success.labels(self.api, "gRPC", method.__name__, model[0], version).inc()
+            child(metrics.requests_success, self.api, "gRPC", method.__name__, model[0], version).inc()
             if method.__name__ in _TIMED:
-                metrics.request_time.labels("gRPC", model[0], version).observe((time.perf_counter() - started) * 1e6)
+                child(metrics.request_time, "gRPC", model[0], version).observe((time.perf_counter() - started) * 1e6)
         return response
 
     return wrapper
