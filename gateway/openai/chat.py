@@ -6,7 +6,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.media import policy_of, resolve_images
+from gateway.media import policy_of, resolve_media
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import ChatCompletion
 from gateway.routes import Api, declared_router
@@ -107,10 +107,11 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     servable = deployment.servable
     params = body.to_sampling_params()
     messages = [m.as_template_message(f"messages[{i}]") for i, m in enumerate(body.messages)]
-    messages, images = await resolve_images(messages, policy_of(request.app.state),
-                                            getattr(servable, "accepts_images", False), body.model)
+    messages, images, videos = await resolve_media(messages, policy_of(request.app.state),
+                                                   getattr(servable, "accepts_images", False),
+                                                   getattr(servable, "accepts_video", False), body.model)
     job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
-                                from_response_format(body.response_format), images=images)
+                                from_response_format(body.response_format), images=images, videos=videos)
     shape = ChatShape(servable.tokenizer, params.logprobs, lambda: servable.output_processor(job))
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:
