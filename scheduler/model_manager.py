@@ -131,8 +131,11 @@ class ModelManager:
         Status reads (readiness, model metadata) pass use=False."""
         with self._lock:
             deployment = self._deployments.get(name)
-            if deployment is None:
-                deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
+            if deployment is not None:  # the request path: no walk over the other deployments
+                if use:
+                    self._last_used[name] = time.monotonic()
+                return deployment
+            deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
             if deployment is not None:
                 if use:
                     base = next((n for n, d in self._deployments.items() if d.engine is deployment.engine), name)
