@@ -1,8 +1,9 @@
 """Classic tensor servable: one version of an OpenVINO IR (`.xml/.bin`) or ONNX model.
 
 Compiled with `openvino.Core`; the scheduler's tensor engine (scheduler/tensor_engine.py) runs it on
-`nireq` infer requests, one worker thread each. Inputs arrive as numpy arrays keyed by input name; `validate` checks names,
-datatypes and shapes and raises `InvalidRequest` naming the input (never a crash in OpenVINO).
+`nireq` infer requests, one worker thread each. Inputs arrive as numpy arrays keyed by input name;
+`validate` checks names, datatypes and shapes and raises `InvalidRequest` naming the input (never a
+crash in OpenVINO).
 
 Precision: the CPU plugin here defaults to bf16, which changes f32 results in the third digit.
 Tensor models are numeric APIs, so the default `plugin_config` is `INFERENCE_PRECISION_HINT=f32`;
