@@ -1,18 +1,18 @@
 """A client that resets a stream's connection: the server stops writing to it, quietly, and keeps serving.
 
-Tokens pile up for a stream while the event loop is busy (here: checking the nesting of a request
-body with 300,000 empty arrays, a Python loop over every bracket in gateway/guard.py);
-a client that resets its connection meanwhile must not make the server write each queued token
-into the dead socket (asyncio logs `socket.send() raised exception.` for every such write).
+Tokens can pile up for a stream while the event loop is busy; a client that resets its connection
+meanwhile must not make the server write each queued token into the dead socket (asyncio logs
+`socket.send() raised exception.` for every such write; gateway/disconnect.py yields after each
+chunk so that the disconnect is seen). The loop used to be held for seconds by the guard's JSON depth
+check on a body of 300,000 empty arrays, which reproduced the flood; that check is now C-speed
+(gateway/guard.py), and what can still be checked from outside is that reset streams are cancelled,
+log no flood, and the server keeps serving.
 """
 from __future__ import annotations
 
 import json
 import socket
 import struct
-import threading
-
-import httpx
 
 from tests.conftest import LLM
 from tests.helpers import metric, wait_for
@@ -46,36 +46,12 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
-def _loop_busy(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/v2/health/live", timeout=0.25)
-        return False
-    except httpx.TimeoutException:
-        return True
-
-
 def test_reset_streams_log_no_send_warnings_and_server_keeps_serving(llm_server, http):
     warnings_before = llm_server.log().count(WARNING)
     streams = [_open_stream(llm_server.port) for _ in range(STREAMS)]
 
-    # this body keeps the event loop busy for a while (seconds on a laptop) as the engine queues tokens
-    big = b'{"model": "none", "input": [' + b",".join([b"[]"] * 300_000) + b"]}"
-    answer: list[int] = []
-
-    def send_big() -> None:
-        answer.append(httpx.post(f"{llm_server.url}/v3/embeddings", content=big,
-                                 headers={"content-type": "application/json"}, timeout=120).status_code)
-
-    sender = threading.Thread(target=send_big)
-    sender.start()
-    try:
-        # reset while the loop is busy if we catch it busy; a fast machine that never is still checks the rest
-        wait_for(lambda: _loop_busy(llm_server.url) or not sender.is_alive(), 60, 0.01, "a busy event loop")
-    finally:
-        for sock in streams:
-            _reset(sock)
-        sender.join()
-    assert answer and 400 <= answer[0] < 500  # the big body got a clean error
+    for sock in streams:
+        _reset(sock)
 
     wait_for(lambda: metric(http, "genai_requests_running", name=LLM) == 0, 30, 0.1, "the reset streams cancelled")
     r = http.post("/v3/chat/completions", json={"model": LLM, "messages": [{"role": "user", "content": "Hi"}],

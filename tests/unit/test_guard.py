@@ -70,3 +70,15 @@ def test_load_json_refuses_deep_or_broken_bodies_with_a_400():
     for body in (nested(100_000), b"{not json", b"\xff\xfe"):
         with pytest.raises(InvalidRequest):
             load_json(body, LIMIT)
+
+
+def test_an_unterminated_string_hides_the_brackets_after_it():
+    assert not json_depth_exceeds(b'{"a": "' + b"[" * 500, LIMIT)
+    assert not json_depth_exceeds(b'{"a": "\\"' + b"[" * 500 + b"\\", LIMIT)  # ends in a lone backslash
+
+
+def test_depth_carries_across_the_chunks_of_a_large_body():
+    wide = b"[" + b",".join([b"[]"] * 1_500_000) + b"]"  # 3 MB of brackets, depth 2
+    assert not json_depth_exceeds(wide, LIMIT)
+    assert json_depth_exceeds(b"[" * 99 + wide + b"]" * 99, LIMIT)  # depth 101, peaks past the first chunk
+    assert not json_depth_exceeds(b"[" * 98 + wide + b"]" * 98, LIMIT)
