@@ -95,6 +95,15 @@ def read_context_length(path: Path) -> int | None:
     return None
 
 
+def load_failure(exc: BaseException) -> str:
+    """The telling part of an OpenVINO load error. Its first lines are only where it was raised
+    ("Exception from src/...:117:"); the reason follows, e.g. the CPU plugin's "expect kvcache type bf16,
+    current: f32" for a KV precision that the inference precision does not support."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith("Exception from ")]
+    return " ".join(reasons[-2:]) if reasons else (lines[0] if lines else type(exc).__name__)
+
+
 class LLMServable:
 
     def __init__(self, spec: ModelSpec):
@@ -144,10 +153,14 @@ class LLMServable:
         try:
             self.pipeline = ov_genai.ContinuousBatchingPipeline(
                 str(path), self.scheduler_config(), self.options.device,
-                {**self.options.plugin_config, **properties}
+                {**self.options.pipeline_properties(), **properties}
             )
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            reason = load_failure(exc)
+            if self.options.kv_cache_precision and "kvcache type" in reason:
+                reason += (f" (kv_cache_precision {self.options.kv_cache_precision} does not go with "
+                           f"inference_precision {self.options.effective_precision} on {self.options.device})")
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
         self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
@@ -180,7 +193,8 @@ class LLMServable:
         if not draft.is_dir():
             raise ModelLoadError(f"{self.name}: draft model folder does not exist: {draft}")
         self.speculative = speculative.Mode.DRAFT
-        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device, **self.options.plugin_config)}
+        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device,
+                                                      **self.options.pipeline_properties())}
 
     def aliases(self) -> list[AdapterView]:
         """One model id per LoRA adapter (`<name>:<adapter>`), listed in /v3/models."""
@@ -234,6 +248,7 @@ class LLMServable:
                 "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
                 "lora_adapters": sorted(self.lora.specs) if self.lora else [],
                 "kv_cache_precision": self.options.kv_cache_precision,
+                "inference_precision": self.options.effective_precision,
                 "input_modalities": ["text", "image"] if self.accepts_images else ["text"]}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
