@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,10 @@ class LLMServable:
         path = self.spec.base_path
         if not path.exists():
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
+        if path.suffix == ".gguf" and not os.access(path, os.W_OK):
+            # OpenVINO GenAI opens a .gguf read-write: a read-only file or mount fails deep inside gguf_open
+            raise ModelLoadError(f"{self.name}: the GGUF file {path.name} must be writable by the server "
+                                 "(OpenVINO GenAI opens GGUF files read-write; mount the model folder writable)")
         model_dir = path.parent if path.is_file() else path
         properties = self._speculative_properties(model_dir)
         if self.options.kv_cache_precision:
