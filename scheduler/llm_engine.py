@@ -6,20 +6,17 @@ the pipeline has a free sequence slot (`max_num_seqs`, enforced here because Gen
 
 Burst admission: requests that arrive less than `admission_window_ms` apart are gathered and
 admitted together before the next step (waiting at most `BURST_WINDOWS` windows), so that clients
-starting together prefill in one step, as they would in process (README, "Burst admission"). The
-gateway announces a request while it is being prepared (`arriving()`: templating, tokenizing); a
-burst is also held open while announced requests are on their way.
+starting together prefill in one step, as they would in process (README, "Burst admission").
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,7 +130,6 @@ class LLMEngine:
         self._ids = itertools.count(1)
         self._stopping = False
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
-        self._arriving = 0  # announced by the gateway, still being prepared (burst admission waits for them)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
         self._lane = lane_for(servable)  # the device arbiter's queue for this engine's steps
         self._geometry: CacheGeometry | None = None
@@ -169,20 +165,6 @@ class LLMEngine:
         self._lane.close()
 
     # --- asyncio side -------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def arriving(self) -> Iterator[None]:
-        """Around a request's preparation and `submit()`: while announced requests are being prepared, a
-        burst being gathered waits for them (at most `BURST_WINDOWS` windows in all), so that requests sent
-        together still prefill together when preparing them takes longer than the window."""
-        with self._cond:
-            self._arriving += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._arriving -= 1
-                self._cond.notify_all()
 
     def submit(self, job: LLMJob) -> RequestStream:
         """Queue a prepared job; returns its event stream. Raises Overloaded when the queue is full."""
@@ -345,12 +327,10 @@ class LLMEngine:
                   (time.monotonic() - started) * 1000)
 
     def _gather_burst(self) -> None:
-        """With the lock held: wait while requests keep arriving less than a window apart, or announced ones are
-        still being prepared, and slots are free."""
+        """With the lock held: wait while requests keep arriving less than a window apart and slots are free."""
         cap = time.monotonic() + BURST_WINDOWS * self._window
         while not self._stopping and self._incoming and len(self._incoming) + len(self._live) < self._max_running:
-            until = cap if self._arriving else min(self._incoming[-1].submitted_at + self._window, cap)
-            remaining = until - time.monotonic()
+            remaining = min(self._incoming[-1].submitted_at + self._window, cap) - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)

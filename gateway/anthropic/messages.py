@@ -20,7 +20,6 @@ from gateway.media import policy_of as media_policy_of
 from gateway.media import resolve_images
 from gateway.openai.generation import Run, collect, start_run
 from gateway.openai.resolve import resolve
-from gateway.preparation import announced, off_loop
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
@@ -117,16 +116,14 @@ async def _messages_and_images(body: CountTokensRequest | MessagesRequest, reque
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "messages")
     servable = deployment.servable
-    with announced(deployment.engine):
-        messages, images = await _messages_and_images(body, request, servable)
-        job = await off_loop(servable.prepare_chat, messages, body.sampling_params(),
-                             body.template_kwargs(servable.reasoning_parser is not None), body.tool_request(),
-                             from_response_format(body.response_format()), images=images)
-        stream = deployment.engine.submit(job)
+    messages, images = await _messages_and_images(body, request, servable)
+    job = servable.prepare_chat(messages, body.sampling_params(),
+                                body.template_kwargs(servable.reasoning_parser is not None), body.tool_request(),
+                                from_response_format(body.response_format()), images=images)
     processor = servable.output_processor(job)
     cutter = StopSequenceCutter(body.stop_sequences or [])
     context_bound = servable.max_model_len is not None and job.config.max_new_tokens < body.max_tokens
-    run = await start_run(request, stream, body.model, _Shape(), 1)
+    run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), 1)
     message_id = f"msg_{uuid.uuid4().hex}"
     if body.stream:
         writer = MessageStreamWriter(message_id, body.model, job.prompt_tokens, body.omit_thinking)

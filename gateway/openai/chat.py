@@ -9,7 +9,6 @@ from starlette.responses import Response
 from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import ChatCompletion
-from gateway.preparation import announced, off_loop
 from gateway.routes import Api, declared_router
 from servables.output_processor import OutputDelta, OutputProcessor
 from servables.structured_output import from_response_format
@@ -106,16 +105,14 @@ class ChatShape:
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "chat/completions")
     servable = deployment.servable
-    with announced(deployment.engine):
-        params = body.to_sampling_params()
-        messages = [m.as_template_message(f"messages[{i}]") for i, m in enumerate(body.messages)]
-        messages, images = await resolve_images(messages, policy_of(request.app.state),
-                                                getattr(servable, "accepts_images", False), body.model)
-        job = await off_loop(servable.prepare_chat, messages, params, body.chat_template_kwargs,
-                             body.tool_request(), from_response_format(body.response_format), images=images)
-        stream = deployment.engine.submit(job)
+    params = body.to_sampling_params()
+    messages = [m.as_template_message(f"messages[{i}]") for i, m in enumerate(body.messages)]
+    messages, images = await resolve_images(messages, policy_of(request.app.state),
+                                            getattr(servable, "accepts_images", False), body.model)
+    job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
+                                from_response_format(body.response_format), images=images)
     shape = ChatShape(servable.tokenizer, params.logprobs, lambda: servable.output_processor(job))
-    run = await start_run(request, stream, body.model, shape, job.num_sequences)
+    run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:
         return streaming_response(run, body.include_usage)
     return await unary_response(request, run)

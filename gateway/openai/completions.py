@@ -8,7 +8,6 @@ from starlette.responses import Response
 
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import Completion
-from gateway.preparation import announced, off_loop
 from gateway.routes import Api, declared_router
 from servables.structured_output import from_response_format
 
@@ -64,23 +63,21 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
     echo_only = body.echo and body.max_tokens == 0
     if echo_only:
         body = body.model_copy(update={"max_tokens": None})
-    with announced(deployment.engine):
-        params = body.to_sampling_params()
-        constraint = from_response_format(body.response_format)
-        if isinstance(prompt, str):
-            job = await off_loop(servable.prepare_completion, prompt, params, constraint)
-        else:
-            job = await off_loop(servable.prepare_completion_ids, prompt, params, constraint)
-        echo_text = ""
-        if body.echo:
-            echo_text = prompt if isinstance(prompt, str) else servable.detokenize(job.input_ids)
-        if echo_only:
-            from starlette.responses import JSONResponse
+    params = body.to_sampling_params()
+    constraint = from_response_format(body.response_format)
+    if isinstance(prompt, str):
+        job = servable.prepare_completion(prompt, params, constraint)
+    else:
+        job = servable.prepare_completion_ids(prompt, params, constraint)
+    echo_text = ""
+    if body.echo:
+        echo_text = prompt if isinstance(prompt, str) else servable.detokenize(job.input_ids)
+    if echo_only:
+        from starlette.responses import JSONResponse
 
-            return JSONResponse(_echo_only(body, echo_text, job.prompt_tokens))
-        stream = deployment.engine.submit(job)
+        return JSONResponse(_echo_only(body, echo_text, job.prompt_tokens))
     shape = CompletionShape(servable.tokenizer, params.logprobs, echo_text)
-    run = await start_run(request, stream, body.model, shape, job.num_sequences)
+    run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:
         return streaming_response(run, body.include_usage, {i: echo_text for i in range(job.num_sequences)})
     return await unary_response(request, run)

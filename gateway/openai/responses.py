@@ -20,7 +20,6 @@ from gateway.disconnect import unless_disconnected
 from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
 from gateway.openapi_models import ResponseObject
-from gateway.preparation import announced, off_loop
 from gateway.routes import Api, declared_router
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
 from servables.output_processor import OutputProcessor, normalize_arguments
@@ -239,14 +238,12 @@ async def _stream(run: Run, body: ResponsesRequest, processor: OutputProcessor) 
 async def create_response(body: ResponsesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "responses")
     servable = deployment.servable
-    with announced(deployment.engine):
-        messages, images = await resolve_images(body.messages(), policy_of(request.app.state),
-                                                getattr(servable, "accepts_images", False), body.model)
-        job = await off_loop(servable.prepare_chat, messages, body.sampling_params(), body.template_kwargs(),
-                             body.tool_request(), from_response_format(body.response_format()), images=images)
-        stream = deployment.engine.submit(job)
+    messages, images = await resolve_images(body.messages(), policy_of(request.app.state),
+                                            getattr(servable, "accepts_images", False), body.model)
+    job = servable.prepare_chat(messages, body.sampling_params(), body.template_kwargs(),
+                                body.tool_request(), from_response_format(body.response_format()), images=images)
     processor = servable.output_processor(job)
-    run = await start_run(request, stream, body.model, _Shape(), job.num_sequences)
+    run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), job.num_sequences)
     if body.stream:
         return EventSourceResponse(_stream(run, body, processor), sep="\n", ping=15,
                                    headers={"Cache-Control": "no-cache"})
