@@ -6,6 +6,7 @@ Prints output tokens/s, TTFT p50/p99 and TPOT p50/p99 for both, and the ratio se
 
     .venv/bin/python bench/llm_throughput.py [--tokens 128] [--requests-per-worker 2] [--repeats 1]
         [--server-arg=--admission_window_ms=0 ...]   (extra `serve` flags, e.g. to compare options)
+        [--inference-precision f32|bf16|f16|plugin]   (both sides; default: the server's default)
         [--peer-url http://127.0.0.1:8080/v1 --peer-model NAME]
 
 `--peer-url` adds a column for any OpenAI-compatible server already running on this machine (for
@@ -26,6 +27,7 @@ import openvino as ov  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
 from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
 
+from servables.llm_options import LLMOptions  # noqa: E402
 from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
@@ -75,6 +77,13 @@ def scheduler_config() -> ov_genai.SchedulerConfig:
     sc.dynamic_split_fuse = True
     sc.enable_prefix_caching = True
     return sc
+
+
+def pipeline_properties(precision: str | None) -> dict:
+    """The properties the server compiles the model with: its inference precision and, under the arbiter,
+    CPU pinning off (scheduler/arbiter.py thread_defaults)."""
+    options = LLMOptions.from_dict({"inference_precision": precision} if precision else {})
+    return {"ENABLE_CPU_PINNING": False, **options.pipeline_properties()}
 
 
 def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: int) -> Result:
@@ -159,13 +168,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeats", type=int, default=1, help="alternate in-process/server rounds; medians")
     parser.add_argument("--server-arg", action="append", default=[], help="an extra `serve` flag (repeatable)")
+    parser.add_argument("--inference-precision", choices=["f32", "bf16", "f16", "plugin"],
+                        help="the model's inference precision, in process and in the server (default: server's)")
     parser.add_argument("--peer-url", help="an OpenAI-compatible API already running, e.g. http://127.0.0.1:8080/v1")
     parser.add_argument("--peer-model", default="default", help="the `model` to send to the peer")
     args = parser.parse_args()
 
-    pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU")
+    properties = pipeline_properties(args.inference_precision)
+    pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU",
+                                               properties)
     tokenizer = pipe.get_tokenizer()
-    server = ServerProcess(*args.server_arg, log_name="bench-llm").start()
+    precision_flag = ["--inference_precision", args.inference_precision] if args.inference_precision else []
+    server = ServerProcess(*args.server_arg, *precision_flag, log_name="bench-llm").start()
     try:
         ours = f"{server.url}/v3"
         run_in_process(pipe, tokenizer, 2, 1, 16)  # warm-up every side
@@ -190,7 +204,8 @@ def main() -> None:
                 peer = median_of(peer_runs)
                 rows.append(peer.row("peer", c))
                 peer_ratios.append((c, remote.tokens_per_s / peer.tokens_per_s, remote.ttft_p50 / peer.ttft_p50))
-        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), server flags {args.server_arg}, "
+        print(f"\nSmolLM2-135M Q4_1 GGUF, {args.tokens} new tokens (ignore_eos), properties {properties}, "
+              f"server flags {args.server_arg + precision_flag}, "
               f"{args.requests_per_worker} requests per worker, median of {args.repeats} round(s)")
         print_table(["path", "conc", "out tok/s", "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms"], rows)
         print()

@@ -18,7 +18,8 @@ log = logging.getLogger("genai_gateway")
 
 LLM_KNOBS = ("cache_size", "max_num_batched_tokens", "max_num_seqs", "enable_prefix_caching",
              "dynamic_split_fuse", "max_tokens_limit", "max_queue_size", "tool_parser", "reasoning_parser",
-             "admission_window_ms", "prompt_lookup", "draft_model", "draft_source_model", "kv_cache_precision")
+             "admission_window_ms", "prompt_lookup", "draft_model", "draft_source_model", "kv_cache_precision",
+             "inference_precision")
 
 
 def _bool(text: str) -> bool:
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="admit requests arriving this close together in one prefill; 0 = off (default 5)")
     knobs.add_argument("--kv_cache_precision", choices=["f32", "f16", "bf16", "u8", "u4"],
                        help="KV cache element type (default: the plugin's choice)")
+    knobs.add_argument("--inference_precision", choices=["f32", "bf16", "f16", "plugin"],
+                       help="INFERENCE_PRECISION_HINT of the model (default f32; plugin = OpenVINO's choice)")
     knobs.add_argument("--prompt_lookup", type=_bool, help="speculative decoding with prompt n-grams (default false)")
     knobs.add_argument("--draft_model", help="folder of a draft model for speculative decoding")
     knobs.add_argument("--draft_source_model",

@@ -156,10 +156,14 @@ class LLMServable:
         try:
             self.pipeline = ov_genai.ContinuousBatchingPipeline(
                 str(path), self.scheduler_config(), self.options.device,
-                {**self.options.plugin_config, **properties}
+                {**self.options.pipeline_properties(), **properties}
             )
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
+            reason = reason_of(exc)
+            if self.options.kv_cache_precision and "kvcache type" in reason:
+                reason += (f" (kv_cache_precision {self.options.kv_cache_precision} does not go with "
+                           f"inference_precision {self.options.effective_precision} on {self.options.device})")
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
         self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
@@ -194,7 +198,8 @@ class LLMServable:
         if not draft.is_dir():
             raise ModelLoadError(f"{self.name}: draft model folder does not exist: {draft}")
         self.speculative = speculative.Mode.DRAFT
-        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device, **self.options.plugin_config)}
+        return {"draft_model": ov_genai.draft_model(str(draft), self.options.device,
+                                                      **self.options.pipeline_properties())}
 
     def aliases(self) -> list[AdapterView]:
         """One model id per LoRA adapter (`<name>:<adapter>`), listed in /v3/models."""
@@ -248,6 +253,7 @@ class LLMServable:
                 "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
                 "lora_adapters": sorted(self.lora.specs) if self.lora else [],
                 "kv_cache_precision": self.options.kv_cache_precision,
+                "inference_precision": self.options.effective_precision,
                 "input_modalities": ["text", "image", "video"] if self.accepts_video
                 else ["text", "image"] if self.accepts_images else ["text"]}
 

@@ -10,6 +10,11 @@ from .lora import parse_adapters
 from .options import option_values
 
 KV_CACHE_PRECISIONS = ("f32", "f16", "bf16", "u8", "u4")
+# `inference_precision`: INFERENCE_PRECISION_HINT of the OpenVINO plugin, or `plugin` for the plugin's own
+# choice (bf16 on CPUs with bf16 instructions, f32 elsewhere). README "Inference precision" has the measurements.
+INFERENCE_PRECISIONS = ("f32", "bf16", "f16", "plugin")
+DEFAULT_INFERENCE_PRECISION = "f32"
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class LLMOptions:
     draft_model: str | None = None  # folder of a draft model (same tokenizer) for speculative decoding
     draft_source_model: str | None = None  # HuggingFace id of a pulled draft model (in the model repository)
     kv_cache_precision: str | None = None  # KV_CACHE_PRECISION of the CPU plugin: f32, f16, bf16, u8, u4
+    inference_precision: str | None = None  # f32, bf16, f16 or plugin; unset: plugin_config's hint, else the default
     # {"start_size", "recent_size", "max_cache_size", "aggregation_mode"?: sum | norm_sum, "apply_rotation"?}
     cache_eviction: dict[str, Any] | None = None
     lora_adapters: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "path", "alpha"?}], servables/lora.py
@@ -49,6 +55,7 @@ class LLMOptions:
         if precision is not None and precision not in KV_CACHE_PRECISIONS:
             raise ConfigError(f"option 'kv_cache_precision' must be one of {', '.join(KV_CACHE_PRECISIONS)}, "
                               f"got {precision!r}")
+        check_inference_precision(values.get("inference_precision"), values.get("plugin_config") or {})
         if values.get("cache_eviction") is not None:
             eviction_config(values["cache_eviction"])
         if values.get("lora_adapters"):
@@ -57,6 +64,35 @@ class LLMOptions:
                 raise ConfigError("lora_adapters cannot be combined with speculative decoding (prompt_lookup, "
                                   "draft_model): untested in openvino_genai")
         return cls(**values)
+
+    @property
+    def effective_precision(self) -> str:
+        """The inference precision the model runs with: the option, plugin_config's hint, or the default."""
+        hint = self.plugin_config.get(PRECISION_HINT)
+        return self.inference_precision or (str(hint) if hint is not None else DEFAULT_INFERENCE_PRECISION)
+
+    def pipeline_properties(self) -> dict[str, Any]:
+        """`plugin_config` with the inference precision applied (for the model and its draft)."""
+        properties = dict(self.plugin_config)
+        precision = self.effective_precision
+        if precision == "plugin":
+            properties.pop(PRECISION_HINT, None)
+        else:
+            properties[PRECISION_HINT] = precision
+        return properties
+
+
+def check_inference_precision(precision: Any, plugin_config: dict[str, Any]) -> None:
+    """ConfigError for an unknown precision, or one that contradicts plugin_config's INFERENCE_PRECISION_HINT."""
+    if precision is None:
+        return
+    if precision not in INFERENCE_PRECISIONS:
+        raise ConfigError(f"option 'inference_precision' must be one of {', '.join(INFERENCE_PRECISIONS)}, "
+                          f"got {precision!r}")
+    hint = plugin_config.get(PRECISION_HINT)
+    if hint is not None and str(hint) != precision:
+        raise ConfigError(f"option 'inference_precision' is {precision!r} but plugin_config sets "
+                          f"{PRECISION_HINT}={hint!r}: set one of them")
 
 
 EVICTION_KEYS = {"start_size", "recent_size", "max_cache_size", "aggregation_mode", "apply_rotation"}
