@@ -15,6 +15,12 @@ embedding burst stretches every token step. The arbiter grants the device to one
   interactive unit (class 0) starts next to it instead of waiting for its end: token streams slow
   down by the overlap but never stall behind a long unit.
 
+Units of kinds whose thread plan is `background` (servables/kinds.py: embeddings, rerank, images,
+speech) run with every core, and the thread that runs them lowers its OS scheduling priority to
+`background_nice` (Linux nice is per thread: setpriority(2) on the thread id). Alone, such a unit
+gets the whole CPU; next to a token step, the kernel gives the cores to the token step first. See
+`thread_defaults` for the measurements behind it.
+
 Defaults per kind come from the kind table (servables/kinds.py: `priority`, `weight`), overridable
 per model in config.json with `priority` and `weight`: LLM token streams class 0 weight 8;
 embeddings / rerank class 1 weight 2; images class 1 weight 1.
@@ -22,6 +28,8 @@ embeddings / rerank class 1 weight 2; images class 1 weight 1.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +39,8 @@ from typing import Any
 
 from servables.base import ModelSpec
 from servables.kinds import BY_NAME
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("off", "fifo", "fair")
 IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
@@ -55,6 +65,7 @@ class Lane:
     kind: str  # the kind's label, for metrics
     priority: int
     weight: float
+    nice: int = 0  # OS priority (nice value) of the threads that run this lane's units; 0 leaves them alone
     vtime: float = 0.0
     stats: LaneStats = field(default_factory=LaneStats)
     _held_since: float | None = None
@@ -63,6 +74,8 @@ class Lane:
     # different threads: GenAI calls the diffusion step callback from its own thread)
 
     def acquire(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         self.arbiter._acquire(self)
 
     def release(self) -> None:
@@ -101,10 +114,14 @@ class _Waiter:
 
 
 class Arbiter:
-    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> None:
+    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0, overlap_ms: float = 25.0,
+                 background_nice: int = 0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"arbiter policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if not 0 <= background_nice <= 19:
+            raise ValueError(f"background nice must be within 0..19, got {background_nice}")
         self.policy = policy
+        self.background_nice = background_nice if policy != "off" else 0
         self.starvation_s = starvation_ms / 1000.0
         self.overlap_s = overlap_ms / 1000.0
         self._cond = threading.Condition()
@@ -120,7 +137,8 @@ class Arbiter:
         default_priority, default_weight = (declared.priority, declared.weight) if declared else (1, 1.0)
         lane = Lane(self, name, declared.label if declared else kind,
                     default_priority if priority is None else priority,
-                    max(float(default_weight if weight is None else weight), 1e-3))
+                    max(float(default_weight if weight is None else weight), 1e-3),
+                    self.background_nice if declared and declared.threads == "background" else 0)
         with self._cond:
             lane.vtime = min((other.vtime for other in self._lanes), default=0.0)
             self._lanes.append(lane)
@@ -203,11 +221,24 @@ class Arbiter:
 _arbiter = Arbiter("off")
 
 
-def configure(policy: str, starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> Arbiter:
+def configure(policy: str, starvation_ms: float = 250.0, overlap_ms: float = 25.0,
+              background_nice: int = 0) -> Arbiter:
     """Install the process-wide arbiter (call before models load)."""
     global _arbiter
-    _arbiter = Arbiter(policy, starvation_ms, overlap_ms)
+    _arbiter = Arbiter(policy, starvation_ms, overlap_ms, background_nice)
     return _arbiter
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Give the calling thread at least `nice` (Linux: setpriority(2) with PRIO_PROCESS and a thread id
+    changes that thread only). Lowering needs no privilege; it is never raised again, so it is only called
+    from engine threads that run nothing but background units. Elsewhere (no per-thread nice) it does nothing."""
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the unit runs at the normal priority
+        log.debug("cannot lower the priority of thread %d", tid, exc_info=True)
 
 
 def current() -> Arbiter:
@@ -223,12 +254,16 @@ def lane_for(servable: Any) -> Lane:
 def thread_defaults(spec: ModelSpec, policy: str, cores: int) -> ModelSpec:
     """OpenVINO thread settings for pipelines that share the cores under the arbiter.
 
-    Measured with bench/mixed_load.py on 2 cores: with OpenVINO's defaults a diffusion or embedding
-    unit running next to a token step pins its threads onto the cores the LLM's threads are pinned
-    to, and chat TPOT grows 1.6-4x. With CPU pinning off everywhere and background pipelines
-    (embeddings, rerank, images) on half the cores, chat TPOT stays within 1.5x while they run. The
-    LLM keeps every core. Values the user put in `plugin_config` win; `--arbiter off` changes nothing.
-    The kind table says which plan a kind follows (`threads`: all, half, or own = untouched).
+    With OpenVINO's defaults a diffusion or embedding unit running next to a token step pins its
+    threads onto the cores the LLM's threads are pinned to, and chat TPOT grows 1.6-4x; CPU pinning is
+    off in every arbitrated pipeline. Background pipelines used to get half the cores: on 2 cores that
+    cost an idle image pipeline 0.63x of its images/s, and did not protect chat either (a parallel token
+    step is as slow as its slowest thread, and one of its threads shared a core with the image thread).
+    The `background` plan gives them every core and lowers the priority of the threads that run their
+    units instead (`Lane.nice`), so the kernel hands the cores to a token step whenever one runs
+    (bench/mixed_load.py, README "Device arbiter"). Values the user put in `plugin_config` win;
+    `--arbiter off` changes nothing. The kind table says which plan a kind follows (`threads`: all,
+    background, half, or own = untouched).
     """
     declared = BY_NAME.get(spec.task)
     if policy == "off" or declared is None or declared.threads == "own":
