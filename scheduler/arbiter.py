@@ -9,11 +9,15 @@ embedding burst stretches every token step. The arbiter grants the device to one
 - `fifo`: one unit at a time, in the order engines asked.
 - `fair`: one unit at a time; the waiting lane with the lowest priority class goes first, and within
   a class, the lane with the least weighted device time (stride scheduling: a unit of d seconds
-  costs a lane d / weight). A lane that has waited longer than `starvation_ms` goes next whatever
-  its class, so queued images and embeddings always progress. Units cannot be interrupted, so when
-  a background unit (class >= 1) has held the device for `overlap_ms` (a long diffusion step), an
-  interactive unit (class 0) starts next to it instead of waiting for its end: token streams slow
-  down by the overlap but never stall behind a long unit.
+  costs a lane d / weight). A lane that has waited longer than its starvation wait goes next
+  whatever its class, so queued images and embeddings always progress. The starvation wait is
+  `starvation_ms`, or longer for a lane with long units: its mean unit x (the heaviest interactive
+  weight / its weight). A fixed wait gave a lane with 230 ms diffusion steps and a 250 ms wait half
+  the device next to busy token streams whatever its weight (bench/mixed_load.py: chat TPOT 2.3x);
+  with the scaled wait a weight-1 image gets about 1/9 of the device next to a weight-8 LLM.
+  Units cannot be interrupted, so when a background unit (class >= 1) has held the device for
+  `overlap_ms` (a long diffusion step), an interactive unit (class 0) starts next to it instead of
+  waiting for its end: token streams slow down by the overlap but never stall behind a long unit.
 
 Units of kinds whose thread plan is `background` (servables/kinds.py: embeddings, rerank, images,
 speech) run with every core, and the thread that runs them lowers its OS scheduling priority to
@@ -66,6 +70,7 @@ class Lane:
     priority: int
     weight: float
     nice: int = 0  # OS priority (nice value) of the threads that run this lane's units; 0 leaves them alone
+    mean_unit_s: float = 0.0  # moving average of this lane's unit durations (starvation wait)
     vtime: float = 0.0
     stats: LaneStats = field(default_factory=LaneStats)
     _held_since: float | None = None
@@ -153,10 +158,18 @@ class Arbiter:
             if lane in self._lanes:
                 self._lanes.remove(lane)
 
+    def starvation_wait(self, lane: Lane) -> float:
+        """Seconds `lane` waits before it goes next whatever its class: `starvation_ms`, or its mean unit
+        scaled by the heaviest interactive weight over its own, whichever is longer."""
+        interactive = max((other.weight for other in self._lanes if other.priority == 0), default=0.0)
+        if lane.priority == 0 or interactive <= 0:
+            return self.starvation_s
+        return max(self.starvation_s, lane.mean_unit_s * interactive / lane.weight)
+
     def _next(self, now: float) -> _Waiter:
         if self.policy == "fifo":
             return min(self._waiting, key=lambda w: w.ticket)
-        starving = [w for w in self._waiting if now - w.since > self.starvation_s]
+        starving = [w for w in self._waiting if now - w.since > self.starvation_wait(w.lane)]
         if starving:
             return min(starving, key=lambda w: w.since)
         return min(self._waiting, key=lambda w: (w.lane.priority, w.lane.vtime, w.ticket))
@@ -165,7 +178,8 @@ class Arbiter:
         if not self._holders:
             if self._next(now) is not waiter:
                 return False
-            if self.policy != "fair" or waiter.lane.priority == 0 or now - waiter.since > self.starvation_s:
+            starving = now - waiter.since > self.starvation_wait(waiter.lane)
+            if self.policy != "fair" or waiter.lane.priority == 0 or starving:
                 return True
             # a token stream between two steps is still streaming: background units wait for a real
             # gap (or until they starve) instead of slipping in and delaying its next step
@@ -208,6 +222,7 @@ class Arbiter:
         elapsed = now - (lane._held_since or now)
         lane._held = False
         with self._cond:
+            lane.mean_unit_s = elapsed if not lane.stats.units else 0.8 * lane.mean_unit_s + 0.2 * elapsed
             lane.stats.units += 1
             lane.stats.busy_seconds += elapsed
             lane.stats.running -= 1

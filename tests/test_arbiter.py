@@ -219,3 +219,22 @@ def test_background_pipelines_keep_every_core_and_lose_only_pinning():
     assert thread_defaults(own, "fair", 8).options["plugin_config"] == {"ENABLE_CPU_PINNING": False,
                                                                         "INFERENCE_NUM_THREADS": 3}
     assert thread_defaults(spec, "off", 8) is spec
+
+
+def test_a_lane_with_long_units_waits_longer_before_it_starves():
+    arbiter = Arbiter("fair", starvation_ms=250)
+    image, embed = arbiter.lane("image", "image_generation"), arbiter.lane("embed", "embeddings")
+    assert arbiter.starvation_wait(image) == 0.25  # no token stream lane: the plain starvation wait
+    chat = arbiter.lane("chat", "text_generation")  # weight 8
+    image.mean_unit_s, embed.mean_unit_s = 0.2, 0.01  # as if measured: diffusion steps, short embedding batches
+    assert arbiter.starvation_wait(image) == 0.2 * 8 / 1  # about 1/9 of the device next to busy token streams
+    assert arbiter.starvation_wait(embed) == 0.25  # short units keep the plain wait
+    assert arbiter.starvation_wait(chat) == 0.25
+
+
+def test_a_lane_measures_its_mean_unit():
+    arbiter = Arbiter("fair")
+    lane = arbiter.lane("image", "image_generation")
+    with lane.unit():
+        time.sleep(0.05)
+    assert lane.mean_unit_s >= 0.05 and lane.mean_unit_s == lane.stats.busy_seconds
