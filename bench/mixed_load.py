@@ -15,7 +15,7 @@ background work done, and TPOT p50 / chat-only TPOT p50 of the same policy and c
 
     .venv/bin/python bench/mixed_load.py [--seconds 12] [--rounds 3] [--policies off fair]
         [--loads image embeddings transcription speech] [--speculative]
-        [--server-arg=--arbiter_overlap_ms=25 ...]
+        [--server-arg=--arbiter_overlap_ms=25 ...] [--half-plan] [--variant 'NAME:--arbiter fair ...']
 """
 from __future__ import annotations
 
@@ -197,6 +197,9 @@ def main() -> None:
     parser.add_argument("--half-plan", action="store_true",
                         help="also run `fair-half`: fair with the former thread plan (background models on half the "
                              "cores, normal OS priority) for a before/after in the same run")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
+                        help="also run a server named NAME with these `serve` flags (space-separated), e.g. "
+                             "'fair-nice0:--arbiter fair --arbiter_background_nice 0'")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mixed-load-"))
     config = write_config(work, args.speculative)
@@ -205,6 +208,10 @@ def main() -> None:
         half = write_config(work, args.speculative, max(1, (os.cpu_count() or 2) // 2))
         variants["fair-half"] = ("--config_path", str(half), "--arbiter", "fair", "--arbiter_background_nice", "0")
         args.policies = [*args.policies, "fair-half"]
+    for variant in args.variant:
+        name, _, flags = variant.partition(":")
+        variants[name] = ("--config_path", str(config), *flags.split())
+        args.policies = [*args.policies, name]
     wav = speech_clip(work, args.audio_seconds)
     models = [DEFAULT_LLM_NAME] + ([SPECULATIVE_LLM] if args.speculative else [])
     scenarios = [None, *args.loads]
