@@ -100,11 +100,12 @@ def run_in_process(pipe, images: list[np.ndarray], concurrency: int, per_worker:
     next_i = 0
 
     def add(i: int) -> None:
+        t0 = time.perf_counter()  # before templating and add_request (which encodes the image), as a client's
         tag = "<ov_genai_image_0>" if images else ""
         messages = [{"role": "user", "content": tag + text(i)}]
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         tensors = [ov.Tensor(np.ascontiguousarray(images[i % len(images)][None]))] if images else []
-        live[i] = (pipe.add_request(i, prompt, tensors, cfg), time.perf_counter(), [None], [0])
+        live[i] = (pipe.add_request(i, prompt, tensors, cfg), t0, [None], [0])
 
     start = time.perf_counter()
     while next_i < concurrency:

@@ -92,7 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     media.add_argument("--max_image_pixels", type=int, default=4096 * 4096,
                        help="largest image, width x height (default 4096x4096)")
     media.add_argument("--media_fetch_timeout_seconds", type=float, default=10.0,
-                       help="timeout of one remote image fetch (default 10)")
+                       help="timeout of one remote image or video fetch (default 10)")
+    media.add_argument("--max_videos_per_request", type=int, default=2, help="video parts per request (default 2)")
+    media.add_argument("--max_video_bytes", type=int, default=50 * 2**20,
+                       help="largest encoded video, in bytes (default 50 MiB)")
+    media.add_argument("--video_fps", type=float, default=2.0,
+                       help="frames taken per second of video (default 2; fewer when --max_video_frames binds)")
+    media.add_argument("--max_video_frames", type=int, default=16,
+                       help="most frames taken from one video, spread over its whole length (default 16)")
     device = serve.add_argument_group("device arbiter (scheduler/arbiter.py)")
     device.add_argument("--arbiter", choices=POLICIES, default="fair",
                         help="how engines share the cores: off = all at once, fifo = one unit at a time in "
@@ -116,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--allowed_methods", default="*", help="CORS methods, comma-separated")
     ops.add_argument("--allowed_headers", default="*", help="CORS headers, comma-separated")
     ops.add_argument("--allow_credentials", action="store_true", help="CORS: allow credentials")
+    ops.add_argument("--strict_readiness", type=_bool, default=True,
+                     help="/v2/health/ready is 503 while a configured model failed to load (KServe v2); "
+                          "false: ready once the initial load finished, as OVMS (default true)")
     ops.add_argument("--max_request_bytes", type=int, default=64 * 2**20, help="largest accepted request body")
     ops.add_argument("--max_json_depth", type=int, default=100, help="deepest accepted JSON nesting")
     ops.add_argument("--shutdown_grace_seconds", type=float, default=30.0,
@@ -251,12 +261,15 @@ def http_settings(args: argparse.Namespace):
     from gateway.app import HttpSettings
     from gateway.media import MediaPolicy
     from gateway.metrics import MetricsConfigError, select_families
+    from servables.video_io import FramePolicy
 
     split = lambda text: [item.strip() for item in text.split(",") if item.strip()]  # noqa: E731
     try:
         families = select_families(args.metrics_enable, split(args.metrics_list) if args.metrics_list else None)
     except MetricsConfigError as exc:
         raise SystemExit(str(exc)) from exc
+    if args.video_fps <= 0 or args.max_video_frames < 1:
+        raise SystemExit("--video_fps must be positive and --max_video_frames at least 1")
     media_root = args.allowed_local_media_path
     if media_root and not Path(media_root).is_dir():
         raise SystemExit(f"--allowed_local_media_path {media_root} is not a folder")
@@ -269,7 +282,10 @@ def http_settings(args: argparse.Namespace):
             allowed_domains=frozenset(host.lower() for host in split(args.allowed_media_domains)),
             allowed_local_path=Path(args.allowed_local_media_path) if args.allowed_local_media_path else None,
             max_images=args.max_images_per_request, max_image_bytes=args.max_image_bytes,
-            max_image_pixels=args.max_image_pixels, fetch_timeout=args.media_fetch_timeout_seconds),
+            max_image_pixels=args.max_image_pixels, fetch_timeout=args.media_fetch_timeout_seconds,
+            max_videos=args.max_videos_per_request, max_video_bytes=args.max_video_bytes,
+            frames=FramePolicy(fps=args.video_fps, max_frames=args.max_video_frames,
+                               max_pixels=args.max_image_pixels)),
     )
 
 
@@ -339,6 +355,7 @@ def serve(args: argparse.Namespace) -> int:
         log.error("--port and --rest_port must differ")
         return 2
     manager.autoload = args.models_autoload
+    manager.strict_readiness = args.strict_readiness
     app = create_app(manager, settings, grpc_port=args.port, grpc_host=args.grpc_bind_address or args.rest_bind_address,
                      reloader=reloader, poll_seconds=args.file_system_poll_wait_seconds,
                      autoload_timeout_seconds=args.models_autoload_timeout_seconds,

@@ -7,6 +7,8 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from servables.messages import without_paths
+
 from .openapi_models import ConfigStatus, TensorError
 from .routes import declared_router
 
@@ -34,7 +36,8 @@ async def config_reload(request: Request) -> JSONResponse:
         return JSONResponse(manager.status(), status_code=201 if changed else 200)
     outcome = await asyncio.to_thread(reloader.reload)
     if outcome.file_error is not None:
-        return JSONResponse({"error": f"Reloading config file failed: {outcome.file_error}"}, status_code=400)
+        message = without_paths(outcome.file_error)  # no paths of the server's disk (servables/messages.py)
+        return JSONResponse({"error": f"Reloading config file failed: {message}"}, status_code=400)
     # entries that were skipped or failed to load show their error in their own status
     return JSONResponse(manager.status(), status_code=201 if outcome.changed else 200)
 

@@ -23,9 +23,11 @@ from servables.errors import (
     ModelNotFound,
     ModelUnavailable,
     Overloaded,
+    PayloadTooLarge,
     PullError,
     ServingError,
 )
+from servables.messages import without_paths
 
 log = logging.getLogger("genai_gateway.errors")
 
@@ -45,6 +47,7 @@ class Policy:
 
 
 POLICY: dict[type[ServingError], Policy] = {
+    PayloadTooLarge: Policy(413, "RESOURCE_EXHAUSTED", "invalid_request_error", "request_too_large"),
     InvalidRequest: Policy(400, "INVALID_ARGUMENT", "invalid_request_error", "invalid_request_error"),
     ModelNotFound: Policy(404, "NOT_FOUND", "not_found_error", "not_found_error"),  # VersionNotFound too
     Overloaded: Policy(503, "UNAVAILABLE", "server_overloaded", "overloaded_error"),
@@ -78,8 +81,14 @@ def openai_error(message: str, error_type: str, param: str | None = None, code: 
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
+def client_message(exc: ServingError) -> str:
+    """The message a client sees: a model load error without the paths of the server's disk
+    (servables/messages.py; the server log keeps them)."""
+    return without_paths(exc.message) if isinstance(exc, ModelLoadError) else exc.message
+
+
 def openai_body(exc: ServingError) -> dict[str, Any]:
-    return openai_error(exc.message, policy_of(exc).openai_type, exc.param, exc.code)
+    return openai_error(client_message(exc), policy_of(exc).openai_type, exc.param, exc.code)
 
 
 def anthropic_error(message: str, error_type: str) -> dict[str, Any]:
@@ -88,11 +97,11 @@ def anthropic_error(message: str, error_type: str) -> dict[str, Any]:
 
 
 def anthropic_body(exc: ServingError) -> dict[str, Any]:
-    return anthropic_error(exc.message, policy_of(exc).anthropic_type)
+    return anthropic_error(client_message(exc), policy_of(exc).anthropic_type)
 
 
 def tensor_body(exc: ServingError) -> dict[str, Any]:
-    return {"error": exc.message}
+    return {"error": client_message(exc)}
 
 
 def _headers(exc: ServingError) -> dict[str, str] | None:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servables.errors import InvalidRequest, ServingError
 
-from .error_policy import http_response, openai_error, unexpected_response
+from .error_policy import ErrorFamily, anthropic_error, http_response, openai_error, unexpected_response
 from .routes import error_family_of
 
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$|^\d+$")
@@ -60,10 +60,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return http_response(InvalidRequest(message, param), error_family_of(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown paths and methods (no route: OpenAI's shape), and what FastAPI raises inside a route
+        (a body that is not UTF-8: "There was an error parsing the body") in the route's family."""
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse(openai_error(str(exc.detail), kind), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        family = error_family_of(request)
+        body = (anthropic_error(str(exc.detail), kind) if family is ErrorFamily.ANTHROPIC
+                else {"error": str(exc.detail)} if family is ErrorFamily.TENSOR
+                else openai_error(str(exc.detail), kind))
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

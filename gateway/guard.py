@@ -6,21 +6,33 @@
   every body FastAPI parses as JSON (no Content-Type, `application/json`, `application/*+json`).
 Routes that parse their body themselves whatever its Content-Type (KServe's JSON header before a
 binary tail, TFS) call `load_json`, which applies the same limit (`app.state.max_json_depth`).
-Every refusal uses the OpenAI error body. The API key is checked by the routes that declare
+The path check answers at once (OpenAI's error body: no route is involved). The body checks note
+their refusal in the scope state and pass an empty body on: the route that takes the request raises
+it before anything else (gateway/routes.py), so that it is rendered in the route's error family
+(an Anthropic route answers Anthropic's error shape, KServe/TFS `{"error": ...}`); a request that
+reaches no route gets the router's 404/405. The API key is checked by the routes that declare
 themselves protected (gateway/routes.py), not here.
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
-from servables.errors import InvalidRequest
+from servables.errors import InvalidRequest, PayloadTooLarge, ServingError
 
 from . import fast_json
 from .error_policy import openai_error
 
 _BRACKETS = re.compile(rb'[\[\]{}"\\]')
+REFUSAL_KEY = "guard_refusal"  # in the scope state: the ServingError the route must raise
+
+
+def pending_refusal(scope: MutableMapping[str, Any]) -> ServingError | None:
+    """The guard's refusal of this request's body, for the route to raise (None: the body passed)."""
+    refusal = scope.get("state", {}).get(REFUSAL_KEY)
+    return refusal if isinstance(refusal, ServingError) else None
 
 
 def _error(status: int, message: str, error_type: str) -> tuple[int, bytes]:
@@ -95,7 +107,7 @@ class GuardMiddleware:
             elif key == b"content-type":
                 content_type = value
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            await self._refuse(send, *self._too_large())
+            await self._pass_refused(scope, receive, send, self._too_large())
             return
         chunks: list[bytes] = []
         size, more_messages = 0, True
@@ -109,17 +121,22 @@ class GuardMiddleware:
                 size += len(chunk)
             more_messages = message.get("more_body", False)
             if size > self.max_body_bytes:
-                await self._refuse(send, *self._too_large())
+                await self._pass_refused(scope, receive, send, self._too_large())
                 return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one chunk (the usual case): no copy
         if parsed_as_json(content_type or None) and json_depth_exceeds(body, self.max_json_depth):
-            await self._refuse(send, *_error(400, f"The JSON body is nested deeper than {self.max_json_depth} levels",
-                                              "invalid_request_error"))
+            refusal = InvalidRequest(f"The JSON body is nested deeper than {self.max_json_depth} levels")
+            await self._pass_refused(scope, receive, send, refusal)
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _too_large(self) -> tuple[int, bytes]:
-        return _error(413, f"Request body larger than {self.max_body_bytes} bytes", "invalid_request_error")
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body larger than {self.max_body_bytes} bytes")
+
+    async def _pass_refused(self, scope, receive, send, refusal: ServingError) -> None:
+        """On to the route with an empty body and the refusal noted: the route raises it in its family."""
+        scope.setdefault("state", {})[REFUSAL_KEY] = refusal
+        await self.app(scope, _replay(b"", receive), send)
 
     @staticmethod
     async def _refuse(send, status: int, body: bytes) -> None:

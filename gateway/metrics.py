@@ -5,8 +5,10 @@ from the engines through scheduler.telemetry; engine gauges are read at scrape t
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -78,6 +80,13 @@ class _Noop:
     def dec(self, *args) -> None: ...
 
     def observe(self, *args) -> None: ...
+
+
+@functools.lru_cache(maxsize=4096)
+def child(family: Any, *labels: str) -> Any:
+    """`family.labels(*labels)`, looked up once per label set (prometheus_client's `labels()` checks
+    and locks on every call; children are never removed here)."""
+    return family.labels(*labels)
 
 
 class Metrics:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from .openai.models import model_object, parked_object
 from .openai.resolve import manager_of
+from .openapi_models import ModelObject
 from .routes import declared_router
 
 router = declared_router()  # management: POST needs the API key
@@ -27,14 +28,14 @@ def _model_state(request: Request, model_id: str) -> dict[str, Any]:
     return model_object(manager.get(model_id))
 
 
-@router.post("/v3/models/{model_id:path}/load")
+@router.post("/v3/models/{model_id:path}/load", responses={200: {"model": ModelObject}})
 async def load_model(model_id: str, request: Request) -> JSONResponse:
     """200 with the model object once it is loaded (already loaded: nothing happens); 404 unknown."""
     await asyncio.to_thread(manager_of(request).load_model, model_id)
     return JSONResponse(_model_state(request, model_id))
 
 
-@router.post("/v3/models/{model_id:path}/unload")
+@router.post("/v3/models/{model_id:path}/unload", responses={200: {"model": ModelObject}})
 async def unload_model(model_id: str, request: Request) -> JSONResponse:
     """200 once new requests no longer reach it; requests in flight finish before it unloads."""
     await asyncio.to_thread(manager_of(request).unload_model, model_id)

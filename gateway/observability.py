@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .error_policy import unexpected_response
+from .metrics import child
 from .request_context import noted
 from .routes import ROUTE_STATE_KEY, Api, RouteNote
 
@@ -105,7 +106,7 @@ class ObservabilityMiddleware:
         if self.metrics is None or route_of(scope).api != Api.V3 or name is None:
             return
         info["counted"] = True
-        self.metrics.current_graphs.labels(name).inc()
+        child(self.metrics.current_graphs, name).inc()
 
     def _record(self, scope, route: Route, info: dict, elapsed: float) -> None:
         metrics = self.metrics
@@ -119,22 +120,22 @@ class ObservabilityMiddleware:
             method = "Stream" if info["stream"] else "Unary"
             labels = ("V3", "REST", method, name)
             if info["counted"]:
-                metrics.current_graphs.labels(name).dec()
+                child(metrics.current_graphs, name).dec()
             if status == 503:
-                metrics.rejected.labels(*labels).inc()
+                child(metrics.rejected, *labels).inc()
                 return
-            metrics.accepted.labels(*labels).inc()
+            child(metrics.accepted, *labels).inc()
             if status >= 400:
-                metrics.graph_error.labels(*labels).inc()
+                child(metrics.graph_error, *labels).inc()
                 return
-            metrics.responses.labels(*labels).inc(max(info["chunks"], 1) if info["stream"] else 1)
-            metrics.processing_time.labels(name, method).observe(elapsed * 1e6)
+            child(metrics.responses, *labels).inc(max(info["chunks"], 1) if info["stream"] else 1)
+            child(metrics.processing_time, name, method).observe(elapsed * 1e6)
         elif route.api in (Api.KSERVE, Api.TFS) and route.name is not None and status != 404:
             version = noted(scope, "model_version") or route.version
             family = metrics.requests_success if status < 400 else metrics.requests_fail
-            family.labels(route.api.value, "REST", route.method, route.name, version).inc()
+            child(family, route.api.value, "REST", route.method, route.name, version).inc()
             if route.method in ("ModelInfer", "Predict") and status < 400:
-                metrics.request_time.labels("REST", route.name, version).observe(elapsed * 1e6)
+                child(metrics.request_time, "REST", route.name, version).observe(elapsed * 1e6)
 
     @staticmethod
     def _log(scope, request_id: str, info: dict, elapsed: float) -> None:

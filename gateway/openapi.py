@@ -5,11 +5,12 @@ route's error family (gateway/errors.py). `install_openapi` post-processes FastA
 - drops 422 and its schemas;
 - adds the error responses every route can give, in the body of its declared family
   (gateway/routes.py, gateway/error_policy.py): 400 (invalid body or parameters), 401 (protected
-  POST routes, when the server has an API key), 404 (unknown model), 413 (body too large: the
-  guard, always OpenAI-shaped), 500, and 503 (overloaded or unavailable model) on POST routes.
+  POST routes, when the server has an API key), 404 (unknown model), 413 (body too large), 500,
+  and 503 (overloaded or unavailable model) on POST routes.
 Success bodies are declared on the routes with `responses=` (models in gateway/openapi_models.py);
-`json_or_sse` documents the streaming endpoints (`text/event-stream`), `multipart_body` the form
-of /images/edits.
+`json_or_sse` documents the streaming endpoints (`text/event-stream`: each event, its JSON payload
+from gateway/openapi_events.py; docs/openapi.md), `multipart_body` the forms of /images/edits and
+the audio uploads.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from . import openapi_events
 from .error_policy import ErrorFamily
-from .openapi_models import OpenAIError, TensorError
+from .openapi_models import AnthropicError, OpenAIError, TensorError
 from .routes import Access, declaration_of, served_routes
 
 REF = "#/components/schemas/{model}"
@@ -31,17 +33,28 @@ _DESCRIPTIONS = {400: "Invalid request: the error names the parameter", 401: "Mi
                  500: "Internal server error", 503: "Server overloaded (Retry-After) or model unavailable"}
 
 
-# OpenAPI 3.1: the `schema` of text/event-stream describes one event (3.2 would call it `itemSchema`)
-SSE_EVENT = {"type": "object", "required": ["data"],
-             "properties": {"data": {"type": "string", "description": "a JSON object, or [DONE] at the end"},
-                            "event": {"type": "string"}, "id": {"type": "string"}}}
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
 
 
-def json_or_sse(model: type[BaseModel], chunk: str) -> dict[int | str, dict[str, Any]]:
+def sse_event(*payloads: type[BaseModel], done: bool = True) -> dict[str, Any]:
+    """The schema of one Server-Sent Event whose `data` is one of `payloads` as JSON, or `[DONE]` when
+    `done` (OpenAPI 3.1: the `text/event-stream` schema describes each event; docs/openapi.md)."""
+    payload = _ref(payloads[0]) if len(payloads) == 1 else {"anyOf": [_ref(p) for p in payloads]}
+    data: dict[str, Any] = {"type": "string", "contentMediaType": "application/json", "contentSchema": payload}
+    if done:
+        data = {"anyOf": [data, {"const": "[DONE]", "description": "the end of the stream"}]}
+    return {"type": "object", "required": ["data"],
+            "properties": {"data": data, "event": {"type": "string", "description": "the payload's `type`, if named"},
+                           "id": {"type": "string"}, "retry": {"type": "integer"}}}
+
+
+def json_or_sse(model: Any, *payloads: type[BaseModel], done: bool = True) -> dict[int | str, dict[str, Any]]:
     """`responses=` of an endpoint that answers JSON, or Server-Sent Events with `stream: true`."""
-    return {200: {"model": model, "description": f"JSON; with `stream: true`, Server-Sent Events: one "
-                  f"`data: <{chunk}>` per event, ending with `data: [DONE]`",
-                  "content": {"text/event-stream": {"schema": SSE_EVENT}}}}
+    names = " or ".join(f"`{p.__name__}`" for p in payloads)
+    ending = ", ending with `data: [DONE]`" if done else ""
+    return {200: {"model": model, "description": f"JSON; with `stream: true`, Server-Sent Events whose data is "
+                  f"{names}{ending}", "content": {"text/event-stream": {"schema": sse_event(*payloads, done=done)}}}}
 
 
 def multipart_body(model: type[BaseModel], files: dict[str, bool]) -> dict[str, Any]:
@@ -61,9 +74,12 @@ def json_body(model: type[BaseModel], *extra_types: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}, "x-schema-defs": defs}
 
 
+ERROR_MODELS: dict[ErrorFamily, type[BaseModel]] = {
+    ErrorFamily.OPENAI: OpenAIError, ErrorFamily.TENSOR: TensorError, ErrorFamily.ANTHROPIC: AnthropicError}
+
+
 def _error_ref(family: ErrorFamily) -> dict[str, Any]:
-    name = TensorError.__name__ if family is ErrorFamily.TENSOR else OpenAIError.__name__
-    return {"$ref": REF.format(model=name)}
+    return {"$ref": REF.format(model=ERROR_MODELS[family].__name__)}
 
 
 def _response(status: int, family: ErrorFamily) -> dict[str, Any]:
@@ -92,9 +108,9 @@ def _add_errors(operation: dict[str, Any], method: str, declaration: Any) -> Non
         if declaration is not None and declaration.access is Access.PROTECTED:
             wanted.append(401)
     for status in sorted(wanted):
-        if str(status) not in responses:
-            # the guard (413) and the API key check (401) answer before the route: always OpenAI-shaped
-            responses[str(status)] = _response(status, ErrorFamily.OPENAI if status in (401, 413) else family)
+        if str(status) not in responses:  # 401 is Anthropic- or else OpenAI-shaped (gateway/routes.py unauthorized)
+            shape = ErrorFamily.OPENAI if status == 401 and family is ErrorFamily.TENSOR else family
+            responses[str(status)] = _response(status, shape)
 
 
 def build_schema(app: FastAPI) -> dict[str, Any]:
@@ -106,7 +122,7 @@ def build_schema(app: FastAPI) -> dict[str, Any]:
         for method, operation in operations.items():
             components.update(operation.pop("x-schema-defs", {}))
             _add_errors(operation, method, declarations.get((path, method)))
-    for model in (OpenAIError, TensorError):
+    for model in (*ERROR_MODELS.values(), *openapi_events.PAYLOADS):  # SSE payloads are $refs (sse_event)
         definition = model.model_json_schema(ref_template=REF)
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition

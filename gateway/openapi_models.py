@@ -32,6 +32,18 @@ class OpenAIError(_Doc):
     error: ErrorDetail
 
 
+class AnthropicErrorDetail(_Doc):
+    type: str
+    message: str
+
+
+class AnthropicError(_Doc):
+    """The Anthropic Messages API routes (Anthropic's "Errors" documentation)."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
+
+
 class TensorError(_Doc):
     """KServe v2 and TFS REST routes (and a rejected config file on /v1/config/reload)."""
 
@@ -270,3 +282,49 @@ class Live(_Doc):
 
 class Ready(_Doc):
     ready: bool
+    failed_models: list[str] | None = None  # 503 after the initial load: configured models that failed
+
+
+# --- OpenAI audio -------------------------------------------------------------------------------
+
+class Transcription(_Doc):
+    """`response_format` json (the default)."""
+
+    text: str
+    usage: dict[str, Any] | None = None
+
+
+class VerboseTranscription(_Doc):
+    """`response_format` verbose_json: segments, and words with `timestamp_granularities[]=word`."""
+
+    task: str
+    language: str | None
+    duration: float
+    text: str
+    segments: list[dict[str, Any]] | None = None
+    words: list[dict[str, Any]] | None = None
+    usage: dict[str, Any] | None = None
+
+
+# --- Anthropic Messages API ---------------------------------------------------------------------
+
+class MessageUsage(_Doc):
+    input_tokens: int
+    output_tokens: int
+
+
+class AnthropicMessage(_Doc):
+    """The Messages API response (`POST /v1/messages` without `stream`)."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[dict[str, Any]]  # text, thinking and tool_use blocks
+    stop_reason: str | None
+    stop_sequence: str | None
+    usage: MessageUsage
+
+
+class MessageTokensCount(_Doc):
+    input_tokens: int

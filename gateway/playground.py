@@ -8,6 +8,7 @@ page asks for when the server answers 401. `--ui off` leaves this router out.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -32,13 +33,19 @@ def _file(name: str, media_type: str) -> Response:
     return Response((STATIC / name).read_bytes(), media_type=media_type, headers=HEADERS)
 
 
-@router.get("/", include_in_schema=False)
-@router.get("/ui", include_in_schema=False)
+def _text(*media_types: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a page or asset (OpenAPI: the body is text of one of these types)."""
+    return {200: {"description": "A file of the playground",
+                  "content": {media: {"schema": {"type": "string"}} for media in media_types}}}
+
+
+@router.get("/", response_class=Response, responses=_text("text/html"))
+@router.get("/ui", response_class=Response, responses=_text("text/html"))
 async def page() -> Response:
     return _file("index.html", "text/html; charset=utf-8")
 
 
-@router.get("/ui/{name}", include_in_schema=False)
+@router.get("/ui/{name}", response_class=Response, responses=_text("text/javascript", "text/css"))
 async def asset(name: str) -> Response:
     if name not in ASSETS:
         raise HTTPException(404, f"No such file: {name}")

@@ -8,7 +8,8 @@ Every router of the gateway is made by `declared_router(...)`:
   `KServe` / `TensorFlowServing`: `ovms_requests_success|fail`; `other`: none).
 - `errors`: the body shape of its errors (gateway/error_policy.py). Routes of the Anthropic family
   also take the key from `x-api-key`, the header Anthropic's clients send.
-The route notes its declaration in the ASGI scope state, where gateway/observability.py reads it
+A body the guard refused (too large, too deep: gateway/guard.py) is answered first, in the route's
+error family. The route notes its declaration in the ASGI scope state, where gateway/observability.py reads it
 to label metrics. tests/test_routes.py fails when a POST route is neither protected nor public.
 A POST whose model is configured but not loaded (`ModelNotLoaded`) waits for the model to load
 (gateway/residency.py) and runs once more.
@@ -33,6 +34,7 @@ from servables.errors import ModelNotLoaded, ServingError
 
 from .disconnect import ClientDisconnected
 from .error_policy import ErrorFamily, anthropic_error, http_response, openai_error, unexpected_response
+from .guard import pending_refusal
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,9 @@ class DeclaredRoute(APIRoute):
         async def declared_handler(request: Request) -> Response:
             request.scope.setdefault("state", {})[ROUTE_STATE_KEY] = RouteNote(
                 declaration, operation, request.path_params)
+            refusal = pending_refusal(request.scope)  # the guard refused the body (gateway/guard.py)
+            if refusal is not None:
+                return http_response(refusal, declaration.errors)
             if protected and not authorized(request, key_header):
                 return unauthorized(declaration.errors)
             try:

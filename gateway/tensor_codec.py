@@ -17,6 +17,7 @@ from servables.tensor import DATATYPE_TO_NUMPY
 from .limits import INT64_MAX
 
 KSERVE_DATATYPES = tuple(DATATYPE_TO_NUMPY)
+_SMALL_DIM = 2**15 - 1
 
 
 def numpy_dtype(name: str, datatype: str) -> np.dtype:
@@ -29,6 +30,12 @@ def numpy_dtype(name: str, datatype: str) -> np.dtype:
 
 def check_shape(name: str, shape: Any) -> list[int]:
     """A list of non-negative integers whose element count fits int64 (numpy and OpenVINO count in it)."""
+    if type(shape) is list and len(shape) <= 4:  # the common case, without math.prod: 4 dims < 2**15 fit int64
+        for d in shape:
+            if type(d) is not int or not 0 <= d <= _SMALL_DIM:
+                break
+        else:
+            return shape
     if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                                       for d in shape):
         raise InvalidRequest(f"Input {name!r}: shape must be a list of non-negative integers", name)
@@ -127,7 +134,7 @@ def array_from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> np
     if len(raw) != count * dtype.itemsize:
         raise InvalidRequest(f"Input {name!r}: shape {shape} of {datatype} needs {count * dtype.itemsize} bytes, "
                              f"got {len(raw)}", name)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)  # writable memory of its own, copied once
 
 
 def array_to_raw(array: np.ndarray) -> bytes:

@@ -346,6 +346,9 @@ class LLMEngine:
 
     def _add_request(self, request: _Request) -> ov_genai.GenerationHandle:
         job = request.job
+        if job.videos:  # a model that takes video: GenAI's images + videos overload
+            return self._pipe.add_request(request.id, job.prompt_text, job.images or [], job.videos, job.config,
+                                          videos_metadata=job.videos_metadata)
         if job.images is not None:  # a vision-language model: templated text plus its images (maybe none)
             return self._pipe.add_request(request.id, job.prompt_text, job.images, job.config)
         return self._pipe.add_request(request.id, job.input_tensor(), job.config)

@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from servables.base import ModelSpec, Servable
 from servables.errors import ModelNotFound, ModelNotLoaded
 from servables.kinds import TENSOR_ENDPOINT, Kind, create_servable, kind
+from servables.messages import without_paths
 
 from .engine import Engine, retire, start_engine
 
@@ -107,16 +108,34 @@ class ModelManager:
         self._parked: dict[str, tuple[ModelSpec, Parked]] = {}  # configured, not loaded
         self._last_used: dict[str, float] = {}  # monotonic time of the last get() per loaded name
         self.autoload = False  # --models_autoload: a request may load any parked model
+        self.strict_readiness = True  # --strict_readiness: ready only while no configured model failed
 
     # --- lookups (any thread) -------------------------------------------------------------
+
+    def failed(self) -> list[str]:
+        """Configured models (or config entries) whose load failed and that serve nothing: their status
+        is LOADING with an error. A model still serving its previous version after a failed reload is
+        not among them, nor is a parked one (it loads on request or by the admin endpoint)."""
+        with self._lock:
+            return [name for name, status in self._status.items()
+                    if status.error_code != "OK" and status.state is State.LOADING
+                    and name not in self._deployments and name not in self._parked]
+
+    def is_ready(self) -> bool:
+        """Server readiness (KServe v2 `/v2/health/ready`, gRPC ServerReady): the initial load has
+        finished and, with `strict_readiness`, every configured model is available (none `failed()`)."""
+        return self.ready and not (self.strict_readiness and self.failed())
 
     def get(self, name: str, use: bool = True) -> Deployment[Any, Any]:
         """The deployment serving `name`; with `use` the model counts as used now (idle unload).
         Status reads (readiness, model metadata) pass use=False."""
         with self._lock:
             deployment = self._deployments.get(name)
-            if deployment is None:
-                deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
+            if deployment is not None:  # the request path: no walk over the other deployments
+                if use:
+                    self._last_used[name] = time.monotonic()
+                return deployment
+            deployment = self._alias(name)  # an LLM's `<base>:<adapter>` shares its base's engine
             if deployment is not None:
                 if use:
                     base = next((n for n, d in self._deployments.items() if d.engine is deployment.engine), name)
@@ -365,8 +384,8 @@ class ModelManager:
 
     def _set_status(self, name: str, state: State, error: str | None = None) -> None:
         with self._lock:
-            self._status[name] = (VersionStatus(state) if error is None
-                                  else VersionStatus(state, "FAILED_PRECONDITION", error))
+            self._status[name] = (VersionStatus(state) if error is None  # public (GET /v1/config): no paths
+                                  else VersionStatus(state, "FAILED_PRECONDITION", without_paths(error)))
 
     def _start(self, spec: ModelSpec) -> Deployment:
         """Load a servable and start its engine, not yet routed to."""
@@ -447,6 +466,6 @@ class ModelManager:
             if label in self._deployments:
                 self._status[label] = VersionStatus(
                     State.AVAILABLE, "FAILED_PRECONDITION",
-                    f"config entry is invalid, serving the previous config: {reason}")
+                    f"config entry is invalid, serving the previous config: {without_paths(reason)}")
             else:
-                self._status[label] = VersionStatus(State.LOADING, "FAILED_PRECONDITION", reason)
+                self._status[label] = VersionStatus(State.LOADING, "FAILED_PRECONDITION", without_paths(reason))

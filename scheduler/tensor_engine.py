@@ -27,18 +27,15 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from servables.errors import InferenceError, ModelUnavailable, Overloaded, ServingError
-from servables.tensor import TensorServable, infer_shared
+from servables.staged_request import StagedRequest
+from servables.tensor import TensorServable
 from servables.tensor_model import TensorModel
 
 from .bridge import settle_future
-
-if TYPE_CHECKING:
-    import openvino as ov
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +76,7 @@ class TensorEngine:
         self._threads: list[threading.Thread] = []
         self._seconds_per_element = 0.0  # moving average of inference time / input elements
         self._samples = 0
-        self._inline_request: ov.InferRequest | None = None  # used only by the event loop thread
+        self._inline_request: StagedRequest | None = None  # used only by the event loop thread
 
     def start(self) -> None:
         workers = 1 if self.servable.auto_shape else self.servable.nireq
@@ -115,50 +112,48 @@ class TensorEngine:
     async def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate and run one request; returns output name -> array."""
         inputs = self.servable.validate(inputs)
-        loop = asyncio.get_running_loop()
+        elements = _elements(inputs)
         with self._lock:
             if self._stopping:
                 raise ModelUnavailable(f"Model {self.servable.name} version {self.servable.version} is unloading")
             inline = (self._samples >= _MIN_SAMPLES and self._waiting == 0
-                      and self._seconds_per_element * _elements(inputs) < INLINE_MAX_SECONDS
+                      and self._seconds_per_element * elements < INLINE_MAX_SECONDS
                       and self._running == 0 and not self.servable.auto_shape)
             if not inline:
                 if self._waiting - max(0, len(self._threads) - self._running) >= self._max_queue:
                     raise Overloaded(f"Model {self.servable.name} has {self._waiting} requests waiting; retry later")
                 self._waiting += 1
         if inline:
-            return self._infer_inline(inputs)
+            if self._inline_request is None:
+                self._inline_request = self._new_request()
+            return self._run(self._inline_request, inputs, elements)
+        loop = asyncio.get_running_loop()
         job = _Job(inputs, loop.create_future(), loop)
         self._jobs.put(job)
         return await job.future
 
-    def _infer_inline(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._inline_request is None:
-            self._inline_request = self._new_request()
-        return self._run(self._inline_request, inputs)
-
-    def _new_request(self) -> ov.InferRequest:
+    def _new_request(self) -> StagedRequest:
         """An infer request on the servable's compiled model of now (`reshape_to` replaces it)."""
         compiled = self.servable.compiled
         assert compiled is not None, f"{self.servable.name}: an engine runs a loaded servable"
-        return compiled.create_infer_request()
+        return StagedRequest(compiled.create_infer_request())
 
-    def _run(self, request, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, request: StagedRequest, inputs: dict[str, np.ndarray], elements: int) -> dict[str, np.ndarray]:
         """One inference on `request` (a worker's, or the event loop's own); OpenVINO errors become
         `InferenceError` and leave the request usable."""
         started = time.perf_counter()
         try:
-            infer_shared(request, inputs)
+            request.infer(inputs)
         except Exception as exc:
             log.warning("%s v%d: inference failed: %s", self.servable.name, self.servable.version, exc)
             raise InferenceError(f"Inference failed: {_first_line(exc)}") from exc
-        outputs = self.servable.output_arrays(request)
-        self._measure(time.perf_counter() - started, inputs)
+        outputs = self.servable.output_arrays(request.request)
+        self._measure(time.perf_counter() - started, elements)
         return outputs
 
-    def _measure(self, seconds: float, inputs: dict[str, np.ndarray]) -> None:
+    def _measure(self, seconds: float, elements: int) -> None:
         """Per input element, so that a much larger request of a dynamic model is not run inline."""
-        per_element = seconds / _elements(inputs)
+        per_element = seconds / elements
         with self._lock:  # the first inferences of a compiled model are slow: start over at the second
             self._seconds_per_element = per_element if self._samples < 2 else \
                 0.8 * self._seconds_per_element + 0.2 * per_element
@@ -179,7 +174,7 @@ class TensorEngine:
                 if self.servable.needs_reshape(job.inputs):  # only with shape auto: a single worker
                     self.servable.reshape_to(job.inputs)
                     request = self._new_request()
-                _resolve(job, self._run(request, job.inputs))
+                _resolve(job, self._run(request, job.inputs, _elements(job.inputs)))
             except ServingError as exc:
                 _resolve(job, error=exc)
             except Exception as exc:  # reading outputs or recompiling failed

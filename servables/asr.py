@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .audio_io import ASR_RATE, MIN_SAMPLES, decode_speech, probe_seconds, require_audio_libraries
+from .audio_io import ASR_RATE, MIN_SAMPLES, check_duration, decode_speech, probe_seconds, require_audio_libraries
 from .audio_options import SpeechToTextOptions
 from .audio_windows import windows
 from .base import ModelSpec
@@ -171,11 +171,10 @@ class ASRServable:
         if len(data) > self.options.max_upload_bytes:
             raise InvalidRequest(f"file is {len(data)} bytes, more than the limit of "
                                  f"{self.options.max_upload_bytes} bytes", "file")
-        seconds = probe_seconds(data, "file")
-        if seconds > self.options.max_audio_seconds:
-            raise InvalidRequest(f"file holds {seconds:.0f} s of audio, more than the limit of "
-                                 f"{self.options.max_audio_seconds} s", "file")
-        speech = decode_speech(data, "file")
+        seconds = probe_seconds(data, "file")  # None: an M4A/WebM without a declared duration
+        if seconds is not None:
+            check_duration(seconds, self.options.max_audio_seconds, "file")
+        speech = decode_speech(data, "file", self.options.max_audio_seconds)
         return TranscriptionJob(speech, params.task, language, prompt, temperature,
                                 segments=params.response_format in ("srt", "vtt", "verbose_json"), words=words,
                                 stream=params.stream)

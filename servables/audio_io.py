@@ -1,9 +1,10 @@
 """Audio in and out: decode uploads to 16 kHz mono float32, encode generated speech.
 
 Decoding and encoding use libsndfile through `soundfile` (WAV, FLAC, OGG Vorbis/Opus, MP3 and the
-other containers libsndfile reads); resampling uses libsoxr through `soxr`. Both come with the
-`audio` extra (`pip install genai-gateway[audio]`) and are imported on first use, so servers without
-audio models do not need them.
+other containers libsndfile reads); M4A and WebM uploads, which libsndfile cannot read, are decoded
+with PyAV (`audio_av.py`); resampling uses libsoxr through `soxr`. All come with the `audio` extra
+(`pip install genai-gateway[audio]`) and are imported on first use, so servers without audio models
+do not need them.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import audio_av
 from .errors import InvalidRequest, ModelLoadError
 
 ASR_RATE = 16000  # Whisper's feature extractor takes 16 kHz mono
@@ -52,31 +54,46 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     return soxr.resample(samples, rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
-def probe_seconds(data: bytes, param: str = "file") -> float:
-    """The duration the file's header declares, without decoding it (400 naming `param` when unreadable)."""
-    sf = _soundfile()
+def probe_seconds(data: bytes, param: str = "file") -> float | None:
+    """The duration the file's header declares, without decoding it (400 naming `param` when
+    unreadable); None for an M4A/WebM container that declares none (held to the limit while decoding)."""
     if not data:
         raise InvalidRequest(f"{param} is empty", param)
+    container = audio_av.container_of(data)
+    if container is not None:
+        return audio_av.probe_seconds(data, container, param)
+    sf = _soundfile()
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise InvalidRequest(f"{param} is not an audio file this server can decode (WAV, FLAC, OGG, MP3): "
-                             f"{_reason(exc)}", param) from None
+        raise InvalidRequest(f"{param} is not an audio file this server can decode (WAV, FLAC, OGG, MP3, M4A, "
+                             f"WebM): {_reason(exc)}", param) from None
     if info.samplerate <= 0 or info.frames <= 0:
         raise InvalidRequest(f"{param} holds no audio samples", param)
     return info.frames / info.samplerate
 
 
-def decode_speech(data: bytes, param: str = "file") -> np.ndarray:
+def check_duration(seconds: float, max_seconds: float, param: str = "file") -> None:
+    """A 400 naming `param` when `seconds` of audio exceed the limit."""
+    if seconds > max_seconds:
+        raise InvalidRequest(f"{param} holds {seconds:.0f} s of audio, more than the limit of {max_seconds} s", param)
+
+
+def decode_speech(data: bytes, param: str = "file", max_seconds: float = float("inf")) -> np.ndarray:
     """An uploaded audio file as 16 kHz mono float32 in [-1, 1] (channels averaged, resampled)."""
-    sf = _soundfile()
-    try:
-        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InvalidRequest(f"{param} could not be decoded: {_reason(exc)}", param) from None
-    if samples.size == 0:
-        raise InvalidRequest(f"{param} holds no audio samples", param)
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    container = audio_av.container_of(data)
+    if container is not None:
+        mono, rate = audio_av.decode(data, container, param, max_seconds)
+    else:
+        sf = _soundfile()
+        try:
+            samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise InvalidRequest(f"{param} could not be decoded: {_reason(exc)}", param) from None
+        if samples.size == 0:
+            raise InvalidRequest(f"{param} holds no audio samples", param)
+        mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    check_duration(mono.size / rate, max_seconds, param)
     speech = resample(np.ascontiguousarray(mono), rate, ASR_RATE)
     if not np.isfinite(speech).all():
         raise InvalidRequest(f"{param} holds samples that are not finite numbers", param)

@@ -19,6 +19,7 @@ from .base import ModelSpec
 from .chunking import RerankJob, chunk_documents
 from .embedding_options import EmbeddingsOptions, parse_options
 from .errors import InvalidRequest, ModelLoadError
+from .messages import reason_of
 from .model_files import context_length, sentence_transformers_pooling
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class EmbeddingsServable:
             self.tokenizer = ov_genai.Tokenizer(str(path))
             self.dimensions = len(self.pipeline.embed_documents(["warm up"])[0])
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
         self.vocab_size = len(self.tokenizer.get_vocab_vector())
         log.info("loaded %s from %s (pooling %s, %d dimensions, context %d)", self.name, path, self.pooling,
                  self.dimensions, self.max_model_len)

@@ -20,6 +20,10 @@ class InvalidRequest(ServingError):
     """The client sent something this model or endpoint cannot take."""
 
 
+class PayloadTooLarge(InvalidRequest):
+    """The request body is larger than the server takes (`--max_body_bytes`)."""
+
+
 class ModelNotFound(ServingError):
     def __init__(self, name: str):
         super().__init__(f"The model `{name}` does not exist", param="model", code="model_not_found")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
 from .llm_options import LLMOptions, eviction_config
 from .lora import SEPARATOR, AdapterView, LoRASet, parse_adapters
+from .media_tokens import MediaTokens
+from .messages import reason_of
 from .output_processor import OutputProcessor
 from .sampling import SamplingParams, build_generation_config
 from .structured_output import GrammarValidator
 from .tools import ToolRequest, check_tools
+from .video_io import SampledVideo
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,9 @@ class LLMJob:
     # vision-language models: the templated prompt goes to the pipeline as text with these images
     # (possibly none); None = a text model, the pipeline takes `input_ids`
     images: list[ov.Tensor] | None = None
-    pipeline_prompt_tokens: int | None = None  # counted by the pipeline (text + image tokens), when known
+    videos: list[ov.Tensor] = field(default_factory=list)  # [N, H, W, 3] frames, models that take video
+    videos_metadata: list[Any] = field(default_factory=list)  # ov_genai.VideoMetadata, one per video
+    pipeline_prompt_tokens: int | None = None  # text + image/video tokens: estimated, then the pipeline's count
 
     @property
     def prompt_tokens(self) -> int:
@@ -112,6 +118,8 @@ class LLMServable:
         self.speculative = speculative.Mode.NONE
         self.lora: LoRASet | None = None
         self.accepts_images = False  # a vision-language model (servables/vision.py)
+        self.accepts_video = False  # ... whose architecture takes videos
+        self.media_tokens = MediaTokens()  # prompt tokens per image / video (context-length check)
 
     @property
     def name(self) -> str:
@@ -134,6 +142,10 @@ class LLMServable:
         path = self.spec.base_path
         if not path.exists():
             raise ModelLoadError(f"{self.name}: model path does not exist: {path}")
+        if path.suffix == ".gguf" and not os.access(path, os.W_OK):
+            # OpenVINO GenAI opens a .gguf read-write: a read-only file or mount fails deep inside gguf_open
+            raise ModelLoadError(f"{self.name}: the GGUF file {path.name} must be writable by the server "
+                                 "(OpenVINO GenAI opens GGUF files read-write; mount the model folder writable)")
         model_dir = path.parent if path.is_file() else path
         properties = self._speculative_properties(model_dir)
         if self.options.kv_cache_precision:
@@ -147,10 +159,12 @@ class LLMServable:
                 {**self.options.plugin_config, **properties}
             )
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
         self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
+        self.accepts_video = vision.accepts_video(model_dir)
+        self.media_tokens = MediaTokens.of(model_dir) if self.accepts_images else MediaTokens()
         self.max_model_len = read_context_length(path)
         self.has_generation_config = (model_dir / "generation_config.json").is_file() and path.is_dir()
         template = self.options.chat_template
@@ -234,7 +248,8 @@ class LLMServable:
                 "reasoning_parser": self.reasoning_parser, "speculative_decoding": self.speculative.value,
                 "lora_adapters": sorted(self.lora.specs) if self.lora else [],
                 "kv_cache_precision": self.options.kv_cache_precision,
-                "input_modalities": ["text", "image"] if self.accepts_images else ["text"]}
+                "input_modalities": ["text", "image", "video"] if self.accepts_video
+                else ["text", "image"] if self.accepts_images else ["text"]}
 
     def tokenize_texts(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[list[int]]:
         """Token ids of each text (the `/tokenize` endpoint)."""
@@ -261,7 +276,7 @@ class LLMServable:
                 chat_template=self.chat_template, tools=tools, extra_context=extra_context,
             )
         except Exception as exc:  # minja raises plain RuntimeError with the template's message
-            raise InvalidRequest(f"Cannot apply the chat template: {str(exc).splitlines()[0]}", "messages") from exc
+            raise InvalidRequest(f"Cannot apply the chat template: {reason_of(exc)}", "messages") from exc
         if not prompt:
             raise InvalidRequest("Final prompt after applying chat template is empty", "messages")
         return prompt
@@ -272,19 +287,23 @@ class LLMServable:
     def prepare_chat(self, messages: Sequence[dict[str, Any]], params: SamplingParams,
                      chat_template_kwargs: dict[str, Any] | None = None, tools: ToolRequest | None = None,
                      constraint: ov_genai.StructuredOutputConfig | None = None,
-                     images: Sequence[Any] = ()) -> LLMJob:
+                     images: Sequence[Any] = (), videos: Sequence[SampledVideo] = ()) -> LLMJob:
         """`constraint` comes from `response_format`; a forced tool call takes precedence over it.
 
         Messages may carry `{"type": "image"}` parts in list contents, one per array in `images`
-        (RGB uint8 [H, W, 3], in order); only vision-language models take them.
+        (RGB uint8 [H, W, 3], in order); only vision-language models take them. Likewise
+        `{"type": "video"}` parts, one per sampled video in `videos`, for models that take video.
         """
-        image_count = 0
+        image_count = video_count = 0
         if vision.has_image_parts(messages):
-            messages, image_count = vision.with_image_tags(messages)
+            messages, image_count, video_count = vision.with_media_tags(messages)
         if (image_count or images) and not self.accepts_images:
             raise InvalidRequest(f"Model {self.name} does not accept images", "messages")
-        if image_count != len(images):
-            raise InvalidRequest(f"{image_count} image parts but {len(images)} images were given", "messages")
+        if (video_count or videos) and not self.accepts_video:
+            raise InvalidRequest(f"Model {self.name} does not accept video", "messages")
+        if image_count != len(images) or video_count != len(videos):
+            raise InvalidRequest(f"{image_count} image and {video_count} video parts but {len(images)} images and "
+                                 f"{len(videos)} videos were given", "messages")
         offered = tools.offered() if tools else []
         if offered:
             check_tools(offered)
@@ -301,8 +320,12 @@ class LLMServable:
                                      "tool_choice")
             parser = tool_parsers.parser_class(self.tool_parser)()
             constraint, param = parser.guide(offered, parallel=tools.parallel is True), "tools"
-        text_ids = self.tokenize(vision.strip_image_tags(prompt, image_count), add_special_tokens=False)
-        job = self._job(prompt, text_ids, params, constraint, param, images)
+        text_ids = self.tokenize(vision.strip_image_tags(prompt, image_count, video_count), add_special_tokens=False)
+        media = self.media_tokens.count([(i.shape[0], i.shape[1]) for i in images],
+                                        [v.frames.shape[:3] for v in videos])
+        job = self._job(prompt, text_ids, params, constraint, param, images, media)
+        if videos:
+            job.videos, job.videos_metadata = vision.video_inputs(videos, self.name)
         job.parse_tools = bool(offered)
         job.tool_names = frozenset(t["function"]["name"] for t in offered)
         job.reasoning_open = self.reasoning_parser is not None and prompt.rstrip().endswith(
@@ -329,11 +352,13 @@ class LLMServable:
 
     def _job(self, prompt: str, input_ids: list[int], params: SamplingParams,
              constraint: ov_genai.StructuredOutputConfig | None = None, param: str = "response_format",
-             images: Sequence[Any] = ()) -> LLMJob:
+             images: Sequence[Any] = (), media_tokens: int = 0) -> LLMJob:
+        """`media_tokens`: the prompt tokens its images and videos add (servables/media_tokens.py)."""
         if not input_ids:
             raise InvalidRequest("The prompt is empty after tokenization", "prompt")
         cfg = build_generation_config(
-            self.generation_config(), params, prompt_tokens=len(input_ids), max_model_len=self.max_model_len,
+            self.generation_config(), params, prompt_tokens=len(input_ids) + media_tokens,
+            max_model_len=self.max_model_len,
             max_tokens_limit=self.options.max_tokens_limit, best_of_limit=self.options.best_of_limit,
             model_sets_defaults=self.has_generation_config,
         )
@@ -352,6 +377,7 @@ class LLMServable:
             num_sequences=cfg.num_return_sequences, beam_search=cfg.num_beams > 1,
             logprobs=params.logprobs, stop_token_ids=frozenset(stop_ids),
             speculative=self.speculative is not speculative.Mode.NONE,
+            pipeline_prompt_tokens=len(input_ids) + media_tokens if media_tokens else None,
         )
         if self.accepts_images:  # the VLM pipeline takes the prompt as text, already templated here
             cfg.apply_chat_template = False

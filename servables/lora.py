@@ -18,6 +18,7 @@ import openvino_genai as ov_genai
 
 from .config_file import ConfigError
 from .errors import ModelLoadError
+from .messages import reason_of
 
 SEPARATOR = ":"  # the adapter's model id is "<base>:<adapter>"
 WEIGHTS_FILE = "adapter_model.safetensors"  # PEFT's name, used when `path` is a folder
@@ -94,7 +95,7 @@ class LoRASet:
             try:
                 self.adapters[spec.name] = ov_genai.Adapter(str(path))
             except RuntimeError as exc:
-                raise ModelLoadError(f"{model}: LoRA adapter {spec.name}: {str(exc).splitlines()[0]}") from exc
+                raise ModelLoadError(f"{model}: LoRA adapter {spec.name}: {reason_of(exc)}") from exc
 
     def pipeline_property(self) -> ov_genai.AdapterConfig:
         """Every adapter registered at load (the `adapters` pipeline property)."""

@@ -22,6 +22,7 @@ from .base import ModelSpec
 from .embeddings import _POOLING, EmbeddingsServable, EmbedJob
 from .errors import InvalidRequest, ModelLoadError
 from .image_io import ImageItem
+from .messages import reason_of
 from .model_files import context_length, read_json
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class MultimodalEmbeddingsServable(EmbeddingsServable):
             self.tokenizer = ov_genai.Tokenizer(str(path))
             self.dimensions = len(self._embed("warm up", []))
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
         self.vocab_size = _vocab_size(path) or len(self.tokenizer.get_vocab_vector())
         log.info("loaded %s from %s (multimodal, pooling %s, %d dimensions)", self.name, path, self.pooling,
                  self.dimensions)

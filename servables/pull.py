@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import logging
 import os
 import re
@@ -265,12 +266,27 @@ _UNSUPPORTED = re.compile(r"(unsupported architecture|is not supported|not suppo
                           r"Unrecognized configuration class|does not recognize this architecture)", re.I)
 
 
+def _require_vocoder(req: PullRequest, source: Path, task: str) -> None:
+    """SpeechT5 makes spectrograms; optimum-intel exports it for Text2SpeechPipeline only together with a
+    vocoder named in `--model-kwargs` (OVMS's and optimum-cli's spelling): say so before converting."""
+    if task != "text2speech" or "vocoder" in (req.extra_quantization_params or ""):
+        return
+    try:
+        model_type = json.loads((source / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return
+    if model_type == "speecht5":
+        raise PullError(f"{req.source_model} is a SpeechT5 model: converting it needs a vocoder, e.g. "
+                        "--extra_quantization_params '--model-kwargs {\"vocoder\":\"microsoft/speecht5_hifigan\"}'")
+
+
 def _convert(req: PullRequest, source: Path, out: Path, task: str) -> Path:
     weight_format = req.weight_format or DEFAULT_WEIGHT_FORMAT
     if weight_format not in WEIGHT_FORMATS:
         raise PullError(f"--weight-format must be one of {', '.join(WEIGHT_FORMATS)}")
     if out.exists():
         _remove(out)
+    _require_vocoder(req, source, task)
     command = [*_optimum_cli(), "export", "openvino", "--model", str(source), "--weight-format", weight_format]
     optimum_task = BY_NAME[task].optimum_task if task in BY_NAME else None
     if optimum_task:

@@ -18,6 +18,7 @@ from .base import ModelSpec
 from .chunking import PAIR_SPECIAL_TOKENS, RerankJob, chunk_documents
 from .embedding_options import RerankOptions, parse_options
 from .errors import InvalidRequest, ModelLoadError
+from .messages import reason_of
 from .model_files import context_length, read_json
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class RerankServable:
                                                         **self.options.plugin_config)
             self.tokenizer = ov_genai.Tokenizer(str(path))
         except RuntimeError as exc:
-            raise ModelLoadError(f"{self.name}: cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise ModelLoadError(f"{self.name}: cannot load {path}: {reason_of(exc)}") from exc
         log.info("loaded %s from %s (%s, context %d)", self.name, path, self.model_type, self.max_model_len)
 
     def close(self) -> None:

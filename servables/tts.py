@@ -52,6 +52,7 @@ class SpeechJob:
     voice: str
     response_format: str
     speed: float
+    input_tokens: int = 0  # the model tokenizer's count over the pieces (speech SSE usage)
 
 
 def split_text(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
@@ -80,6 +81,7 @@ class TTSServable:
             raise ConfigError(f"{spec.name}: {exc}") from None
         self.pipe: Any = None
         self.voices: dict[str, Any] = {}  # name -> openvino.Tensor, or None for the built-in embedding
+        self.tokenizer: Any = None  # the model's own tokenizer: input token counts for usage
         self.sample_rate = 16000
 
     @property
@@ -96,6 +98,10 @@ class TTSServable:
             self.pipe = ov_genai.Text2SpeechPipeline(str(path), self.options.device, **self.options.plugin_config)
         except Exception as exc:  # noqa: BLE001 - GenAI raises RuntimeError, bad properties TypeError
             raise ModelLoadError(f"{self.name}: cannot load {path} as a text-to-speech model: {exc}") from None
+        try:
+            self.tokenizer = ov_genai.Tokenizer(str(path))
+        except RuntimeError as exc:
+            raise ModelLoadError(f"{self.name}: cannot load the tokenizer in {path}: {exc}") from None
         shape = [int(d) for d in self.pipe.get_speaker_embedding_shape()]
         voices: dict[str, Any] = {DEFAULT_VOICE: None}
         folder = path / self.options.voices_dir
@@ -139,7 +145,13 @@ class TTSServable:
             raise InvalidRequest(f"speed must be between {MIN_SPEED} and {MAX_SPEED}", "speed")
         if params.instructions:
             raise InvalidRequest(f"Model {self.name} does not take instructions", "instructions")
-        return SpeechJob(pieces, voice, response_format, speed)
+        return SpeechJob(pieces, voice, response_format, speed, input_tokens=self._count_tokens(pieces))
+
+    def _count_tokens(self, pieces: list[str]) -> int:
+        """Tokens the model reads (its tokenizer, with the special tokens it adds), over all pieces."""
+        if self.tokenizer is None:
+            return 0
+        return sum(int(self.tokenizer.encode(piece).input_ids.get_shape()[1]) for piece in pieces)
 
     # --- synthesis (the engine's worker thread) ---------------------------------------------
 

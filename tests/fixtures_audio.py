@@ -19,6 +19,7 @@ process never imports torch.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -57,6 +58,11 @@ def speecht5_ir() -> Path:
     return cached("tiny-speecht5", SPEECHT5_PARAMS, lambda out: _build_in_subprocess("speecht5", out))
 
 
+def speecht5_hf() -> Path:
+    """The tiny SpeechT5 (`tts/`) and its vocoder (`vocoder/`) as HuggingFace checkpoints, built on first use."""
+    return cached("tiny-speecht5-hf", SPEECHT5_PARAMS, lambda out: _build_in_subprocess("speecht5-hf", out))
+
+
 def _build_in_subprocess(which: str, out: Path, params: dict | None = None) -> None:
     command = [sys.executable, "-m", "tests.fixtures_audio", which, str(out), json.dumps(params or {})]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -78,6 +84,22 @@ def speech_wav(path: Path, text: str = SPEECH_TEXT) -> Path:
     signal = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
     write_wav(path, (0.3 * signal).astype(np.float32), rate)
     return path
+
+
+def encode_with_av(samples: np.ndarray, rate: int, container: str, codec: str, codec_rate: int,
+                   options: dict[str, str] | None = None) -> bytes:
+    """Mono float32 `samples` encoded by PyAV's FFmpeg (e.g. `ipod`/`aac` for M4A, `webm`/`libopus`),
+    resampled by the encoder to `codec_rate`. `options` are the muxer's (webm `live`: no duration)."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format=container, options=options or {}) as target:
+        stream = target.add_stream(codec, rate=codec_rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            target.mux(packet)
+    return out.getvalue()
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
@@ -187,9 +209,10 @@ def _train_char_tokenizer(folder: Path) -> Path:
     return prefix.with_suffix(".model")
 
 
-def build_speecht5(out: Path, params: dict | None = None) -> None:
+def save_speecht5_checkpoints(tts_dir: Path, vocoder_dir: Path, work: Path, params: dict | None = None) -> None:
+    """The tiny SpeechT5 and its HiFi-GAN vocoder as two HuggingFace checkpoints (what optimum exports);
+    the tokenizer is trained in `work`."""
     import torch
-    from optimum.exporters.openvino import main_export
     from transformers import (
         SpeechT5Config,
         SpeechT5FeatureExtractor,
@@ -202,8 +225,6 @@ def build_speecht5(out: Path, params: dict | None = None) -> None:
 
     p = params or SPEECHT5_PARAMS
     torch.manual_seed(p["seed"])
-    work = out.parent
-    tts_dir, vocoder_dir = work / "hf-tts", work / "hf-vocoder"
     tokenizer = SpeechT5Tokenizer(vocab_file=str(_train_char_tokenizer(work)))
     h = p["hidden"]
     config = SpeechT5Config(
@@ -223,6 +244,18 @@ def build_speecht5(out: Path, params: dict | None = None) -> None:
         upsample_kernel_sizes=[8, 8, 8, 8], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
         initializer_range=0.2))
     vocoder.eval().save_pretrained(vocoder_dir)
+
+
+def save_speecht5_hf(out: Path, params: dict | None = None) -> None:
+    save_speecht5_checkpoints(out / "tts", out / "vocoder", out.parent, params)
+
+
+def build_speecht5(out: Path, params: dict | None = None) -> None:
+    from optimum.exporters.openvino import main_export
+
+    p = params or SPEECHT5_PARAMS
+    tts_dir, vocoder_dir = out.parent / "hf-tts", out.parent / "hf-vocoder"
+    save_speecht5_checkpoints(tts_dir, vocoder_dir, out.parent, p)
     main_export(model_name_or_path=str(tts_dir), output=str(out), task="text-to-audio", convert_tokenizer=True,
                 model_kwargs={"vocoder": str(vocoder_dir)})
     _require(out, "openvino_encoder_model.xml", "openvino_decoder_model.xml", "openvino_postnet.xml",
@@ -247,5 +280,6 @@ def _require(folder: Path, *names: str) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    builder = {"whisper": build_whisper, "whisper-hf": save_whisper_checkpoint, "speecht5": build_speecht5}[sys.argv[1]]
+    builder = {"whisper": build_whisper, "whisper-hf": save_whisper_checkpoint, "speecht5": build_speecht5,
+               "speecht5-hf": save_speecht5_hf}[sys.argv[1]]
     builder(Path(sys.argv[2]), json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)

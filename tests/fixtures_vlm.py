@@ -107,6 +107,40 @@ def blank_png(size: tuple[int, int]) -> bytes:
     return buffer.getvalue()
 
 
+def video_bytes(seed: int, frames: int = 8, fps: int = 4, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A random-noise MPEG-4 video in an MP4 container (`size` = width, height), encoded with PyAV."""
+    import io
+
+    import av
+    import numpy as np
+
+    buffer = io.BytesIO()
+    rng = np.random.RandomState(seed)
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(frames):
+            pixels = rng.randint(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def short_context_copy(model: Path, folder: Path, context: int) -> Path:
+    """`model` with its text context cut to `context` tokens: links to its files, a rewritten config.json."""
+    import json
+
+    out = folder / f"{model.name}-ctx{context}"
+    out.mkdir()
+    for item in model.iterdir():
+        if item.name != "config.json":
+            (out / item.name).symlink_to(item)
+    config = json.loads((model / "config.json").read_text())
+    config.setdefault("text_config", {})["max_position_embeddings"] = context
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
 def data_url(data: bytes, media_type: str = "image/png") -> str:
     import base64
 
@@ -279,15 +313,18 @@ if __name__ == "__main__":
 
 VLM = "tiny-llava"
 QWEN2_VL_CHAT = "tiny-qwen2-vl"
+QWEN2_VL_SHORT = "tiny-qwen2-vl-short"  # the same model with a 64-token context (the context-length check)
+SHORT_CONTEXT = 64
 TEXT_LLM = "smol-text"
 LIMITS = {"max_images_per_request": 3, "max_image_bytes": 60_000, "max_image_pixels": 1_000_000,
-          "media_fetch_timeout_seconds": 2}
+          "media_fetch_timeout_seconds": 2, "max_videos_per_request": 2, "max_video_bytes": 200_000,
+          "video_fps": 4, "max_video_frames": 6}
 
 
 @pytest.fixture(scope="session")
 def media_host():
     files = {"a.png": image_bytes(0), "b.png": image_bytes(1), "big.png": image_bytes(2, (300, 300)),
-             "bomb.png": blank_png((1500, 1000))}
+             "bomb.png": blank_png((1500, 1000)), "a.mp4": video_bytes(0)}
     host = MediaHost(files)
     yield host
     host.close()
@@ -306,12 +343,16 @@ def vlm_server(tmp_path_factory, media_host):
     media = folder / "media"
     media.mkdir()
     (media / "a.png").write_bytes(image_bytes(0))
+    (media / "a.mp4").write_bytes(video_bytes(0))
     (folder / "outside.png").write_bytes(image_bytes(0))
     (media / "escape.png").symlink_to(folder / "outside.png")
     config = {"model_config_list": [
         {"config": {"name": VLM, "base_path": str(tiny_llava()),
                     "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
         {"config": {"name": QWEN2_VL_CHAT, "base_path": str(tiny_qwen2_vl()),
+                    "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
+        {"config": {"name": QWEN2_VL_SHORT,
+                    "base_path": str(short_context_copy(tiny_qwen2_vl(), folder, SHORT_CONTEXT)),
                     "plugin_config": {"INFERENCE_PRECISION_HINT": "f32"}}},
         {"config": {"name": TEXT_LLM, "base_path": str(packaged_gguf(DEFAULT_LLM_PACKAGE)),
                     "task": "text_generation"}},

@@ -19,7 +19,8 @@ MAX_TOKENS_LIMIT = 8
 
 # the operations of each API once: /v1 and /v3/v1 serve the same functions as /v3
 OPERATIONS = (r"^/(v3/(chat/completions|completions|responses|embeddings|rerank|tokenize|images/generations|"
-              r"images/edits|models|models/\{model_id\})|v2/rerank|v2/models/\{name\}(/infer|/ready)?|"
+              r"images/edits|models|models/\{model_id\}|messages|messages/count_tokens|"
+              r"audio/(transcriptions|translations|speech))|v2/rerank|v2/models/\{name\}(/infer|/ready)?|"
               r"v2/models/\{name\}/versions/\{version\}/infer|v1/models/\{path\}|v1/config|v2/health/(live|ready)|"
               r"v2|metrics)$")
 

@@ -3,9 +3,14 @@ through the real openai SDK and a real server. The weights are random: the tests
 (formats, timestamps, events, lengths, errors), not what was said."""
 from __future__ import annotations
 
+import base64
 import io
 import json
+import os
 import re
+import subprocess
+import sys
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,15 +20,17 @@ import openai
 import pytest
 import soundfile as sf
 
+from gateway.openai.transcript_formats import compression_ratio
 from servables.asr import ASRServable, Segment, WindowResult
 from servables.audio_options import SpeechToTextOptions
 from servables.config_file import ConfigError
-from tests.fixtures_audio import VOICES, speech_wav, speecht5_ir, whisper_ir, write_wav
+from tests.fixtures_audio import VOICES, encode_with_av, speech_wav, speecht5_ir, whisper_ir, write_wav
 from tests.helpers import F32, metric, metric_value, wait_for
 from tests.server import ServerProcess
 
 ASR = "whisper"
 ASR_QUEUE1 = "whisper-queue1"  # the same files with one waiting request allowed
+ASR_SHORT = "whisper-2s"  # the same files with max_audio_seconds 2
 TTS = "speecht5"
 TRANSCRIPTIONS = "/v3/audio/transcriptions"
 SPEECH = "/v3/audio/speech"
@@ -45,6 +52,7 @@ def audio_server(models, tmp_path_factory):
         {"config": {"name": ASR, "base_path": str(whisper), "word_timestamps": True, "max_new_tokens": 24,
                     "plugin_config": F32}},
         {"config": {"name": ASR_QUEUE1, "base_path": str(whisper), "max_queue_size": 1}},
+        {"config": {"name": ASR_SHORT, "base_path": str(whisper), "max_audio_seconds": 2}},
         {"config": {"name": TTS, "base_path": str(speecht5)}}]}))
     server = ServerProcess("--config_path", str(config), "--metrics_enable", "--file_system_poll_wait_seconds", "0",
                            log_name="audio").start()
@@ -125,6 +133,19 @@ def test_verbose_json_has_segments_and_words_with_increasing_timestamps(sdk, spe
     assert only_words.words and getattr(only_words, "segments", None) is None
 
 
+def test_verbose_json_segments_carry_whispers_compression_ratio_and_no_invented_logprobs(http, speech):
+    r = http.post(TRANSCRIPTIONS, data={"model": ASR, "response_format": "verbose_json"},
+                  files={"file": ("speech.wav", speech)})
+    segments = r.json()["segments"]
+    assert segments
+    for segment in segments:
+        data = segment["text"].encode()
+        assert segment["compression_ratio"] == pytest.approx(len(data) / len(zlib.compress(data)), abs=1e-4)
+        # GenAI reports no token log-probabilities or no-speech probability: left out, never made up
+        assert not {"avg_logprob", "no_speech_prob", "tokens"} & set(segment)
+    assert compression_ratio("la " * 200) > 2.4 > compression_ratio("hello world, this is a tiny speech test")
+
+
 def test_streaming_sends_deltas_then_done_with_the_whole_text(sdk, speech):
     events = list(sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech), stream=True))
     types = [e.type for e in events]
@@ -179,6 +200,41 @@ def test_other_containers_stereo_and_very_short_clips_are_decoded(sdk, speech):
     tiny = io.BytesIO()
     sf.write(tiny, samples[:50], rate, format="WAV")
     assert sdk.audio.transcriptions.create(model=ASR, file=("tiny.wav", tiny.getvalue())).usage.seconds >= 0
+
+
+def m4a_and_webm(speech: bytes, **webm_options: str) -> dict[str, bytes]:
+    """The espeak sentence as M4A (AAC in MP4, at the WAV's rate) and WebM (Opus at 48 kHz), encoded by PyAV."""
+    samples, rate = sf.read(io.BytesIO(speech), dtype="float32")
+    return {"speech.m4a": encode_with_av(samples, rate, "ipod", "aac", rate),
+            "speech.webm": encode_with_av(samples, rate, "webm", "libopus", 48000, webm_options)}
+
+
+def test_m4a_and_webm_uploads_transcribe_like_the_wav(sdk, speech):
+    """libsndfile reads neither container: PyAV decodes them, then the same resampler and model run."""
+    wav = sdk.audio.transcriptions.create(model=ASR, file=("speech.wav", speech), response_format="verbose_json")
+    for name, data in m4a_and_webm(speech).items():
+        assert data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3", name
+        r = sdk.audio.transcriptions.create(model=ASR, file=(name, data), response_format="verbose_json")
+        assert r.text == wav.text, name  # the tiny Whisper decodes the lossy copies to the same tokens
+        assert abs(r.duration - wav.duration) < 0.15, name  # AAC adds up to one frame of encoder padding
+        assert r.usage.seconds == wav.usage.seconds
+
+
+def test_m4a_and_webm_limits_and_corrupt_files_are_400_naming_file(http, sdk, speech):
+    uploads = m4a_and_webm(speech)
+    # over max_audio_seconds (2 s): declared in the header, or found while decoding a WebM that declares none
+    live = m4a_and_webm(speech, live="1")["speech.webm"]
+    for name, data in (*uploads.items(), ("live.webm", live)):
+        r = http.post(TRANSCRIPTIONS, data={"model": ASR_SHORT}, files={"file": (name, data)})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "file", r.text
+        assert "limit of 2 s" in r.json()["error"]["message"]
+    m4a = uploads["speech.m4a"]
+    for name, data in (("cut.m4a", m4a[: len(m4a) // 2]), ("header-only.m4a", m4a[:40] + b"\0" * 1000),
+                       ("garbage.webm", b"\x1a\x45\xdf\xa3" + b"not matroska" * 50)):
+        r = http.post(TRANSCRIPTIONS, data={"model": ASR}, files={"file": (name, data)})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "file", r.text
+    # the live WebM (no declared duration) within the limit is transcribed like the others
+    assert sdk.audio.transcriptions.create(model=ASR, file=("live.webm", live)).text.strip()
 
 
 def two_hours_of_silence() -> bytes:
@@ -395,13 +451,48 @@ def test_client_leaving_a_speech_stream_stops_it_within_a_sentence(audio_server,
     assert units() - before < 10  # stopped within a sentence or two of the disconnect, not after all 40
 
 
+def speech_events(http, **body) -> list[dict]:
+    """POST /audio/speech with stream_format sse, read as a stream of `data:` lines."""
+    with http.stream("POST", SPEECH, json={"model": TTS, "voice": VOICES[0], "stream_format": "sse", **body}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        return [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
+
+
+def test_speech_sse_deltas_concatenate_to_the_same_audio_as_the_plain_response(sdk, http):
+    text = "Hi. Hello there everyone."
+    for fmt in ("wav", "pcm", "flac"):
+        events = speech_events(http, input=text, response_format=fmt)
+        types = [e["type"] for e in events]
+        assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"}, types
+        audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+        plain = sdk.audio.speech.create(model=TTS, voice=VOICES[0], input=text, response_format=fmt).content
+        assert audio == plain, fmt
+        if fmt != "flac":
+            assert len(types) >= 3, types  # wav and pcm: a delta per sentence (after the wav header)
+    usage = events[-1]["usage"]
+    assert usage["input_tokens"] > len("Hi") and usage["output_tokens"] == 0
+    assert usage["total_tokens"] == usage["input_tokens"]
+    samples, rate = sf.read(io.BytesIO(audio), dtype="float32")
+    assert rate == 16000 and samples.size > 0
+    longer = speech_events(http, input=text + " And one more sentence.", response_format="flac")
+    assert longer[-1]["usage"]["input_tokens"] > usage["input_tokens"]
+
+
+def test_speech_sse_through_the_openai_sdk(sdk):
+    r = sdk.audio.speech.create(model=TTS, voice=VOICES[0], input="Hello", response_format="pcm", stream_format="sse")
+    events = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+    assert events[-1]["type"] == "speech.audio.done"
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert len(pcm) > 0 and len(pcm) % 2 == 0
+
+
 BAD_SPEECH = [
     ({"input": "Hi", "voice": "alloy", "response_format": "aac"}, "response_format"),
     ({"input": "Hi", "voice": "alloy", "speed": 5.0}, "speed"),
     ({"input": "Hi", "voice": "alloy", "speed": 0.1}, "speed"),
     ({"input": "   ", "voice": "alloy"}, "input"),
     ({"input": "x" * 4097, "voice": "alloy"}, "input"),
-    ({"input": "Hi", "voice": "alloy", "stream_format": "sse"}, "stream_format"),
+    ({"input": "Hi", "voice": "alloy", "stream_format": "ndjson"}, "stream_format"),
     ({"input": "Hi", "voice": "alloy", "instructions": "whisper it"}, "instructions"),
     ({"voice": "alloy"}, "input"),
     ({"input": "Hi", "voice": 3}, "voice"),
@@ -490,3 +581,43 @@ def test_pull_converts_a_whisper_checkpoint_with_the_speech2text_task_then_serve
     finally:
         server.stop()
     assert "automatic-speech-recognition-with-past" in server.log()
+
+
+@pytest.mark.slow
+def test_pull_converts_a_speecht5_checkpoint_with_its_vocoder_then_speaks(tmp_path):
+    """`pull` infers text2speech from config.json and hands the vocoder to optimum-cli as OVMS does
+    (`--model-kwargs`); without one it says what to pass instead of failing inside the export."""
+    from tests.fake_hub import FakeHub
+    from tests.fixtures_audio import speecht5_hf
+
+    checkpoints = speecht5_hf()
+    hub = FakeHub()
+    hub.add_repo("test-org/tiny-speecht5", checkpoints / "tts")
+    hub.add_repo("test-org/tiny-hifigan", checkpoints / "vocoder")
+    hub.start()
+    repo = tmp_path / "models"
+    env = {"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    try:
+        no_vocoder = subprocess.run([sys.executable, "-m", "gateway.cli", "pull", "--source_model",
+                                     "test-org/tiny-speecht5", "--model_repository_path", str(repo)],
+                                    cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                                    env={**os.environ, **env}, timeout=300)
+        assert no_vocoder.returncode == 2 and "vocoder" in no_vocoder.stderr, no_vocoder.stderr
+        assert not (repo / "test-org/tiny-speecht5").exists()
+        server = ServerProcess("--source_model", "test-org/tiny-speecht5", "--model_repository_path", str(repo),
+                               "--weight-format", "fp32", "--extra_quantization_params",
+                               '--model-kwargs {"vocoder":"test-org/tiny-hifigan"}', env=env,
+                               log_name="audio-pull-tts").start(600)
+    finally:
+        hub.stop()
+    try:
+        folder = repo / "test-org/tiny-speecht5"
+        assert json.loads((folder / "genai_gateway.json").read_text())["task"] == "text2speech"
+        assert (folder / "openvino_vocoder.xml").is_file() and (folder / "openvino_tokenizer.xml").is_file()
+        client = openai.OpenAI(base_url=f"{server.url}/v3", api_key="unused", max_retries=0)
+        samples, rate = read_wav(client.audio.speech.create(model="test-org/tiny-speecht5", voice="default",
+                                                            input="Hi", response_format="wav").content)
+        assert rate == 16000 and samples.size > 0 and np.abs(samples).max() > 0
+    finally:
+        server.stop()
+    assert "text-to-audio" in server.log()

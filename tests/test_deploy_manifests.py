@@ -127,3 +127,12 @@ def test_inference_pool_selects_the_llm_d_labelled_pods_that_serve_its_model():
     assert model["spec"]["modelName"] == args.model_name
     # ready = this pod's model is loaded
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{args.model_name}/ready"
+
+
+@pytest.mark.parametrize("name", ["deployment.yaml", "inference-extension.yaml"])
+def test_model_volumes_are_writable_because_genai_opens_gguf_read_write(name):
+    """A GGUF model on a readOnly mount fails to load (OpenVINO GenAI opens .gguf files read-write)."""
+    mounts = [m for doc in documents(name) if doc.get("kind") == "Deployment"
+              for c in doc["spec"]["template"]["spec"]["containers"] for m in c.get("volumeMounts", [])
+              if m["mountPath"] == "/models"]
+    assert mounts and not any(m.get("readOnly") for m in mounts)

@@ -7,6 +7,7 @@ paths have no `version` query parameter. Real responses validate against the sch
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -70,7 +71,7 @@ def test_every_json_success_response_of_the_main_endpoints_has_a_schema(schema):
 
 
 def test_streaming_endpoints_document_server_sent_events(schema):
-    for path in ("/v3/chat/completions", "/v3/completions", "/v3/responses", "/v1/chat/completions"):
+    for path in ("/v3/chat/completions", "/v3/completions", "/v3/responses", "/v1/chat/completions", "/v1/messages"):
         content = schema["paths"][path]["post"]["responses"]["200"]["content"]
         assert set(content) == {"application/json", "text/event-stream"}, path
         assert content["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
@@ -127,3 +128,94 @@ def test_real_get_responses_conform_to_the_schema(http, schema, path):
     assert r.status_code == 200, r.text
     documented_path = "/v3/models/{model_id}" if path.startswith("/v3/models/") else path
     _validate(schema, _response_schema(schema, documented_path, "200", "get"), r.json())
+
+
+# --- every success response has a schema; streams document their events ---------------------------
+
+NO_SCHEMA_NEEDED: set[str] = set()  # "METHOD path status media" of documented exceptions (none today)
+
+
+def test_every_success_response_of_every_operation_documents_its_body(schema):
+    missing = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                content = response.get("content") or {"(no content)": {}}
+                missing += [f"{method.upper()} {path} {status} {media}" for media, body in content.items()
+                            if not body.get("schema") and f"{method.upper()} {path} {status} {media}"
+                            not in NO_SCHEMA_NEEDED]
+    assert not missing, missing
+
+
+def _sse_events(text: str) -> list[dict[str, str]]:
+    """Server-Sent Events as `{"event"?, "data"}` objects (comment lines such as pings skipped)."""
+    events, current = [], {}
+    for line in text.splitlines() + [""]:
+        if not line:
+            if "data" in current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            current[field] = current[field] + "\n" + value if field == "data" and "data" in current else value
+    return events
+
+
+def _check_stream(schema: dict[str, Any], path: str, text: str) -> list[str]:
+    """Validate each event of a real stream against the documented event schema and its JSON payload
+    against the `contentSchema` (which jsonschema treats as an annotation); the payloads' types."""
+    event_schema = _response_schema(schema, path, "200", media="text/event-stream")
+    data = event_schema["properties"]["data"]
+    json_branch = next(b for b in data.get("anyOf", [data]) if "contentSchema" in b)
+    done_allowed = any(b.get("const") == "[DONE]" for b in data.get("anyOf", []))
+    events, kinds = _sse_events(text), []
+    assert events
+    for event in events:
+        _validate(schema, event_schema, event)
+        if event["data"] == "[DONE]":
+            assert done_allowed and event is events[-1], path
+            continue
+        payload = json.loads(event["data"])
+        _validate(schema, json_branch["contentSchema"], payload)
+        kinds.append(payload.get("type") or payload.get("object"))
+        if "event" in event:
+            assert event["event"] == payload["type"]
+    return kinds
+
+
+@pytest.mark.parametrize("path,body,first,last", [
+    ("/v3/chat/completions", {"model": LLM, "messages": MSG, "max_tokens": 3, "stream": True,
+                              "stream_options": {"include_usage": True}}, "chat.completion.chunk", "[DONE]"),
+    ("/v3/completions", {"model": LLM, "prompt": "Hi", "max_tokens": 3, "stream": True}, "text_completion", "[DONE]"),
+    ("/v3/responses", {"model": LLM, "input": "Hi", "max_output_tokens": 3, "stream": True}, "response.created",
+     "[DONE]"),
+    ("/v1/messages", {"model": LLM, "messages": MSG, "max_tokens": 3, "stream": True}, "message_start",
+     "message_stop"),
+])
+def test_stream_events_conform_to_their_documented_payload_schemas(http, schema, path, body, first, last):
+    r = http.post(path, json=body)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream"), r.text
+    kinds = _check_stream(schema, path, r.text)
+    assert kinds[0] == first
+    assert (r.text.rstrip().endswith("data: [DONE]") if last == "[DONE]" else kinds[-1] == last)
+
+
+def test_anthropic_routes_document_anthropic_error_bodies(schema):
+    for status in ("400", "401", "404", "413"):
+        assert _response_schema(schema, "/v1/messages", status) == {"$ref": "#/components/schemas/AnthropicError"}
+    assert _response_schema(schema, "/v1/messages", "200") == {"$ref": "#/components/schemas/AnthropicMessage"}
+    assert _response_schema(schema, "/v1/messages/count_tokens", "200") == {
+        "$ref": "#/components/schemas/MessageTokensCount"}
+
+
+def test_audio_routes_document_their_form_and_every_answer_format(schema):
+    transcription = schema["paths"]["/v3/audio/transcriptions"]["post"]
+    form = transcription["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"} and "file" in form["required"]
+    assert {"application/json", "text/plain", "text/vtt", "text/event-stream"} == set(
+        transcription["responses"]["200"]["content"])
+    speech = schema["paths"]["/v3/audio/speech"]["post"]["responses"]["200"]["content"]
+    assert set(speech) == {"audio/wav", "audio/pcm", "audio/flac", "audio/mpeg", "audio/ogg"}

@@ -115,6 +115,18 @@ def test_grpc_infer_selects_versions(grpc):
                                rtol=1e-6, atol=1e-5)  # bf16 would be off by ~1e-2
 
 
+def test_grpc_answers_carry_each_requests_own_id_shape_and_values(grpc):
+    """Responses are copied from templates and small inputs staged in buffers bound once: neither may
+    leak one request's id, shape or values into the next."""
+    rng = np.random.default_rng(7)
+    for index, rows in enumerate([1, 1, 3, 1, 2, 1]):
+        x = rng.standard_normal((rows, 4)).astype(np.float32)
+        result = grpc.infer("dense", [grpc_input("x", x, "FP32")], request_id=f"r{index}" if index % 2 else "")
+        np.testing.assert_allclose(result.as_numpy("y"), dense_expected(x, 3), rtol=1e-6, atol=1e-6)
+        assert result.get_response().id == (f"r{index}" if index % 2 else "")
+        assert list(result.get_response().outputs[0].shape) == [rows, 3]
+
+
 def _types_inputs(make):
     flag = np.array([True, False, True])
     text = np.array(["héllo".encode(), b"", b"\x00\xffraw"], dtype=object)

@@ -20,6 +20,9 @@ from gateway.media import policy_of as media_policy_of
 from gateway.media import resolve_images
 from gateway.openai.generation import Run, collect, start_run
 from gateway.openai.resolve import resolve
+from gateway.openapi import json_or_sse
+from gateway.openapi_events import MessageStreamEvent
+from gateway.openapi_models import AnthropicMessage, MessageTokensCount
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
@@ -112,7 +115,7 @@ async def _messages_and_images(body: CountTokensRequest | MessagesRequest, reque
                                 getattr(servable, "accepts_images", False), body.model)
 
 
-@router.post("/messages")
+@router.post("/messages", responses=json_or_sse(AnthropicMessage, MessageStreamEvent, done=False))
 async def create_message(body: MessagesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "messages")
     servable = deployment.servable
@@ -132,7 +135,7 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
     return await _unary(request, run, message_id, processor, cutter, body.omit_thinking, context_bound)
 
 
-@router.post("/messages/count_tokens")
+@router.post("/messages/count_tokens", response_model=None, responses={200: {"model": MessageTokensCount}})
 async def count_tokens(body: CountTokensRequest, request: Request) -> dict[str, int]:
     """The prompt's token count, rendered exactly as POST /messages renders it (with images: as the pipeline
     counted them in a one-token run)."""

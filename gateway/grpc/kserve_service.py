@@ -35,16 +35,17 @@ def _tensor_metadata(infos) -> list[pb.ModelMetadataResponse.TensorMetadata]:
 
 
 def decode_inputs(request: pb.ModelInferRequest) -> dict[str, np.ndarray]:
-    raw = list(request.raw_input_contents)
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidRequest(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
+    raw = request.raw_input_contents  # indexed, never copied into a list: protobuf containers are slow to copy
+    tensors = request.inputs
+    if raw and len(raw) != len(tensors):
+        raise InvalidRequest(f"raw_input_contents has {len(raw)} entries for {len(tensors)} inputs; "
                              "either all inputs or none use raw_input_contents", "raw_input_contents")
     inputs: dict[str, np.ndarray] = {}
-    for index, tensor in enumerate(request.inputs):
+    for index, tensor in enumerate(tensors):
         name = tensor.name
         if name in inputs:
             raise InvalidRequest(f"Input {name!r} is given twice", name)
-        shape = codec.check_shape(name, list(tensor.shape))
+        shape = codec.check_shape(name, tensor.shape[:])  # a list; list() of a protobuf container costs more
         if raw:
             if tensor.HasField("contents"):
                 raise InvalidRequest(f"Input {name!r} has both contents and raw_input_contents", name)
@@ -72,7 +73,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc
     async def ServerReady(self, request, context):
-        return pb.ServerReadyResponse(ready=bool(self.manager.ready))
+        return pb.ServerReadyResponse(ready=self.manager.is_ready())
 
     @rpc
     async def ServerMetadata(self, request, context):
@@ -108,7 +109,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _prepare(self, request: pb.ModelInferRequest) -> tuple[Any, dict[str, np.ndarray], list[str]]:
         deployment = service.resolve(self.manager, request.model_name, request.model_version)
         inputs = decode_inputs(request)
-        requested = [out.name for out in request.outputs]
+        requested = [out.name for out in request.outputs] if request.outputs else []
         service.check_requested_outputs(deployment, requested)
         return deployment, inputs, requested
 
@@ -168,10 +169,33 @@ def _stream_error(request: pb.ModelInferRequest, message: str) -> pb.ModelStream
 
 def _response(request: pb.ModelInferRequest, deployment: Any, outputs: dict[str, np.ndarray],
               requested: list[str]) -> pb.ModelInferResponse:
-    response = pb.ModelInferResponse(model_name=deployment.servable.name,
-                                     model_version=str(deployment.servable.version), id=request.id)
-    for name in requested or list(outputs):
-        array = outputs[name]
-        response.outputs.add(name=name, datatype=datatype_of_array(array), shape=list(array.shape))
-        response.raw_output_contents.append(codec.array_to_raw(array))
+    servable = deployment.servable
+    names = requested or list(outputs)
+    arrays = [outputs[name] for name in names]
+    key = (servable.name, servable.version, tuple(names), tuple((a.dtype, a.shape) for a in arrays))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _template(servable.name, servable.version, names, arrays)
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    response = pb.ModelInferResponse()
+    response.CopyFrom(template)
+    if request.id:
+        response.id = request.id
+    response.raw_output_contents.extend([codec.array_to_raw(array) for array in arrays])
     return response
+
+
+def _template(name: str, version: int, names: list[str], arrays: list[np.ndarray]) -> pb.ModelInferResponse:
+    """Everything of a response but its id and data: the same for every request of one output shape."""
+    template = pb.ModelInferResponse(model_name=name, model_version=str(version))
+    for output, array in zip(names, arrays, strict=True):
+        template.outputs.add(name=output, datatype=datatype_of_array(array), shape=list(array.shape))
+    return template
+
+
+# (model, version, output names, (dtype, shape) per output) -> response template; copying one
+# costs less than building the output metadata message by message on every call
+_TEMPLATES: dict[tuple, pb.ModelInferResponse] = {}
+_MAX_TEMPLATES = 1024

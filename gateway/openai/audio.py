@@ -5,10 +5,13 @@ speech engine window by window, and answer in the requested `response_format`, o
 `transcript.text.delta` / `transcript.text.done` events with `stream=true`. Speech runs sentence by
 sentence and streams the audio as it is made (chunked transfer): `wav` (a header of unknown length,
 as OpenAI streams it) and `pcm` (16-bit mono at 24 kHz, OpenAI's pcm) chunk per sentence; `flac`,
-`mp3` and `opus` are encoded once the whole waveform exists. A client that goes away cancels its job.
+`mp3` and `opus` are encoded once the whole waveform exists. With `stream_format: "sse"` the same
+bytes travel base64-encoded in OpenAI's `speech.audio.delta` events, then one `speech.audio.done`
+with usage. A client that goes away cancels its job.
 """
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
@@ -21,6 +24,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.error_policy import openai_body
 from gateway.multipart import FormSpec, read_form
+from gateway.openapi import json_or_sse, multipart_body
+from gateway.openapi_events import TranscriptStreamEvent
+from gateway.openapi_models import Transcription, VerboseTranscription
 from gateway.routes import Api, declared_router
 from scheduler.audio_engine import SpeechEngine
 from scheduler.model_manager import Deployment
@@ -43,17 +49,31 @@ TRANSCRIPTION_FORM = FormSpec(
     one_file="{name} must be exactly one uploaded file", not_a_file="{name} must be exactly one uploaded file")
 
 
-@router.post("/audio/transcriptions")
+_TEXT = {"schema": {"type": "string"}}
+TRANSCRIPT_DOCS: dict[str, Any] = {
+    "responses": {200: {**json_or_sse(Transcription | VerboseTranscription, TranscriptStreamEvent, done=False)[200],
+                        "description": "`response_format` json or verbose_json; text and srt as text/plain, vtt as "
+                                       "text/vtt; with `stream=true`, Server-Sent Events"}},
+    "openapi_extra": multipart_body(TranscriptionForm, {FILE_FIELD: True}),
+}
+for _media in ("text/plain", "text/vtt"):
+    TRANSCRIPT_DOCS["responses"][200]["content"][_media] = _TEXT
+SPEECH_DOCS: dict[str, Any] = {"responses": {200: {"description": "The audio in `response_format` (default wav)",
+                                                  "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                                              for media in dict.fromkeys(CONTENT_TYPES.values())}}}}
+
+
+@router.post("/audio/transcriptions", **TRANSCRIPT_DOCS)
 async def create_transcription(request: Request) -> Response:
     return await _speech_to_text(request, "transcribe", "audio/transcriptions")
 
 
-@router.post("/audio/translations")
+@router.post("/audio/translations", **TRANSCRIPT_DOCS)
 async def create_translation(request: Request) -> Response:
     return await _speech_to_text(request, "translate", "audio/translations")
 
 
-@router.post("/audio/speech")
+@router.post("/audio/speech", response_class=Response, **SPEECH_DOCS)
 async def create_speech(body: SpeechRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "audio/speech")
     servable, engine = cast(TTSServable, deployment.servable), _engine(deployment)
@@ -66,8 +86,11 @@ async def create_speech(body: SpeechRequest, request: Request) -> Response:
         return Response(status_code=499)
     except StopAsyncIteration:
         first = None
-    return StreamingResponse(_audio_bytes(first, chunks, job.response_format, servable.sample_rate),
-                             media_type=CONTENT_TYPES[job.response_format])
+    audio = _audio_bytes(first, chunks, job.response_format, servable.sample_rate)
+    if body.stream_format == "sse":
+        return EventSourceResponse(_speech_events(audio, job.input_tokens), sep="\n", ping=15,
+                                   headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(audio, media_type=CONTENT_TYPES[job.response_format])
 
 
 # --- speech-to-text -----------------------------------------------------------------------------
@@ -160,6 +183,20 @@ async def _audio_bytes(first: Any, rest: AsyncIterator[Any], response_format: st
         yield await run_in_threadpool(encode_whole, waveform, rate, response_format)
     finally:
         await rest.aclose()  # type: ignore[attr-defined]  # a client that left cancels the job
+
+
+async def _speech_events(audio: AsyncGenerator[bytes, None], input_tokens: int) -> AsyncGenerator[dict[str, str], None]:
+    """OpenAI's speech stream: the response body's bytes in base64 `speech.audio.delta` events, then
+    `speech.audio.done` with usage. SpeechT5 decodes spectrogram frames, not tokens: output_tokens is 0."""
+    try:
+        async for chunk in audio:
+            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")})
+        yield _event({"type": "speech.audio.done", "usage": {"input_tokens": input_tokens, "output_tokens": 0,
+                                                              "total_tokens": input_tokens}})
+    except ServingError as exc:  # after the 200: OpenAI's error event
+        yield _event({"type": "error", **openai_body(exc)})
+    finally:
+        await audio.aclose()  # a client that left cancels the job
 
 
 def _pcm_chunk(samples: Any, response_format: str, rate: int) -> bytes:

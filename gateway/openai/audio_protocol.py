@@ -56,7 +56,7 @@ class SpeechRequest(BaseModel):
     response_format: str | None = None
     speed: float | None = None
     instructions: str | None = None
-    stream_format: Literal["audio"] | None = None  # "sse" (base64 audio events) is not served
+    stream_format: Literal["audio", "sse"] | None = None  # sse: base64 `speech.audio.delta` events
 
     def to_params(self) -> SpeechParams:
         voice = self.voice.id if isinstance(self.voice, VoiceId) else self.voice

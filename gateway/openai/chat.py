@@ -6,8 +6,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.media import policy_of, resolve_images
+from gateway.media import policy_of, resolve_media
 from gateway.openapi import json_or_sse
+from gateway.openapi_events import ChatCompletionChunk, StreamError
 from gateway.openapi_models import ChatCompletion
 from gateway.routes import Api, declared_router
 from servables.output_processor import OutputDelta, OutputProcessor
@@ -101,16 +102,17 @@ class ChatShape:
                 "finish_reason": self._finish_reason(index, finish_reason)}
 
 
-@router.post("/chat/completions", responses=json_or_sse(ChatCompletion, "chat.completion.chunk"))
+@router.post("/chat/completions", responses=json_or_sse(ChatCompletion, ChatCompletionChunk, StreamError))
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "chat/completions")
     servable = deployment.servable
     params = body.to_sampling_params()
     messages = [m.as_template_message(f"messages[{i}]") for i, m in enumerate(body.messages)]
-    messages, images = await resolve_images(messages, policy_of(request.app.state),
-                                            getattr(servable, "accepts_images", False), body.model)
+    messages, images, videos = await resolve_media(messages, policy_of(request.app.state),
+                                                   getattr(servable, "accepts_images", False),
+                                                   getattr(servable, "accepts_video", False), body.model)
     job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
-                                from_response_format(body.response_format), images=images)
+                                from_response_format(body.response_format), images=images, videos=videos)
     shape = ChatShape(servable.tokenizer, params.logprobs, lambda: servable.output_processor(job))
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:

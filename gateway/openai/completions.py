@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.openapi import json_or_sse
+from gateway.openapi_events import CompletionChunk, StreamError
 from gateway.openapi_models import Completion
 from gateway.routes import Api, declared_router
 from servables.structured_output import from_response_format
@@ -55,7 +56,7 @@ def _echo_only(body: CompletionRequest, prompt_text: str, prompt_tokens: int) ->
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 0, "total_tokens": prompt_tokens}}
 
 
-@router.post("/completions", responses=json_or_sse(Completion, "text_completion"))
+@router.post("/completions", responses=json_or_sse(Completion, CompletionChunk, StreamError))
 async def create_completion(body: CompletionRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "completions")
     servable = deployment.servable

@@ -52,9 +52,19 @@ class ImagePart(_Strict):
         return self.image_url if isinstance(self.image_url, str) else self.image_url.url
 
 
-class VideoPart(BaseModel):
+class VideoURL(_Strict):
+    url: StrictStr = Field(min_length=1)
+
+
+class VideoPart(_Strict):
+    """`{"type": "video_url", "video_url": {"url": ...}}` (vLLM's shape; a bare URL string is accepted too)."""
+
     type: Literal["video_url"]
-    video_url: Any = None
+    video_url: VideoURL | StrictStr
+
+    @property
+    def url(self) -> str:
+        return self.video_url if isinstance(self.video_url, str) else self.video_url.url
 
 
 class FunctionCall(_Strict):
@@ -133,8 +143,12 @@ def tool_request(tools: list[ToolDef] | None, choice: ToolChoice | None, paralle
     return ToolRequest([t.as_dict() for t in tools], choice_value, parallel)
 
 
+# the roles OpenAI's Chat Completions API defines ("function" is its deprecated predecessor of "tool")
+ChatRole = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
 class ChatMessage(_Strict):
-    role: StrictStr
+    role: ChatRole
     content: StrictStr | list[TextPart | ImagePart | VideoPart] | None = None
     name: StrictStr | None = None
     tool_calls: list[ToolCallIn] | None = None
@@ -142,17 +156,14 @@ class ChatMessage(_Strict):
     reasoning_content: StrictStr | None = None
 
     def as_template_message(self, where: str = "messages") -> dict[str, Any]:
-        """The message for the chat template. With image parts, content stays a list of
-        `{"type": "text"}` and `{"type": "image", "url", "param"}` parts (gateway/media.py fetches them)."""
+        """The message for the chat template. With image or video parts, content stays a list of
+        `{"type": "text"}` and `{"type": "image" | "video", "url", "param"}` parts (gateway/media.py fetches them)."""
         content: Any = self.content
         if isinstance(content, list):
-            for index, part in enumerate(content):
-                if isinstance(part, VideoPart):
-                    param = f"{where}.content[{index}]"
-                    raise InvalidRequest(f"{param}: video input is not supported", param)
-            if any(isinstance(part, ImagePart) for part in content):
-                content = [{"type": "image", "url": part.url, "param": f"{where}.content[{index}]"}
-                           if isinstance(part, ImagePart) else {"type": "text", "text": part.text}
+            if any(isinstance(part, ImagePart | VideoPart) for part in content):
+                content = [{"type": "text", "text": part.text} if isinstance(part, TextPart) else
+                           {"type": "image" if isinstance(part, ImagePart) else "video", "url": part.url,
+                            "param": f"{where}.content[{index}]"}
                            for index, part in enumerate(content)]
             else:
                 content = "".join(part.text for part in content if isinstance(part, TextPart))

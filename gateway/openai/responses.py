@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.disconnect import unless_disconnected
 from gateway.media import policy_of, resolve_images
 from gateway.openapi import json_or_sse
+from gateway.openapi_events import ResponseStreamEvent
 from gateway.openapi_models import ResponseObject
 from gateway.routes import Api, declared_router
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
@@ -234,7 +235,7 @@ async def _stream(run: Run, body: ResponsesRequest, processor: OutputProcessor) 
         await run.events.aclose()
 
 
-@router.post("/responses", responses=json_or_sse(ResponseObject, "response event"))
+@router.post("/responses", responses=json_or_sse(ResponseObject, ResponseStreamEvent))
 async def create_response(body: ResponsesRequest, request: Request) -> Response:
     deployment = resolve(request, body.model, "responses")
     servable = deployment.servable

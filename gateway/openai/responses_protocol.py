@@ -159,7 +159,8 @@ def _append_item(messages: list[dict[str, Any]], item: Any, where: str) -> None:
     if kind == "message":
         role = item.get("role")
         if role not in ("user", "assistant", "system", "developer"):
-            raise InvalidRequest(f"{where}.role must be user, assistant, system or developer", "input")
+            raise InvalidRequest(f"{where}.role must be user, assistant, system or developer, not {role!r}",
+                                 f"{where}.role")
         messages.append({"role": "system" if role == "developer" else role,
                          "content": _text_of(item.get("content", ""), where)})
     elif kind == "function_call":

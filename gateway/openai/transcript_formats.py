@@ -1,6 +1,7 @@
 """Render a finished transcription as OpenAI's response formats: json, text, srt, vtt, verbose_json."""
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from servables.asr import WindowResult
@@ -36,12 +37,17 @@ def vtt(windows: list[WindowResult]) -> str:
 
 def verbose_json(windows: list[WindowResult], task: str, duration: float, temperature: float,
                  granularities: list[str]) -> dict[str, Any]:
-    """OpenAI's verbose transcription: segments (unless only words were asked for), words when asked."""
+    """OpenAI's verbose transcription: segments (unless only words were asked for), words when asked.
+
+    Segments carry `compression_ratio`; `avg_logprob`, `no_speech_prob` and `tokens` are left out:
+    openvino_genai 2026.4's ASRPipeline reports no token log-probabilities (its `scores` are 1.0),
+    no no-speech probability and no chunk token ids (`token_ids` is empty)."""
     segments: list[dict[str, Any]] = []
     for window in windows:
         for segment in window.segments:
             segments.append({"id": len(segments), "seek": int(round(window.start * 100)), "start": segment.start,
-                             "end": segment.end, "text": segment.text, "temperature": temperature})
+                             "end": segment.end, "text": segment.text, "temperature": temperature,
+                             "compression_ratio": compression_ratio(segment.text)})
     body: dict[str, Any] = {
         "task": task, "language": next((w.language for w in windows if w.language), None),
         "duration": round(duration, 3), "text": full_text(windows), "usage": duration_usage(duration),
@@ -52,6 +58,12 @@ def verbose_json(windows: list[WindowResult], task: str, duration: float, temper
         body["words"] = [{"word": w.word.strip(), "start": w.start, "end": w.end}
                          for window in windows for w in window.words if w.word.strip()]
     return body
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition measure: UTF-8 bytes over zlib-compressed bytes (> 2.4 flags a loop)."""
+    data = text.encode("utf-8")
+    return round(len(data) / len(zlib.compress(data)), 4)
 
 
 def duration_usage(seconds: float) -> dict[str, Any]:
