@@ -1,6 +1,7 @@
 """Images/s and latency of the tiny SD model: through the server vs. directly on the pipeline.
 
     python bench/image_throughput.py [--model_path DIR] [--steps 10] [--size 64] [--requests 8] [--rounds 3]
+        [--server-arg=--arbiter_background_nice=0 ...]
 
 The in-process baseline runs in the same run, alternating with the server measurements (and which
 of the two goes first) so that machine noise hits both. Concurrency 4 on the pipeline means 4
@@ -101,6 +102,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="extra `serve` flag, e.g. --server-arg=--arbiter_background_nice=0")
     args = parser.parse_args()
     if args.model_path is None:
         from tests.fixtures_image import ensure_tiny_sd
@@ -112,7 +115,7 @@ def main() -> None:
         config.write_text(json.dumps({"model_config_list": [{"config": {
             "name": "tiny-sd", "base_path": str(args.model_path), "task": "image_generation",
             "max_queue_size": 64}}]}))
-        server = ServerProcess("--config_path", str(config), log_name="bench-images").start()
+        server = ServerProcess("--config_path", str(config), *args.server_arg, log_name="bench-images").start()
         try:
             direct = Direct(args.model_path, args)
             direct.run(1, 2)  # warm-up

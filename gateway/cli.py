@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fair: a unit that waited this long goes next whatever its class")
     device.add_argument("--arbiter_overlap_ms", type=float, default=25.0,
                         help="fair: a token step starts next to a background unit that has run this long")
+    device.add_argument("--arbiter_background_nice", type=int, default=10, choices=range(20), metavar="0..19",
+                        help="OS priority (nice) of the threads running embedding, rerank, image and speech units "
+                             "(fair, fifo), so that token steps get the cores first; 0 = unchanged (default 10)")
     ops = serve.add_argument_group("operations and security")
     ops.add_argument("--metrics_enable", action="store_true", help="serve Prometheus metrics on /metrics")
     ops.add_argument("--ui", choices=["on", "off"], default="on", help="the web playground at / and /ui")
@@ -327,7 +330,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = http_settings(args)
     from scheduler import arbiter
 
-    arbiter.configure(args.arbiter, args.arbiter_starvation_ms, args.arbiter_overlap_ms)
+    arbiter.configure(args.arbiter, args.arbiter_starvation_ms, args.arbiter_overlap_ms,
+                      args.arbiter_background_nice)
     cores = os.cpu_count() or 1
     shared_cores = lambda spec: arbiter.thread_defaults(spec, args.arbiter, cores)  # noqa: E731
     manager = ModelManager()

@@ -9,11 +9,21 @@ embedding burst stretches every token step. The arbiter grants the device to one
 - `fifo`: one unit at a time, in the order engines asked.
 - `fair`: one unit at a time; the waiting lane with the lowest priority class goes first, and within
   a class, the lane with the least weighted device time (stride scheduling: a unit of d seconds
-  costs a lane d / weight). A lane that has waited longer than `starvation_ms` goes next whatever
-  its class, so queued images and embeddings always progress. Units cannot be interrupted, so when
-  a background unit (class >= 1) has held the device for `overlap_ms` (a long diffusion step), an
-  interactive unit (class 0) starts next to it instead of waiting for its end: token streams slow
-  down by the overlap but never stall behind a long unit.
+  costs a lane d / weight). A lane that has waited longer than its starvation wait goes next
+  whatever its class, so queued images and embeddings always progress. The starvation wait is
+  `starvation_ms`, or longer for a lane with long units: its mean unit x (the heaviest interactive
+  weight / its weight). A fixed wait gave a lane with 230 ms diffusion steps and a 250 ms wait half
+  the device next to busy token streams whatever its weight (bench/mixed_load.py: chat TPOT 2.3x);
+  with the scaled wait a weight-1 image gets about 1/9 of the device next to a weight-8 LLM.
+  Units cannot be interrupted, so when a background unit (class >= 1) has held the device for
+  `overlap_ms` (a long diffusion step), an interactive unit (class 0) starts next to it instead of
+  waiting for its end: token streams slow down by the overlap but never stall behind a long unit.
+
+Units of kinds whose thread plan is `background` (servables/kinds.py: embeddings, rerank, images,
+speech) run with every core, and the thread that runs them lowers its OS scheduling priority to
+`background_nice` (Linux nice is per thread: setpriority(2) on the thread id). Alone, such a unit
+gets the whole CPU; next to a token step, the kernel gives the cores to the token step first. See
+`thread_defaults` for the measurements behind it.
 
 Defaults per kind come from the kind table (servables/kinds.py: `priority`, `weight`), overridable
 per model in config.json with `priority` and `weight`: LLM token streams class 0 weight 8;
@@ -22,6 +32,8 @@ embeddings / rerank class 1 weight 2; images class 1 weight 1.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +43,8 @@ from typing import Any
 
 from servables.base import ModelSpec
 from servables.kinds import BY_NAME
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("off", "fifo", "fair")
 IDLE_S = 0.1  # a lane that asks again within this time after a unit counts as continuously busy
@@ -55,6 +69,8 @@ class Lane:
     kind: str  # the kind's label, for metrics
     priority: int
     weight: float
+    nice: int = 0  # OS priority (nice value) of the threads that run this lane's units; 0 leaves them alone
+    mean_unit_s: float = 0.0  # moving average of this lane's unit durations (starvation wait)
     vtime: float = 0.0
     stats: LaneStats = field(default_factory=LaneStats)
     _held_since: float | None = None
@@ -63,6 +79,8 @@ class Lane:
     # different threads: GenAI calls the diffusion step callback from its own thread)
 
     def acquire(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         self.arbiter._acquire(self)
 
     def release(self) -> None:
@@ -101,10 +119,14 @@ class _Waiter:
 
 
 class Arbiter:
-    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> None:
+    def __init__(self, policy: str = "fair", starvation_ms: float = 250.0, overlap_ms: float = 25.0,
+                 background_nice: int = 0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"arbiter policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if not 0 <= background_nice <= 19:
+            raise ValueError(f"background nice must be within 0..19, got {background_nice}")
         self.policy = policy
+        self.background_nice = background_nice if policy != "off" else 0
         self.starvation_s = starvation_ms / 1000.0
         self.overlap_s = overlap_ms / 1000.0
         self._cond = threading.Condition()
@@ -120,7 +142,8 @@ class Arbiter:
         default_priority, default_weight = (declared.priority, declared.weight) if declared else (1, 1.0)
         lane = Lane(self, name, declared.label if declared else kind,
                     default_priority if priority is None else priority,
-                    max(float(default_weight if weight is None else weight), 1e-3))
+                    max(float(default_weight if weight is None else weight), 1e-3),
+                    self.background_nice if declared and declared.threads == "background" else 0)
         with self._cond:
             lane.vtime = min((other.vtime for other in self._lanes), default=0.0)
             self._lanes.append(lane)
@@ -135,10 +158,18 @@ class Arbiter:
             if lane in self._lanes:
                 self._lanes.remove(lane)
 
+    def starvation_wait(self, lane: Lane) -> float:
+        """Seconds `lane` waits before it goes next whatever its class: `starvation_ms`, or its mean unit
+        scaled by the heaviest interactive weight over its own, whichever is longer."""
+        interactive = max((other.weight for other in self._lanes if other.priority == 0), default=0.0)
+        if lane.priority == 0 or interactive <= 0:
+            return self.starvation_s
+        return max(self.starvation_s, lane.mean_unit_s * interactive / lane.weight)
+
     def _next(self, now: float) -> _Waiter:
         if self.policy == "fifo":
             return min(self._waiting, key=lambda w: w.ticket)
-        starving = [w for w in self._waiting if now - w.since > self.starvation_s]
+        starving = [w for w in self._waiting if now - w.since > self.starvation_wait(w.lane)]
         if starving:
             return min(starving, key=lambda w: w.since)
         return min(self._waiting, key=lambda w: (w.lane.priority, w.lane.vtime, w.ticket))
@@ -147,7 +178,8 @@ class Arbiter:
         if not self._holders:
             if self._next(now) is not waiter:
                 return False
-            if self.policy != "fair" or waiter.lane.priority == 0 or now - waiter.since > self.starvation_s:
+            starving = now - waiter.since > self.starvation_wait(waiter.lane)
+            if self.policy != "fair" or waiter.lane.priority == 0 or starving:
                 return True
             # a token stream between two steps is still streaming: background units wait for a real
             # gap (or until they starve) instead of slipping in and delaying its next step
@@ -190,6 +222,7 @@ class Arbiter:
         elapsed = now - (lane._held_since or now)
         lane._held = False
         with self._cond:
+            lane.mean_unit_s = elapsed if not lane.stats.units else 0.8 * lane.mean_unit_s + 0.2 * elapsed
             lane.stats.units += 1
             lane.stats.busy_seconds += elapsed
             lane.stats.running -= 1
@@ -203,11 +236,24 @@ class Arbiter:
 _arbiter = Arbiter("off")
 
 
-def configure(policy: str, starvation_ms: float = 250.0, overlap_ms: float = 25.0) -> Arbiter:
+def configure(policy: str, starvation_ms: float = 250.0, overlap_ms: float = 25.0,
+              background_nice: int = 0) -> Arbiter:
     """Install the process-wide arbiter (call before models load)."""
     global _arbiter
-    _arbiter = Arbiter(policy, starvation_ms, overlap_ms)
+    _arbiter = Arbiter(policy, starvation_ms, overlap_ms, background_nice)
     return _arbiter
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Give the calling thread at least `nice` (Linux: setpriority(2) with PRIO_PROCESS and a thread id
+    changes that thread only). Lowering needs no privilege; it is never raised again, so it is only called
+    from engine threads that run nothing but background units. Elsewhere (no per-thread nice) it does nothing."""
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the unit runs at the normal priority
+        log.debug("cannot lower the priority of thread %d", tid, exc_info=True)
 
 
 def current() -> Arbiter:
@@ -223,12 +269,16 @@ def lane_for(servable: Any) -> Lane:
 def thread_defaults(spec: ModelSpec, policy: str, cores: int) -> ModelSpec:
     """OpenVINO thread settings for pipelines that share the cores under the arbiter.
 
-    Measured with bench/mixed_load.py on 2 cores: with OpenVINO's defaults a diffusion or embedding
-    unit running next to a token step pins its threads onto the cores the LLM's threads are pinned
-    to, and chat TPOT grows 1.6-4x. With CPU pinning off everywhere and background pipelines
-    (embeddings, rerank, images) on half the cores, chat TPOT stays within 1.5x while they run. The
-    LLM keeps every core. Values the user put in `plugin_config` win; `--arbiter off` changes nothing.
-    The kind table says which plan a kind follows (`threads`: all, half, or own = untouched).
+    With OpenVINO's defaults a diffusion or embedding unit running next to a token step pins its
+    threads onto the cores the LLM's threads are pinned to, and chat TPOT grows 1.6-4x; CPU pinning is
+    off in every arbitrated pipeline. Background pipelines used to get half the cores: on 2 cores that
+    cost an idle image pipeline 0.63x of its images/s, and did not protect chat either (a parallel token
+    step is as slow as its slowest thread, and one of its threads shared a core with the image thread).
+    The `background` plan gives them every core and lowers the priority of the threads that run their
+    units instead (`Lane.nice`), so the kernel hands the cores to a token step whenever one runs
+    (bench/mixed_load.py, README "Device arbiter"). Values the user put in `plugin_config` win;
+    `--arbiter off` changes nothing. The kind table says which plan a kind follows (`threads`: all,
+    background, half, or own = untouched).
     """
     declared = BY_NAME.get(spec.task)
     if policy == "off" or declared is None or declared.threads == "own":

@@ -103,7 +103,7 @@ class Kind:
     options: str | None = None  # "module:callable(dict)" raising ValueError on a bad node option
     priority: int = 1  # device arbiter class (0 = interactive, goes first)
     weight: float = 1.0  # device arbiter share of device time within the class
-    threads: Literal["all", "half", "own"] = "own"  # arbiter thread plan (scheduler/arbiter.py)
+    threads: Literal["all", "half", "background", "own"] = "own"  # arbiter thread plan (scheduler/arbiter.py)
     pullable: bool = True  # `genai-gateway pull --task` offers it
     optimum_task: str | None = None  # `optimum-cli export openvino --task` (None: optimum infers it)
     # task inference from the model files: (order, predicate) pairs; all kinds' pairs are asked
@@ -125,21 +125,21 @@ KINDS: tuple[Kind, ...] = (
     Kind("embeddings", "embeddings", "servables.multimodal_embeddings:embeddings_servable",
          "scheduler.batcher:BatchingEngine",
          endpoints=("embeddings", "rerank"), options="servables.embedding_options:validate_embeddings",
-         weight=2.0, threads="half", optimum_task="feature-extraction",
+         weight=2.0, threads="background", optimum_task="feature-extraction",
          detect=((40, _is_sentence_transformer), (60, _is_encoder))),
     Kind("rerank", "rerank", "servables.rerank:RerankServable", "scheduler.batcher:BatchingEngine",
          endpoints=("rerank",), options="servables.embedding_options:validate_rerank", weight=2.0,
-         threads="half", optimum_task="text-classification", detect=((20, _is_cross_encoder),)),
+         threads="background", optimum_task="text-classification", detect=((20, _is_cross_encoder),)),
     Kind("image_generation", "image", "servables.image:ImageServable", "scheduler.image_engine:ImageEngine",
          endpoints=("images/generations", "images/edits"), options="servables.image_options:ImageOptions.from_dict",
-         weight=1.0, threads="half", detect=((30, _is_diffusers),)),
+         weight=1.0, threads="background", detect=((30, _is_diffusers),)),
     Kind("speech2text", "speech2text", "servables.asr:ASRServable", "scheduler.audio_engine:SpeechEngine",
          endpoints=("audio/transcriptions", "audio/translations"),
-         options="servables.audio_options:SpeechToTextOptions.from_dict", weight=1.0, threads="half",
+         options="servables.audio_options:SpeechToTextOptions.from_dict", weight=1.0, threads="background",
          optimum_task="automatic-speech-recognition-with-past", detect=((12, _is_speech_recognizer),)),
     Kind("text2speech", "text2speech", "servables.tts:TTSServable", "scheduler.audio_engine:SpeechEngine",
          endpoints=("audio/speech",), options="servables.audio_options:TextToSpeechOptions.from_dict", weight=1.0,
-         threads="half", optimum_task="text-to-audio", detect=((14, _is_speech_synthesizer),)),
+         threads="background", optimum_task="text-to-audio", detect=((14, _is_speech_synthesizer),)),
     Kind("tensor", "tensor", "servables.tensor_model:TensorModel", "scheduler.tensor_engine:TensorModelEngine",
          endpoints=(TENSOR_ENDPOINT,), weight=2.0, pullable=False, detect=((0, _is_tensor),)),
     # pipeline_config_list entries (OVMS docs/dag_scheduler.md): served like a tensor model; its nodes' models

@@ -1,12 +1,16 @@
 """The device arbiter's policies, on real threads (no models): who gets the device next."""
 from __future__ import annotations
 
+import os
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from scheduler.arbiter import Arbiter
+from scheduler.arbiter import Arbiter, thread_defaults
+from servables.base import ModelSpec
 from tests.helpers import wait_for
 
 
@@ -25,7 +29,7 @@ def _queue_behind(arbiter: Arbiter, lanes, order: list[str]) -> list[threading.T
 
 
 def _grant_order(policy: str, make_lanes) -> list[str]:
-    arbiter = Arbiter(policy, starvation_ms=60_000)
+    arbiter = Arbiter(policy, starvation_ms=60_000, overlap_ms=60_000)  # no token step beside the holder
     holder = arbiter.lane("holder", "tensor")
     lanes = make_lanes(arbiter)
     order: list[str] = []
@@ -172,3 +176,65 @@ def test_fifo_never_overlaps_even_behind_a_long_unit():
     assert not done.wait(0.2)
     image.release()
     assert done.wait(5)
+
+
+def _priority_inside_unit(lane) -> int:
+    """The OS priority (nice) of a fresh thread while it runs one unit of `lane`."""
+    seen: list[int] = []
+
+    def run():
+        with lane.unit():
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    return seen[0]
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fair"])
+def test_background_units_run_at_the_lower_os_priority_and_token_steps_do_not(policy):
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    arbiter = Arbiter(policy, background_nice=7)
+    for kind in ("image_generation", "embeddings", "rerank", "speech2text", "text2speech"):
+        assert _priority_inside_unit(arbiter.lane(kind, kind)) == max(base, 7), kind
+    assert _priority_inside_unit(arbiter.lane("chat", "text_generation")) == base
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # only the unit's thread changed
+
+
+def test_off_leaves_thread_priorities_alone():
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert _priority_inside_unit(Arbiter("off", background_nice=7).lane("image", "image_generation")) == base
+
+
+def test_background_nice_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="0..19"):
+        Arbiter("fair", background_nice=20)
+
+
+def test_background_pipelines_keep_every_core_and_lose_only_pinning():
+    spec = ModelSpec("sd", Path("/m"), "image_generation")
+    assert thread_defaults(spec, "fair", 8).options["plugin_config"] == {"ENABLE_CPU_PINNING": False}
+    own = replace(spec, options={"plugin_config": {"INFERENCE_NUM_THREADS": 3}})
+    assert thread_defaults(own, "fair", 8).options["plugin_config"] == {"ENABLE_CPU_PINNING": False,
+                                                                        "INFERENCE_NUM_THREADS": 3}
+    assert thread_defaults(spec, "off", 8) is spec
+
+
+def test_a_lane_with_long_units_waits_longer_before_it_starves():
+    arbiter = Arbiter("fair", starvation_ms=250)
+    image, embed = arbiter.lane("image", "image_generation"), arbiter.lane("embed", "embeddings")
+    assert arbiter.starvation_wait(image) == 0.25  # no token stream lane: the plain starvation wait
+    chat = arbiter.lane("chat", "text_generation")  # weight 8
+    image.mean_unit_s, embed.mean_unit_s = 0.2, 0.01  # as if measured: diffusion steps, short embedding batches
+    assert arbiter.starvation_wait(image) == 0.2 * 8 / 1  # about 1/9 of the device next to busy token streams
+    assert arbiter.starvation_wait(embed) == 0.25  # short units keep the plain wait
+    assert arbiter.starvation_wait(chat) == 0.25
+
+
+def test_a_lane_measures_its_mean_unit():
+    arbiter = Arbiter("fair")
+    lane = arbiter.lane("image", "image_generation")
+    with lane.unit():
+        time.sleep(0.05)
+    assert lane.mean_unit_s >= 0.05 and lane.mean_unit_s == lane.stats.busy_seconds
