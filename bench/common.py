@@ -1,9 +1,12 @@
-"""Small helpers shared by the bench scripts: percentiles and table printing."""
+"""Small helpers shared by the bench scripts: percentiles, table printing, one timed chat stream."""
 from __future__ import annotations
 
+import json
 import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -29,3 +32,24 @@ def print_table(headers: list[str], rows: list[list]) -> None:
     print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=False)))
     for row in cells:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=False)))
+
+
+async def timed_chat_stream(client: Any, path: str, body: dict) -> tuple[float, float, int]:
+    """(TTFT s, TPOT s, completion tokens) of one streamed chat completion; `client` is an httpx.AsyncClient
+    and `body` a streaming request that asks for usage (`stream_options.include_usage`)."""
+    started = time.perf_counter()
+    first, completion = None, 0
+    async with client.stream("POST", path, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            choices = chunk.get("choices") or []
+            if first is None and choices and (choices[0].get("delta") or {}).get("content"):
+                first = time.perf_counter()
+            if chunk.get("usage"):
+                completion = chunk["usage"]["completion_tokens"]
+    end = time.perf_counter()
+    first = first or end
+    return first - started, (end - first) / max(completion - 1, 1), completion

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
-from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
+from common import pct, print_table, timed_chat_stream  # noqa: E402  (also puts the repo on sys.path)
 
 from servables.llm_options import LLMOptions  # noqa: E402
 from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
@@ -127,23 +126,7 @@ def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: i
 async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int, model: str) -> Sample:
     body = {"model": model, "messages": prompt(i), "max_tokens": tokens, "ignore_eos": True,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
-    t0 = time.perf_counter()
-    first = None
-    completion = 0
-    async with client.stream("POST", "chat/completions", json=body) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            choices = chunk.get("choices") or []
-            if first is None and choices and (choices[0].get("delta") or {}).get("content"):
-                first = time.perf_counter()
-            if chunk.get("usage"):
-                completion = chunk["usage"]["completion_tokens"]
-    end = time.perf_counter()
-    first = first or end
-    return Sample(first - t0, (end - first) / max(completion - 1, 1), completion)
+    return Sample(*await timed_chat_stream(client, "chat/completions", body))
 
 
 async def _server_round(url: str, concurrency: int, per_worker: int, tokens: int,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx  # noqa: E402
-from common import pct, print_table  # noqa: E402  (puts the repo on sys.path)
+from common import pct, print_table, timed_chat_stream  # noqa: E402  (puts the repo on sys.path)
 
 from servables.sources import DEFAULT_EMBEDDINGS_NAME, DEFAULT_LLM_NAME, default_embeddings_dir, packaged_gguf  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
@@ -116,22 +116,8 @@ async def one_stream(client: httpx.AsyncClient, model: str, i: int, tokens: int)
     body = {"model": model, "max_tokens": tokens, "ignore_eos": True, "temperature": 0, "stream": True,
             "messages": [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}. {i}"}],
             "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    first, completion = None, 0
-    async with client.stream("POST", "/v3/chat/completions", json=body) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            choices = chunk.get("choices") or []
-            if first is None and choices and (choices[0].get("delta") or {}).get("content"):
-                first = time.perf_counter()
-            if chunk.get("usage"):
-                completion = chunk["usage"]["completion_tokens"]
-    end = time.perf_counter()
-    first = first or end
-    return first - started, (end - first) / max(completion - 1, 1)
+    ttft, tpot, _ = await timed_chat_stream(client, "/v3/chat/completions", body)
+    return ttft, tpot
 
 
 async def scenario(url: str, model: str, load: str | None, args, wav: bytes, seconds: float,
