@@ -53,3 +53,35 @@ async def timed_chat_stream(client: Any, path: str, body: dict) -> tuple[float, 
     end = time.perf_counter()
     first = first or end
     return first - started, (end - first) / max(completion - 1, 1), completion
+
+
+def pipeline_closed_loop(pipe: Any, add_request: Any, concurrency: int,
+                         total: int) -> tuple[list[tuple[float, float, int]], float]:
+    """Run `total` requests on a ContinuousBatchingPipeline, `concurrency` at a time (closed loop: each finished
+    request is replaced by the next). `add_request(i)` submits request i and returns (handle, start time).
+    Returns ((TTFT s, TPOT s, tokens) per request, wall seconds)."""
+    import openvino_genai as ov_genai
+
+    live: dict[int, tuple] = {}
+    samples: list[tuple[float, float, int]] = []
+    next_i = 0
+    start = time.perf_counter()
+    while next_i < min(concurrency, total):
+        live[next_i] = (*add_request(next_i), [None], [0])
+        next_i += 1
+    while live:
+        pipe.step()
+        now = time.perf_counter()
+        for i, (handle, t0, first, count) in list(live.items()):
+            if handle.can_read():
+                for out in handle.read().values():
+                    if out.generated_ids and first[0] is None:
+                        first[0] = now
+                    count[0] += len(out.generated_ids)
+            if handle.get_status() != ov_genai.GenerationStatus.RUNNING:
+                del live[i]
+                samples.append((first[0] - t0, (now - first[0]) / max(count[0] - 1, 1), count[0]))
+                if next_i < total:
+                    live[next_i] = (*add_request(next_i), [None], [0])
+                    next_i += 1
+    return samples, time.perf_counter() - start

@@ -24,7 +24,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
-from common import pct, print_table, timed_chat_stream  # noqa: E402  (also puts the repo on sys.path)
+from common import pct, pipeline_closed_loop, print_table, timed_chat_stream  # noqa: E402  (also puts the repo on sys.path)
 
 from servables.llm_options import LLMOptions  # noqa: E402
 from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
@@ -94,33 +94,12 @@ def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: i
     cfg.max_new_tokens = tokens
     cfg.ignore_eos = True
     cfg.apply_chat_template = False
-    samples: list[Sample] = []
-    live: dict[int, tuple] = {}
-    next_i = 0
-    start = time.perf_counter()
 
-    def add(i: int) -> None:
-        live[i] = (pipe.add_request(i, ov.Tensor(np.asarray(ids[i])), cfg), time.perf_counter(), [None], [0])
+    def add(i: int) -> tuple:
+        return pipe.add_request(i, ov.Tensor(np.asarray(ids[i])), cfg), time.perf_counter()
 
-    while next_i < concurrency:
-        add(next_i)
-        next_i += 1
-    while live:
-        pipe.step()
-        now = time.perf_counter()
-        for i, (handle, t0, first, count) in list(live.items()):
-            if handle.can_read():
-                for out in handle.read().values():
-                    if out.generated_ids and first[0] is None:
-                        first[0] = now
-                    count[0] += len(out.generated_ids)
-            if handle.get_status() != ov_genai.GenerationStatus.RUNNING:
-                del live[i]
-                samples.append(Sample(first[0] - t0, (now - first[0]) / max(count[0] - 1, 1), count[0]))
-                if next_i < total:
-                    add(next_i)
-                    next_i += 1
-    return Result(samples, time.perf_counter() - start)
+    samples, wall = pipeline_closed_loop(pipe, add, concurrency, total)
+    return Result([Sample(*s) for s in samples], wall)
 
 
 async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int, model: str) -> Sample:

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import openvino as ov
 import openvino_genai as ov_genai
-from common import pct, print_table  # noqa: E402  (also puts the repo on sys.path)
+from common import pct, pipeline_closed_loop, print_table  # noqa: E402  (also puts the repo on sys.path)
 from PIL import Image
 
 from servables.sources import DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
@@ -95,38 +95,17 @@ def run_in_process(pipe, images: list[np.ndarray], concurrency: int, per_worker:
     cfg.ignore_eos = True
     cfg.apply_chat_template = False  # templated here, as the server does
     total = concurrency * per_worker
-    samples: list[Sample] = []
-    live: dict[int, tuple] = {}
-    next_i = 0
 
-    def add(i: int) -> None:
+    def add(i: int) -> tuple:
         t0 = time.perf_counter()  # before templating and add_request (which encodes the image), as a client's
         tag = "<ov_genai_image_0>" if images else ""
         messages = [{"role": "user", "content": tag + text(i)}]
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         tensors = [ov.Tensor(np.ascontiguousarray(images[i % len(images)][None]))] if images else []
-        live[i] = (pipe.add_request(i, prompt, tensors, cfg), t0, [None], [0])
+        return pipe.add_request(i, prompt, tensors, cfg), t0
 
-    start = time.perf_counter()
-    while next_i < concurrency:
-        add(next_i)
-        next_i += 1
-    while live:
-        pipe.step()
-        now = time.perf_counter()
-        for i, (handle, t0, first, count) in list(live.items()):
-            if handle.can_read():
-                for out in handle.read().values():
-                    if out.generated_ids and first[0] is None:
-                        first[0] = now
-                    count[0] += len(out.generated_ids)
-            if handle.get_status() != ov_genai.GenerationStatus.RUNNING:
-                del live[i]
-                samples.append(Sample(first[0] - t0, (now - first[0]) / max(count[0] - 1, 1), count[0]))
-                if next_i < total:
-                    add(next_i)
-                    next_i += 1
-    return Result(samples, time.perf_counter() - start)
+    samples, wall = pipeline_closed_loop(pipe, add, concurrency, total)
+    return Result([Sample(*s) for s in samples], wall)
 
 
 async def one_stream(client: httpx.AsyncClient, body: dict) -> Sample:
