@@ -122,9 +122,17 @@ class LeanHTTPClient:
         request = (f"POST {self.prefix}/{path.lstrip('/')} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                    f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
         started = time.perf_counter()
-        reader, writer = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
+        while True:
+            reused = bool(self._idle)
+            reader, writer = self._idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+            writer.write(request)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                if not reused:
+                    raise  # a kept-alive connection the server had closed: retry on a new one
         status = int(head.split(b" ", 2)[1])
         if status != 200 or b"chunked" not in head.lower():
             writer.close()
@@ -150,6 +158,9 @@ class LeanHTTPClient:
                     if usage:
                         completion = usage["completion_tokens"]
         end = time.perf_counter()
-        self._idle.append((reader, writer))
+        if b"connection: close" in head.lower():
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
         first = first or end
         return first - started, (end - first) / max(completion - 1, 1), completion
