@@ -10,10 +10,13 @@ the KV cache and the allocator's pools have grown to this load by then).
     python bench/llm_memory.py                         # 1000 requests, 32 at a time, a third cancelled
     python bench/llm_memory.py --cancel-every 0        # none cancelled
     python bench/llm_memory.py --greedy                # temperature 0 instead of OpenAI's default 1
+    python bench/llm_memory.py --option enable_prefix_caching=false --option cache_size=1
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import random
 import sys
 from pathlib import Path
@@ -28,13 +31,37 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
+def _json_or_text(value: str) -> object:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def malloc_in_use_mb() -> float:
+    """Bytes glibc's malloc has handed out and not had back, all arenas and mmapped chunks (man 3 mallinfo2)."""
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--cancel-every", type=int, default=3, help="cancel every N-th request after 2 reads; 0: none")
     parser.add_argument("--greedy", action="store_true", help="temperature 0 (default: the server's default, 1.0)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an LLM node option (README: KV cache options), the value as JSON, e.g. cache_size=1")
     args = parser.parse_args()
+    options = {key: _json_or_text(value) for key, _, value in (o.partition("=") for o in args.option)}
 
     import openvino_genai as ov_genai
 
@@ -42,12 +69,14 @@ def main() -> int:
     from servables.sampling import SamplingParams
     from servables.sources import default_llm_spec
 
-    servable = LLMServable(default_llm_spec())
+    servable = LLMServable(default_llm_spec(options))
     servable.load()
     pipe = servable.pipeline
     rng = random.Random(0)
     live: dict[int, list] = {}  # request id -> [handle, reads]
     series: list[float] = []
+    in_use: list[float] = []  # malloc'ed and not freed, MB
+    kv: list[float] = []  # the KV cache pool (PipelineMetrics.kv_cache_size_in_bytes), MB
     done = next_id = 0
     while done < args.requests:
         while len(live) < args.concurrency:
@@ -70,14 +99,18 @@ def main() -> int:
             done += 1
             if done % 100 == 0:
                 series.append(rss_mb())
+                in_use.append(malloc_in_use_mb())
+                kv.append(pipe.get_metrics().kv_cache_size_in_bytes / 2**20)
     for handle, _ in live.values():  # leave the pipeline clean
         handle.cancel()
     while pipe.has_non_finished_requests():
         pipe.step()
 
     per_100 = (series[-1] - series[0]) / max(len(series) - 1, 1)
-    print_table(["requests", "RSS MB"], [[100 * (i + 1), rss] for i, rss in enumerate(series)])
-    print(f"\nconcurrency {args.concurrency}, cancel every {args.cancel_every or 'none'}, "
+    print_table(["requests", "RSS MB", "malloc in use MB", "KV cache MB"],
+                [[100 * (i + 1), rss, in_use[i], kv[i]] for i, rss in enumerate(series)])
+    print(f"\noptions {options or 'default'}; concurrency {args.concurrency}, "
+          f"cancel every {args.cancel_every or 'none'}, "
           f"{'greedy' if args.greedy else 'sampling'}: RSS {series[0]:.0f} MB after 100 requests (baseline), "
           f"{series[-1]:.0f} MB after {args.requests}; {per_100:+.1f} MB per 100 requests")
     return 0
