@@ -4,13 +4,17 @@ No HTTP, no engine thread, no asyncio: the default LLM's servable prepares chat 
 tokens, generation config as the server builds them) and this script drives the pipeline with
 `add_request` / `step` / `read`, `--concurrency` requests at a time, cancelling every
 `--cancel-every`-th request after two reads (0: none), as bench/soak.py's clients do over HTTP.
-Prints RSS every 100 requests and the growth per 100 requests after the first 100 (the baseline:
-the KV cache and the allocator's pools have grown to this load by then).
+Prints, every 100 requests, RSS, the bytes malloc has handed out and not had back (mallinfo2: live
+allocations, unlike RSS blind to fragmentation) and the KV cache pool, and the RSS growth per 100
+requests after the first 100 (the baseline: the KV cache and the allocator's pools have grown to
+this load by then).
 
     python bench/llm_memory.py                         # 1000 requests, 32 at a time, a third cancelled
     python bench/llm_memory.py --cancel-every 0        # none cancelled
     python bench/llm_memory.py --greedy                # temperature 0 instead of OpenAI's default 1
+    python bench/llm_memory.py --concurrency 8 --greedy --cancel-every 0   # plateaus (README "Memory over time")
     python bench/llm_memory.py --option enable_prefix_caching=false --option cache_size=1
+    python bench/llm_memory.py --id-space 1024         # reuse pipeline request ids (no difference)
 """
 from __future__ import annotations
 
@@ -58,6 +62,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--cancel-every", type=int, default=3, help="cancel every N-th request after 2 reads; 0: none")
     parser.add_argument("--greedy", action="store_true", help="temperature 0 (default: the server's default, 1.0)")
+    parser.add_argument("--id-space", type=int, default=0,
+                        help="give the pipeline request ids modulo N (ids reused); 0: a new id per request")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="an LLM node option (README: KV cache options), the value as JSON, e.g. cache_size=1")
     args = parser.parse_args()
@@ -83,7 +89,8 @@ def main() -> int:
             params = SamplingParams(max_tokens=rng.randint(4, 24), stream=True,
                                     temperature=0.0 if args.greedy else None)
             job = servable.prepare_chat([{"role": "user", "content": f"Tell me about {rng.random()}"}], params)
-            live[next_id] = [pipe.add_request(next_id, job.input_tensor(), job.config), 0]
+            pipeline_id = next_id % args.id_space if args.id_space else next_id
+            live[next_id] = [pipe.add_request(pipeline_id, job.input_tensor(), job.config), 0]
             next_id += 1
         pipe.step()
         for request_id in list(live):
