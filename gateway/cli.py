@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.arbiter import POLICIES
-from servables import kinds
+from servables import kinds, shape_caches
 
 log = logging.getLogger("genai_gateway")
 
@@ -408,6 +408,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shape_caches.apply_process_default()  # before any model loads: oneDNN reads it once
     level = "DEBUG" if args.log_level == "TRACE" else args.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":
