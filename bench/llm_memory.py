@@ -15,6 +15,8 @@ this load by then).
     python bench/llm_memory.py --concurrency 8 --greedy --cancel-every 0   # plateaus (README "Memory over time")
     python bench/llm_memory.py --option enable_prefix_caching=false --option cache_size=1
     python bench/llm_memory.py --id-space 1024         # reuse pipeline request ids (no difference)
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 python bench/llm_memory.py \
+        --option 'plugin_config={"CPU_RUNTIME_CACHE_CAPACITY": 5000}'   # the per-shape caches back on (growth)
 """
 from __future__ import annotations
 
@@ -69,6 +71,9 @@ def main() -> int:
     args = parser.parse_args()
     options = {key: _json_or_text(value) for key, _, value in (o.partition("=") for o in args.option)}
 
+    from servables import shape_caches
+
+    shape_caches.apply_process_default()  # as `genai-gateway serve` does, before OpenVINO builds anything
     import openvino_genai as ov_genai
 
     from servables.llm import LLMServable
