@@ -15,8 +15,7 @@ this load by then).
     python bench/llm_memory.py --concurrency 8 --greedy --cancel-every 0   # plateaus (README "Memory over time")
     python bench/llm_memory.py --option enable_prefix_caching=false --option cache_size=1
     python bench/llm_memory.py --id-space 1024         # reuse pipeline request ids (no difference)
-    ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 python bench/llm_memory.py \
-        --option 'plugin_config={"CPU_RUNTIME_CACHE_CAPACITY": 5000}'   # the per-shape caches back on (growth)
+    python bench/llm_memory.py --cpu-shape-caches off  # flat (README "Memory over time")
 """
 from __future__ import annotations
 
@@ -66,6 +65,8 @@ def main() -> int:
     parser.add_argument("--greedy", action="store_true", help="temperature 0 (default: the server's default, 1.0)")
     parser.add_argument("--id-space", type=int, default=0,
                         help="give the pipeline request ids modulo N (ids reused); 0: a new id per request")
+    parser.add_argument("--cpu-shape-caches", choices=["on", "off"], default="on",
+                        help="as serve's --cpu_shape_caches (off: CPU runtime cache and oneDNN primitive cache off)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="an LLM node option (README: KV cache options), the value as JSON, e.g. cache_size=1")
     args = parser.parse_args()
@@ -73,7 +74,7 @@ def main() -> int:
 
     from servables import shape_caches
 
-    shape_caches.apply_process_default()  # as `genai-gateway serve` does, before OpenVINO builds anything
+    shape_caches.configure(args.cpu_shape_caches == "on")  # as `serve` does, before OpenVINO builds anything
     import openvino_genai as ov_genai
 
     from servables.llm import LLMServable
@@ -121,7 +122,8 @@ def main() -> int:
     per_100 = (series[-1] - series[0]) / max(len(series) - 1, 1)
     print_table(["requests", "RSS MB", "malloc in use MB", "KV cache MB"],
                 [[100 * (i + 1), rss, in_use[i], kv[i]] for i, rss in enumerate(series)])
-    print(f"\noptions {options or 'default'}; concurrency {args.concurrency}, "
+    print(f"\ncpu shape caches {args.cpu_shape_caches}, options {options or 'default'}; "
+          f"concurrency {args.concurrency}, "
           f"cancel every {args.cancel_every or 'none'}, "
           f"{'greedy' if args.greedy else 'sampling'}: RSS {series[0]:.0f} MB after 100 requests (baseline), "
           f"{series[-1]:.0f} MB after {args.requests}; {per_100:+.1f} MB per 100 requests")
