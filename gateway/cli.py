@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.arbiter import POLICIES
-from servables import kinds
+from servables import kinds, shape_caches
 
 log = logging.getLogger("genai_gateway")
 
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--target_device", default=None)
     serve.add_argument("--plugin_config", type=_json_object, default=None, help="OpenVINO properties (JSON)")
     knobs = serve.add_argument_group("text generation scheduler")
+    serve.add_argument("--cpu_shape_caches", choices=["on", "off"], default="on",
+                       help="off: no per-shape executor/primitive caches on the CPU; flat memory under continuous "
+                            "batching, slower steps (README 'Memory over time')")
     knobs.add_argument("--cache_size", type=int, help="KV cache in GB; 0 grows dynamically (default 0)")
     knobs.add_argument("--max_num_batched_tokens", type=int, help="tokens per step (default 256)")
     knobs.add_argument("--max_num_seqs", type=int, help="sequences generated at once (default 256)")
@@ -408,6 +411,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        shape_caches.configure(args.cpu_shape_caches == "on")  # before any model loads: oneDNN reads it once
     level = "DEBUG" if args.log_level == "TRACE" else args.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "serve":

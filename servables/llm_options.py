@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import shape_caches
 from .config_file import ConfigError
 from .lora import parse_adapters
 from .options import option_values
@@ -72,8 +73,9 @@ class LLMOptions:
         return self.inference_precision or (str(hint) if hint is not None else DEFAULT_INFERENCE_PRECISION)
 
     def pipeline_properties(self) -> dict[str, Any]:
-        """`plugin_config` with the inference precision applied (for the model and its draft)."""
-        properties = dict(self.plugin_config)
+        """`plugin_config` with the inference precision and the runtime cache default applied (for the model
+        and its draft; servables/shape_caches.py)."""
+        properties = shape_caches.with_runtime_cache_default(self.device, self.plugin_config)
         precision = self.effective_precision
         if precision == "plugin":
             properties.pop(PRECISION_HINT, None)
