@@ -46,3 +46,24 @@ def decode_steps(tokenizer: ov_genai.Tokenizer, seqs: Sequence[SequenceText], fi
 
 def decode_all(tokenizer: ov_genai.Tokenizer, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+class TokenStrings:
+    """The text of single tokens (special tokens included), as logprobs objects show them.
+
+    A token's text depends on its id alone, so each is decoded once and kept: streaming with logprobs
+    then costs a dict lookup per token instead of a tokenizer call (at most one entry per vocabulary
+    entry). Missing ids of one call are decoded in one batched tokenizer call.
+    """
+
+    def __init__(self, tokenizer: ov_genai.Tokenizer):
+        self._tokenizer = tokenizer
+        self._known: dict[int, str] = {}
+
+    def __call__(self, ids: Sequence[int]) -> list[str]:
+        known = self._known
+        missing = [i for i in dict.fromkeys(ids) if i not in known]
+        if missing:
+            texts = self._tokenizer.decode([[i] for i in missing], skip_special_tokens=False)
+            known.update(zip(missing, texts, strict=True))
+        return [known[i] for i in ids]
