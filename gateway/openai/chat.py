@@ -88,6 +88,11 @@ class ChatShape:
     def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
                      finish_reason: str | None) -> dict[str, Any] | None:
         processor = self._processor(index)
+        if finish_reason is None and processor.plain:  # no parser: the text is the content (the common case)
+            if not text and not (self.logprobs and logprobs):
+                return None
+            return {"index": index, "delta": {"content": text} if text else {},
+                    "logprobs": self._logprobs(token_ids, logprobs), "finish_reason": None}
         parsed = processor.feed(text) if finish_reason is None else processor.finish()
         delta: dict[str, Any] = {}
         if parsed.reasoning:
