@@ -33,14 +33,27 @@ def event_bytes(data: bytes | str, event: str | None = None) -> bytes:
     return head + b"data: " + payload + b"\n\n"
 
 
+async def framed(events: AsyncIterator[Mapping[str, str]]) -> AsyncIterator[bytes]:
+    """Events given as `{"event"?: name, "data": line}` (the Responses and Anthropic writers), as SSE bytes."""
+    try:
+        async for item in events:
+            yield event_bytes(item["data"], item.get("event"))
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()  # the writer's cleanup (it cancels the generation) runs now, not at garbage collection
+
+
 class SSEResponse(Response):
     """An ASGI response streaming the bytes of `events` (already framed, see `event_bytes`)."""
 
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncIterator[bytes], ping: float = 15.0, status_code: int = 200,
-                 headers: Mapping[str, str] | None = None) -> None:  # no super().__init__: there is no body
+                 headers: Mapping[str, str] | None = None, ping_event: bytes | None = None) -> None:
+        # no super().__init__: there is no body to render
         self.events = events
+        self.ping_event = ping_event  # sent instead of the comment ping (Anthropic's `event: ping`)
         self.background = None
         self.ping = ping
         self.status_code = status_code
@@ -92,5 +105,5 @@ class SSEResponse(Response):
     async def _ping(self, send: Send) -> None:
         while True:
             await asyncio.sleep(self.ping)
-            comment = f": ping - {datetime.now(timezone.utc)}\n\n".encode()
-            await send({"type": "http.response.body", "body": comment, "more_body": True})
+            ping = self.ping_event or f": ping - {datetime.now(timezone.utc)}\n\n".encode()
+            await send({"type": "http.response.body", "body": ping, "more_body": True})
