@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -24,19 +25,24 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 import openvino_genai as ov_genai  # noqa: E402
-from common import pct, pipeline_closed_loop, print_table, timed_chat_stream  # noqa: E402  (also puts the repo on sys.path)
+from common import LeanHTTPClient, pct, pipeline_closed_loop, print_table, timed_chat_stream  # noqa: E402  (also puts the repo on sys.path)
 
 from servables.llm_options import LLMOptions  # noqa: E402
 from servables.sources import DEFAULT_LLM_NAME, DEFAULT_LLM_PACKAGE, packaged_gguf  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
+CLIENT = "lean"  # --client
 TOPICS = ["the sea", "a mountain", "a city at night", "an old library", "a robot", "the desert", "a violin",
           "a train journey", "winter", "a garden", "the moon", "a storm", "a market", "a lighthouse", "a forest",
           "a bakery"]
 
 
-def prompt(i: int) -> list[dict]:
-    return [{"role": "user", "content": f"Write a long story about {TOPICS[i % len(TOPICS)]}. Variant {i}."}]
+def prompt(i: int, round_id: int = 0) -> list[dict]:
+    """Request i of a round. Every prompt is new from its first KV block on (the round and variant lead the
+    message, and SmolLM2's system prompt is shorter than a block): with prompts shared between rounds or
+    sides, TTFT compared which side kept which prefix blocks cached, not the serving path."""
+    topic = TOPICS[i % len(TOPICS)]
+    return [{"role": "user", "content": f"Round {round_id}, variant {i}: write a long story about {topic}."}]
 
 
 @dataclass
@@ -85,10 +91,10 @@ def pipeline_properties(precision: str | None) -> dict:
     return {"ENABLE_CPU_PINNING": False, **options.pipeline_properties()}
 
 
-def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: int) -> Result:
+def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: int, round_id: int = 0) -> Result:
     """Closed loop on the pipeline itself: the ceiling the server is compared with."""
     total = concurrency * per_worker
-    prompts = [tokenizer.apply_chat_template(prompt(i), add_generation_prompt=True) for i in range(total)]
+    prompts = [tokenizer.apply_chat_template(prompt(i, round_id), add_generation_prompt=True) for i in range(total)]
     ids = [tokenizer.encode(p, add_special_tokens=False).input_ids.data for p in prompts]
     cfg = pipe.get_config()
     cfg.max_new_tokens = tokens
@@ -102,21 +108,26 @@ def run_in_process(pipe, tokenizer, concurrency: int, per_worker: int, tokens: i
     return Result([Sample(*s) for s in samples], wall)
 
 
-async def _one_stream(client: httpx.AsyncClient, i: int, tokens: int, model: str) -> Sample:
-    body = {"model": model, "messages": prompt(i), "max_tokens": tokens, "ignore_eos": True,
+async def _one_stream(client: httpx.AsyncClient | LeanHTTPClient, i: int, tokens: int, model: str,
+                      round_id: int) -> Sample:
+    body = {"model": model, "messages": prompt(i, round_id), "max_tokens": tokens, "ignore_eos": True,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+    if isinstance(client, LeanHTTPClient):
+        return Sample(*await client.chat_stream("chat/completions", body))
     return Sample(*await timed_chat_stream(client, "chat/completions", body))
 
 
 async def _server_round(url: str, concurrency: int, per_worker: int, tokens: int,
-                        model: str = DEFAULT_LLM_NAME) -> Result:
+                        model: str = DEFAULT_LLM_NAME, round_id: int = 0) -> Result:
     """Closed loop against an OpenAI-compatible API rooted at `url` (ours: <server>/v3)."""
     samples: list[Sample] = []
     limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(base_url=url.rstrip("/") + "/", timeout=600, limits=limits) as client:
+    client_cm = (LeanHTTPClient(url) if CLIENT == "lean"
+                 else httpx.AsyncClient(base_url=url.rstrip("/") + "/", timeout=600, limits=limits))
+    async with client_cm as client:
         async def worker(w: int) -> None:
             for k in range(per_worker):
-                samples.append(await _one_stream(client, w * per_worker + k, tokens, model))
+                samples.append(await _one_stream(client, w * per_worker + k, tokens, model, round_id))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
@@ -134,7 +145,11 @@ def main() -> None:
                         help="the model's inference precision, in process and in the server (default: server's)")
     parser.add_argument("--peer-url", help="an OpenAI-compatible API already running, e.g. http://127.0.0.1:8080/v1")
     parser.add_argument("--peer-model", default="default", help="the `model` to send to the peer")
+    parser.add_argument("--client", choices=["lean", "httpx"], default="lean",
+                        help="the load generator: a minimal HTTP client (bench/common.py LeanHTTPClient) or httpx")
     args = parser.parse_args()
+    global CLIENT
+    CLIENT = args.client
 
     properties = pipeline_properties(args.inference_precision)
     pipe = ov_genai.ContinuousBatchingPipeline(str(packaged_gguf(DEFAULT_LLM_PACKAGE)), scheduler_config(), "CPU",
@@ -148,16 +163,19 @@ def main() -> None:
         asyncio.run(_server_round(ours, 2, 1, 16))
         if args.peer_url:
             asyncio.run(_server_round(args.peer_url, 2, 1, 16, args.peer_model))
+        rounds = itertools.count(1)  # round 0 was the warm-up
         median_of = lambda runs: sorted(runs, key=lambda r: r.tokens_per_s)[len(runs) // 2]  # noqa: E731
         rows, ratios, peer_ratios = [], [], []
         for c in args.concurrency:
             local_runs, server_runs, peer_runs = [], [], []
             for _ in range(args.repeats):
-                local_runs.append(run_in_process(pipe, tokenizer, c, args.requests_per_worker, args.tokens))
-                server_runs.append(asyncio.run(_server_round(ours, c, args.requests_per_worker, args.tokens)))
+                round_id = next(rounds)  # the same new prompts for every side of this round
+                local_runs.append(run_in_process(pipe, tokenizer, c, args.requests_per_worker, args.tokens, round_id))
+                server_runs.append(asyncio.run(_server_round(ours, c, args.requests_per_worker, args.tokens,
+                                                             round_id=round_id)))
                 if args.peer_url:
                     peer_runs.append(asyncio.run(_server_round(args.peer_url, c, args.requests_per_worker,
-                                                               args.tokens, args.peer_model)))
+                                                               args.tokens, args.peer_model, round_id)))
             local, remote = median_of(local_runs), median_of(server_runs)
             rows += [local.row("in-process", c), remote.row("server", c)]
             ratios.append((c, remote.tokens_per_s / local.tokens_per_s, remote.tokens_per_s, local.tokens_per_s,

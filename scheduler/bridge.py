@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -54,6 +55,32 @@ def deliver_batch(loop: asyncio.AbstractEventLoop, batch: list[tuple[RequestStre
         loop.call_soon_threadsafe(_deliver)
     except RuntimeError:  # loop closed during shutdown: nobody is listening any more
         pass
+
+
+def wait_until_idle(loop: asyncio.AbstractEventLoop, timeout: float, rounds: int = 64) -> None:
+    """From an engine thread: block, without the GIL, until `loop` has run everything that was ready
+    (the callbacks just delivered and the tasks they woke, which write their chunks to the sockets),
+    at most `rounds` passes of its ready queue or `timeout` seconds.
+
+    openvino_genai's `ContinuousBatchingPipeline.step()` keeps the GIL for the whole step (tens to
+    hundreds of milliseconds; docs/architecture.md, "Threads"): an event loop that has
+    not run before the engine's next step waits that step out, so the tokens of one step reached
+    clients a step late and a burst's first tokens one long prefill step late.
+    """
+    idle = threading.Event()
+
+    def probe(left: int) -> None:
+        # asyncio's loops keep ready callbacks in `_ready` (a deque); without one, one pass is all we can see
+        if left > 0 and getattr(loop, "_ready", None):
+            loop.call_soon(probe, left - 1)  # others are queued behind us: let them run, look again
+        else:
+            idle.set()
+
+    try:
+        loop.call_soon_threadsafe(probe, rounds)
+    except RuntimeError:  # loop closed during shutdown
+        return
+    idle.wait(timeout)
 
 
 Settlement = tuple[asyncio.Future, Any, "BaseException | None"]  # (future, result, error)

@@ -29,7 +29,7 @@ from servables.llm import LLMJob, LLMServable
 from servables.lora import SEPARATOR
 
 from .arbiter import lane_for
-from .bridge import RequestStream, deliver_batch
+from .bridge import RequestStream, deliver_batch, wait_until_idle
 from .events import Chunk, Event, Failed, RequestDone, SequenceDone
 from .telemetry import sink
 
@@ -39,6 +39,7 @@ Status = ov_genai.GenerationStatus
 FinishReason = ov_genai.GenerationFinishReason
 _UNSET = object()
 BURST_WINDOWS = 8  # the longest a burst is gathered, in windows
+LOOP_WAIT_S = 0.05  # the longest the engine waits for the event loop to write a step's events
 _FINISH = {FinishReason.STOP: "stop", FinishReason.LENGTH: "length", FinishReason.TOOL_CALL: "stop"}
 _Outbox = list[tuple[RequestStream, list[Event]]]  # one step's events, per stream
 
@@ -300,7 +301,8 @@ class LLMEngine:
                     request.live.cancel()
                     outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
                 self._live.clear()
-            self._flush(outbox)
+            for loop in self._flush(outbox):
+                wait_until_idle(loop, LOOP_WAIT_S)  # step() keeps the GIL: let the loop write first
             with self._cond:
                 if self._idle():
                     self._cond.notify_all()  # wakes drain()
@@ -459,12 +461,14 @@ class LLMEngine:
         return len(ids)
 
     @staticmethod
-    def _flush(outbox: _Outbox) -> None:
+    def _flush(outbox: _Outbox) -> list[asyncio.AbstractEventLoop]:
+        """Deliver one step's events, one wake-up per event loop; returns those loops."""
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for stream, events in outbox:
             by_loop.setdefault(stream._loop, []).append((stream, events))
         for loop, batch in by_loop.items():
             deliver_batch(loop, batch)
+        return list(by_loop)
 
     def _shutdown(self) -> None:
         error = Failed(ModelUnavailable(f"Model {self.servable.name} was unloaded"))
