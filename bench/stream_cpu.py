@@ -87,7 +87,8 @@ async def closed_loop(url: str, body, concurrency: int, seconds: float) -> tuple
             nonlocal tokens
             i = w * 100_000
             while time.perf_counter() < stop_at:
-                tokens += (await one_stream(client, body(i))).tokens
+                sample = await one_stream(client, body(i))  # awaited first: `tokens += await ...` loses updates
+                tokens += sample.tokens
                 i += 1
 
         start = time.perf_counter()
