@@ -175,8 +175,9 @@ async def _stream_events(run: Run[ChoiceShape], include_usage: bool,
                     yield writer.choice(choice)
             elif isinstance(event, RequestDone):
                 note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
-                last = writer.usage(event.prompt_tokens, event.completion_tokens) if include_usage else b""
-                yield last + DONE  # one write for the end of the stream
+                if include_usage:
+                    yield writer.usage(event.prompt_tokens, event.completion_tokens)
+                yield DONE  # its own write: `ovms_responses` counts one per event, as OVMS does
                 return
             elif isinstance(event, Failed):
                 err = event.error  # the engine logged it; the client gets the API's error body
