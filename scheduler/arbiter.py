@@ -21,8 +21,9 @@ embedding burst stretches every token step. The arbiter grants the device to one
 
 Units of kinds whose thread plan is `background` (servables/kinds.py: embeddings, rerank, images,
 speech) run with every core, and the thread that runs them lowers its OS scheduling priority to
-`background_nice` (Linux nice is per thread: setpriority(2) on the thread id). Alone, such a unit
-gets the whole CPU; next to a token step, the kernel gives the cores to the token step first. See
+`background_nice` (Linux nice is per thread: setpriority(2) on the thread id) when the server also has
+token streams to protect (an interactive lane exists). Alone, such a unit gets the whole CPU; next to a
+token step, the kernel gives the cores to the token step first. See
 `thread_defaults` for the measurements behind it.
 
 Defaults per kind come from the kind table (servables/kinds.py: `priority`, `weight`), overridable
@@ -79,7 +80,7 @@ class Lane:
     # different threads: GenAI calls the diffusion step callback from its own thread)
 
     def acquire(self) -> None:
-        if self.nice:
+        if self.nice and self.arbiter.serves_token_steps():
             lower_thread_priority(self.nice)
         self.arbiter._acquire(self)
 
@@ -152,6 +153,13 @@ class Arbiter:
     def lanes(self) -> list[Lane]:
         with self._cond:
             return list(self._lanes)
+
+    def serves_token_steps(self) -> bool:
+        """Whether an interactive lane (class 0: an LLM's token steps) exists. Background units lower their
+        thread's priority only then: with nothing to protect, a lowered priority only made images lose to
+        unrelated processes (bench/image_throughput.py beside other load: 0.63x of the pipeline at nice 10,
+        0.98x at nice 0)."""
+        return any(lane.priority == 0 for lane in self._lanes)
 
     def _remove(self, lane: Lane) -> None:
         with self._cond:

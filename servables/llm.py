@@ -283,6 +283,10 @@ class LLMServable:
 
     def render_chat(self, messages: Sequence[dict[str, Any]], extra_context: dict[str, Any] | None = None,
                     tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True) -> str:
+        if not self._template_knows_developer():
+            # OpenAI's developer messages are system instructions; templates of open models mostly know only
+            # `system` (SmolLM2's rendered `<|im_start|>developer`). The Responses API maps them the same way.
+            messages = [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
         try:
             prompt = self.tokenizer.apply_chat_template(
                 list(messages), add_generation_prompt=add_generation_prompt,
@@ -293,6 +297,9 @@ class LLMServable:
         if not prompt:
             raise InvalidRequest("Final prompt after applying chat template is empty", "messages")
         return prompt
+
+    def _template_knows_developer(self) -> bool:
+        return "developer" in (self.chat_template or self.tokenizer.chat_template or "")
 
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).input_ids.data[0].tolist()

@@ -44,6 +44,15 @@ def test_chat_refuses_an_unknown_role_naming_it_and_keeps_serving(client):
     assert ok.choices[0].finish_reason == "length"
 
 
+def test_a_developer_message_is_a_system_message_for_a_template_without_developers(client):
+    def prompt_tokens(role: str) -> int:
+        return client.chat.completions.create(model=LLM, max_tokens=1, messages=[
+            {"role": role, "content": "Answer in French."}, {"role": "user", "content": "Hi"}]).usage.prompt_tokens
+
+    # SmolLM2's template adds its default system prompt when the first message is not `system`
+    assert prompt_tokens("developer") == prompt_tokens("system")
+
+
 def test_responses_refuses_an_unknown_input_role_naming_it(client):
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model=LLM, max_output_tokens=2, input=[{"role": "wizard", "content": "Hi"}])

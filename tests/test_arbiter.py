@@ -196,10 +196,21 @@ def _priority_inside_unit(lane) -> int:
 def test_background_units_run_at_the_lower_os_priority_and_token_steps_do_not(policy):
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     arbiter = Arbiter(policy, background_nice=7)
+    chat = arbiter.lane("chat", "text_generation")
     for kind in ("image_generation", "embeddings", "rerank", "speech2text", "text2speech"):
         assert _priority_inside_unit(arbiter.lane(kind, kind)) == max(base, 7), kind
-    assert _priority_inside_unit(arbiter.lane("chat", "text_generation")) == base
+    assert _priority_inside_unit(chat) == base
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # only the unit's thread changed
+
+
+def test_background_units_keep_their_priority_without_token_streams_to_protect():
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    arbiter = Arbiter("fair", background_nice=7)
+    image = arbiter.lane("image", "image_generation")
+    assert _priority_inside_unit(image) == base  # an image-only server: nothing to yield to
+    chat = arbiter.lane("chat", "text_generation")
+    assert _priority_inside_unit(image) == max(base, 7)  # an LLM was loaded beside it
+    chat.close()
 
 
 def test_off_leaves_thread_priorities_alone():
