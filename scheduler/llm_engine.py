@@ -122,6 +122,7 @@ class LLMEngine:
         assert servable.pipeline is not None, f"{servable.name}: an engine runs a loaded servable"
         self._pipe: ov_genai.ContinuousBatchingPipeline = servable.pipeline
         self._tok = servable.tokenizer
+        self._pieces = servable.token_pieces  # detokenization without a tokenizer call where exact
         self._max_queue = max_queue_size if max_queue_size is not None else servable.options.max_queue_size
         self._max_running = max_running or servable.options.max_num_seqs
         self._cond = threading.Condition()
@@ -393,7 +394,7 @@ class LLMEngine:
                     pending.append((request, index, seq, new_ids, logprobs, final))
             if status != Status.RUNNING:
                 finished.append(request)
-        texts = decode_steps(self._tok, [p[2] for p in pending], [p[5] for p in pending])
+        texts = decode_steps(self._tok, [p[2] for p in pending], [p[5] for p in pending], self._pieces)
         events: dict[int, list[Event]] = {}
         for (request, index, _seq, new_ids, logprobs, final), text in zip(pending, texts, strict=False):
             bucket = events.setdefault(request.id, [])

@@ -19,6 +19,7 @@ import openvino_genai as ov_genai
 
 from . import reasoning_parser, speculative, tool_parsers, vision
 from .base import ModelSpec
+from .detokenizer import TokenPieces, TokenStrings
 from .errors import InvalidRequest, ModelLoadError
 from .gguf_meta import read_gguf_context_length
 from .llm_options import LLMOptions, eviction_config
@@ -108,6 +109,8 @@ class LLMServable:
         self.options = LLMOptions.from_dict(spec.options)
         self.pipeline: ov_genai.ContinuousBatchingPipeline | None = None
         self.tokenizer: ov_genai.Tokenizer | None = None
+        self.token_strings: TokenStrings | None = None  # single-token texts for logprobs, cached
+        self.token_pieces: TokenPieces | None = None  # the streaming detokenizer's fast path
         self.max_model_len: int | None = None
         self.vocab_size = 0  # the tokenizer's; prompt token ids must be below it
         self.chat_template: str = ""
@@ -165,6 +168,8 @@ class LLMServable:
                            f"inference_precision {self.options.effective_precision} on {self.options.device})")
             raise ModelLoadError(f"{self.name}: cannot load {path}: {reason}") from exc
         self.tokenizer = self.pipeline.get_tokenizer()
+        self.token_strings = TokenStrings(self.tokenizer)
+        self.token_pieces = TokenPieces(self.tokenizer)
         self.vocab_size = _vocab_size(self.tokenizer)
         self.accepts_images = vision.is_vision_language(model_dir)
         self.accepts_video = vision.accepts_video(model_dir)
@@ -246,6 +251,8 @@ class LLMServable:
     def close(self) -> None:
         self.pipeline = None
         self.tokenizer = None
+        self.token_strings = None
+        self.token_pieces = None
         self.validator = None
 
     def describe(self) -> dict[str, Any]:

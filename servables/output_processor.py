@@ -33,6 +33,7 @@ class OutputProcessor:
         self.reasoning = reasoning
         self.tools = tools
         self.tool_calls_seen = 0
+        self.plain = reasoning is None and tools is None  # text passes through unchanged
 
     def feed(self, text: str) -> OutputDelta:
         return self._step(text, final=False)

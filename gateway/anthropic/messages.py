@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,6 +24,7 @@ from gateway.openapi_events import MessageStreamEvent
 from gateway.openapi_models import AnthropicMessage, MessageTokensCount
 from gateway.request_context import note_usage
 from gateway.routes import Api, declared_router
+from gateway.sse import SSEResponse, event_bytes, framed
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
 from servables.output_processor import OutputProcessor
 from servables.sampling import SamplingParams
@@ -104,8 +104,7 @@ async def _stream(run: Run, writer: MessageStreamWriter, processor: OutputProces
         await run.events.aclose()
 
 
-def _ping() -> ServerSentEvent:
-    return ServerSentEvent(event="ping", data='{"type":"ping"}')
+PING = event_bytes('{"type":"ping"}', "ping")  # Anthropic's keep-alive event
 
 
 async def _messages_and_images(body: CountTokensRequest | MessagesRequest, request: Request,
@@ -130,8 +129,8 @@ async def create_message(body: MessagesRequest, request: Request) -> Response:
     message_id = f"msg_{uuid.uuid4().hex}"
     if body.stream:
         writer = MessageStreamWriter(message_id, body.model, job.prompt_tokens, body.omit_thinking)
-        return EventSourceResponse(_stream(run, writer, processor, cutter, context_bound), sep="\n", ping=15,
-                                   ping_message_factory=_ping, headers={"Cache-Control": "no-cache"})
+        return SSEResponse(framed(_stream(run, writer, processor, cutter, context_bound)), ping=15,
+                           ping_event=PING)
     return await _unary(request, run, message_id, processor, cutter, body.omit_thinking, context_bound)
 
 

@@ -16,7 +16,7 @@ from servables.structured_output import from_response_format
 from servables.tool_parsers import ToolArgsDelta, ToolCallStart
 
 from .generation import Choice, start_run, streaming_response, unary_response
-from .logprobs import chat_logprobs
+from .logprobs import TokenTexts, chat_logprobs
 from .protocol import ChatCompletionRequest
 from .resolve import resolve
 
@@ -43,8 +43,8 @@ class ChatShape:
     object_chunk = "chat.completion.chunk"
     id_prefix = "chatcmpl"
 
-    def __init__(self, tokenizer, logprobs: bool, new_processor):
-        self.tokenizer = tokenizer
+    def __init__(self, token_texts: TokenTexts, logprobs: bool, new_processor):
+        self.token_texts = token_texts
         self.logprobs = logprobs
         self.new_processor = new_processor  # () -> OutputProcessor, one per choice
         self.processors: dict[int, OutputProcessor] = {}
@@ -52,7 +52,7 @@ class ChatShape:
     def _logprobs(self, token_ids: list[int], logprobs: list[float] | None) -> dict[str, Any] | None:
         if not self.logprobs or logprobs is None:
             return None
-        return chat_logprobs(self.tokenizer, token_ids, logprobs)
+        return chat_logprobs(self.token_texts, token_ids, logprobs)
 
     def _processor(self, index: int) -> OutputProcessor:
         if index not in self.processors:
@@ -88,6 +88,11 @@ class ChatShape:
     def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
                      finish_reason: str | None) -> dict[str, Any] | None:
         processor = self._processor(index)
+        if finish_reason is None and processor.plain:  # no parser: the text is the content (the common case)
+            if not text and not (self.logprobs and logprobs):
+                return None
+            return {"index": index, "delta": {"content": text} if text else {},
+                    "logprobs": self._logprobs(token_ids, logprobs), "finish_reason": None}
         parsed = processor.feed(text) if finish_reason is None else processor.finish()
         delta: dict[str, Any] = {}
         if parsed.reasoning:
@@ -113,7 +118,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
                                                    getattr(servable, "accepts_video", False), body.model)
     job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
                                 from_response_format(body.response_format), images=images, videos=videos)
-    shape = ChatShape(servable.tokenizer, params.logprobs, lambda: servable.output_processor(job))
+    shape = ChatShape(servable.token_strings, params.logprobs, lambda: servable.output_processor(job))
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:
         return streaming_response(run, body.include_usage)

@@ -13,7 +13,7 @@ from gateway.routes import Api, declared_router
 from servables.structured_output import from_response_format
 
 from .generation import Choice, start_run, streaming_response, unary_response
-from .logprobs import completion_logprobs
+from .logprobs import TokenTexts, completion_logprobs
 from .protocol import CompletionRequest
 from .resolve import resolve
 
@@ -25,15 +25,15 @@ class CompletionShape:
     object_chunk = "text_completion"
     id_prefix = "cmpl"
 
-    def __init__(self, tokenizer, logprobs: bool, echo_text: str):
-        self.tokenizer = tokenizer
+    def __init__(self, token_texts: TokenTexts, logprobs: bool, echo_text: str):
+        self.token_texts = token_texts
         self.logprobs = logprobs
         self.echo_text = echo_text
 
     def unary_choice(self, choice: Choice) -> dict[str, Any]:
         logprobs = None
         if self.logprobs:
-            logprobs = completion_logprobs(self.tokenizer, choice.token_ids, choice.logprobs, len(self.echo_text))
+            logprobs = completion_logprobs(self.token_texts, choice.token_ids, choice.logprobs, len(self.echo_text))
         return {"index": choice.index, "text": self.echo_text + "".join(choice.text), "logprobs": logprobs,
                 "finish_reason": choice.finish_reason}
 
@@ -42,7 +42,7 @@ class CompletionShape:
 
     def chunk_choice(self, index: int, text: str, token_ids: list[int], logprobs: list[float] | None,
                      finish_reason: str | None) -> dict[str, Any]:
-        lp = completion_logprobs(self.tokenizer, token_ids, logprobs) if self.logprobs and logprobs else None
+        lp = completion_logprobs(self.token_texts, token_ids, logprobs) if self.logprobs and logprobs else None
         return {"index": index, "text": text, "logprobs": lp, "finish_reason": finish_reason}
 
 
@@ -77,7 +77,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         from starlette.responses import JSONResponse
 
         return JSONResponse(_echo_only(body, echo_text, job.prompt_tokens))
-    shape = CompletionShape(servable.tokenizer, params.logprobs, echo_text)
+    shape = CompletionShape(servable.token_strings, params.logprobs, echo_text)
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:
         return streaming_response(run, body.include_usage, {i: echo_text for i in range(job.num_sequences)})

@@ -5,21 +5,21 @@ results, SSE streaming, usage accounting and disconnect handling are shared here
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
+from gateway import fast_json
 from gateway.disconnect import ClientDisconnected, unless_disconnected
 from gateway.error_policy import openai_body, openai_error
 from gateway.request_context import note_usage
+from gateway.sse import DONE, SSEResponse, event_bytes
 from scheduler.bridge import RequestStream
 from scheduler.events import Chunk, Event, Failed, RequestDone, SequenceDone
 from servables.errors import ServingError
@@ -131,48 +131,62 @@ async def unary_response(request: Request, run: Run[ChoiceShape]) -> Response:
     return JSONResponse(body)
 
 
-def _sse(data: dict[str, Any] | str) -> dict[str, str]:
-    return {"data": data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))}
+class ChunkWriter:
+    """Frames one run's stream chunks as SSE bytes. The envelope (id, object, created, model and, with
+    `include_usage`, `"usage":null`) is the same in every chunk: it is serialised once per request and
+    only the choice is serialised per chunk (orjson). Key order and values are those of `Run.envelope`."""
+
+    def __init__(self, run: Run[Any], obj: str, include_usage: bool):
+        envelope = fast_json.dumps({"id": run.id, "object": obj, "created": run.created, "model": run.model})
+        self.head = b"data: " + envelope[:-1] + b',"choices":['
+        self.tail = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
+        self.run = run
+        self.obj = obj
+
+    def choice(self, choice: dict[str, Any]) -> bytes:
+        return self.head + fast_json.dumps(choice) + self.tail
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        body = self.run.envelope(self.obj, [], usage=usage(prompt_tokens, completion_tokens))
+        return event_bytes(fast_json.dumps(body))
 
 
 async def _stream_events(run: Run[ChoiceShape], include_usage: bool,
-                         prefix: dict[int, str] | None) -> AsyncGenerator[dict[str, str], None]:
+                         prefix: dict[int, str] | None) -> AsyncGenerator[bytes, None]:
     shape = run.shape
-    extra = {"usage": None} if include_usage else {}
+    writer = ChunkWriter(run, shape.object_chunk, include_usage)
     try:
         for index in range(run.num_choices):
             delta = shape.first_delta(index)
             if delta is not None:
-                yield _sse(run.envelope(shape.object_chunk, [delta], **extra))
+                yield writer.choice(delta)
             if prefix and prefix.get(index):
                 choice = shape.chunk_choice(index, prefix[index], [], None, None)
                 if choice is not None:
-                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+                    yield writer.choice(choice)
         async for event in run.all_events():
             if isinstance(event, Chunk):
                 choice = shape.chunk_choice(event.index, event.text, event.token_ids, event.logprobs, None)
                 if choice is not None:
-                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+                    yield writer.choice(choice)
             elif isinstance(event, SequenceDone):
                 choice = shape.chunk_choice(event.index, "", [], None, event.finish_reason)
                 if choice is not None:
-                    yield _sse(run.envelope(shape.object_chunk, [choice], **extra))
+                    yield writer.choice(choice)
             elif isinstance(event, RequestDone):
                 note_usage(run.scope, event.prompt_tokens, event.completion_tokens)
                 if include_usage:
-                    yield _sse(run.envelope(shape.object_chunk, [],
-                                            usage=usage(event.prompt_tokens, event.completion_tokens)))
-                yield _sse("[DONE]")
+                    yield writer.usage(event.prompt_tokens, event.completion_tokens)
+                yield DONE  # its own write: `ovms_responses` counts one per event, as OVMS does
                 return
             elif isinstance(event, Failed):
                 err = event.error  # the engine logged it; the client gets the API's error body
-                yield _sse(openai_body(err) if isinstance(err, ServingError)
-                           else openai_error("Internal server error", "internal_error"))
+                yield event_bytes(fast_json.dumps(openai_body(err) if isinstance(err, ServingError)
+                                                  else openai_error("Internal server error", "internal_error")))
                 return
     finally:
         await run.events.aclose()
 
 
 def streaming_response(run: Run[ChoiceShape], include_usage: bool, prefix: dict[int, str] | None = None) -> Response:
-    return EventSourceResponse(_stream_events(run, include_usage, prefix), sep="\n", ping=15,
-                               headers={"Cache-Control": "no-cache"})
+    return SSEResponse(_stream_events(run, include_usage, prefix), ping=15)

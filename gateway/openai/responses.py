@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,6 +21,7 @@ from gateway.openapi import json_or_sse
 from gateway.openapi_events import ResponseStreamEvent
 from gateway.openapi_models import ResponseObject
 from gateway.routes import Api, declared_router
+from gateway.sse import SSEResponse, framed
 from scheduler.events import Chunk, Failed, RequestDone, SequenceDone
 from servables.output_processor import OutputProcessor, normalize_arguments
 from servables.structured_output import from_response_format
@@ -246,6 +246,5 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     processor = servable.output_processor(job)
     run = await start_run(request, deployment.engine.submit(job), body.model, _Shape(), job.num_sequences)
     if body.stream:
-        return EventSourceResponse(_stream(run, body, processor), sep="\n", ping=15,
-                                   headers={"Cache-Control": "no-cache"})
+        return SSEResponse(framed(_stream(run, body, processor)), ping=15)
     return await _unary(request, run, body, processor)

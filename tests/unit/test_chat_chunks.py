@@ -18,15 +18,19 @@ from tests.helpers import started_run
 
 
 def chat_shape(processor=OutputProcessor) -> ChatShape:
-    return ChatShape(tokenizer=None, logprobs=False, new_processor=processor)
+    return ChatShape(token_texts=lambda ids: [f"<{i}>" for i in ids], logprobs=False, new_processor=processor)
 
 
 def sse(run: Run, include_usage: bool = False, prefix=None) -> list:
     """The data of every SSE event: parsed JSON, or the literal "[DONE]"."""
     async def drain():
-        return [event async for event in _stream_events(run, include_usage, prefix)]
+        return b"".join([piece async for piece in _stream_events(run, include_usage, prefix)])
 
-    return [e["data"] if e["data"] == "[DONE]" else json.loads(e["data"]) for e in asyncio.run(drain())]
+    raw = asyncio.run(drain()).decode()
+    assert raw.endswith("\n\n")
+    events = raw[:-2].split("\n\n")
+    assert all(e.startswith("data: ") and "\n" not in e for e in events), events  # one data line per event
+    return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in events]
 
 
 HELLO = [Chunk(0, "Hel", [1]), Chunk(0, "lo", [2]), SequenceDone(0, "stop", 2), RequestDone(5, 2)]
