@@ -51,6 +51,7 @@ class _Request:
     stream: RequestStream
     loop: asyncio.AbstractEventLoop
     handle: ov_genai.GenerationHandle | None = None
+    fanned: list[ov_genai.GenerationHandle] = field(default_factory=list)  # one request per choice (streamed n > 1)
     seqs: dict[int, SequenceText] = field(default_factory=dict)
     done: dict[int, SequenceDone] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.monotonic)
@@ -61,6 +62,23 @@ class _Request:
         """The pipeline's handle of an admitted request (every request in `_live` has one)."""
         assert self.handle is not None, f"request {self.id} was not admitted"
         return self.handle
+
+    def handles(self) -> list[tuple[int | None, ov_genai.GenerationHandle]]:
+        """(choice index, or None when the handle's outputs carry their own indices; handle)."""
+        if self.fanned:
+            return list(enumerate(self.fanned))
+        return [(None, self.live)]
+
+    def cancel(self) -> None:
+        for _index, handle in self.handles():
+            handle.cancel()
+
+    def status(self) -> ov_genai.GenerationStatus:
+        """RUNNING while any of its handles runs; otherwise FINISHED, or the first other final status."""
+        statuses = [handle.get_status() for _index, handle in self.handles()]
+        if Status.RUNNING in statuses:
+            return Status.RUNNING
+        return next((s for s in statuses if s != Status.FINISHED), Status.FINISHED)
 
 
 # Tokens per KV-cache block by device: OpenVINO GenAI's paged attention uses 32 on CPU (measured:
@@ -130,6 +148,7 @@ class LLMEngine:
         self._cancelled: set[int] = set()
         self._live: dict[int, _Request] = {}
         self._ids = itertools.count(1)
+        self._choice_ids = itertools.count(2**40)  # pipeline ids of fanned-out choices, apart from request ids
         self._stopping = False
         self._admitting = 0  # popped from the queue, not yet live (keeps drain() from returning early)
         self._thread = threading.Thread(target=self._run, name=f"llm-engine:{servable.name}", daemon=True)
@@ -289,7 +308,7 @@ class LLMEngine:
             for request_id in cancelled:
                 dropped = self._live.pop(request_id, None)
                 if dropped is not None:
-                    dropped.live.cancel()
+                    dropped.cancel()
             try:
                 if self._live or self._pipe.has_non_finished_requests():
                     with self._lane.unit():
@@ -298,7 +317,7 @@ class LLMEngine:
             except Exception as exc:  # a failed step fails everything in flight, the engine goes on
                 log.exception("step failed on %s", self.servable.name)
                 for request in self._live.values():
-                    request.live.cancel()
+                    request.cancel()
                     outbox.append((request.stream, [Failed(InferenceError(f"Generation failed: {exc}"))]))
                 self._live.clear()
             for loop in self._flush(outbox):
@@ -348,13 +367,41 @@ class LLMEngine:
         self._live[request.id] = request
 
     def _add_request(self, request: _Request) -> ov_genai.GenerationHandle:
-        job = request.job
+        if request.job.fan_out:
+            request.fanned = self._add_fanned(request)
+            return request.fanned[0]
+        return self._add_one(request.id, request.job)
+
+    def _add_fanned(self, request: _Request) -> list[ov_genai.GenerationHandle]:
+        """A streamed request for n > 1 sampled choices as n one-choice requests with seeds seed, seed+1, ...
+
+        openvino_genai makes a request's outputs readable only once all its sequences have finished
+        (`can_read()` stays false until then), so `n > 1` in one request streamed nothing until the end. The
+        pipeline copies the config in `add_request`, so one config is adjusted per choice and then restored.
+        """
+        cfg = request.job.config
+        seed, count = cfg.rng_seed, cfg.num_return_sequences
+        handles: list[ov_genai.GenerationHandle] = []
+        try:
+            cfg.num_return_sequences = 1
+            for choice in range(count):
+                cfg.rng_seed = (seed + choice) % 2**63
+                handles.append(self._add_one(next(self._choice_ids), request.job))
+        except Exception:
+            for handle in handles:
+                handle.cancel()
+            raise
+        finally:
+            cfg.num_return_sequences, cfg.rng_seed = count, seed
+        return handles
+
+    def _add_one(self, request_id: int, job: LLMJob) -> ov_genai.GenerationHandle:
         if job.videos:  # a model that takes video: GenAI's images + videos overload
-            return self._pipe.add_request(request.id, job.prompt_text, job.images or [], job.videos, job.config,
+            return self._pipe.add_request(request_id, job.prompt_text, job.images or [], job.videos, job.config,
                                           videos_metadata=job.videos_metadata)
         if job.images is not None:  # a vision-language model: templated text plus its images (maybe none)
-            return self._pipe.add_request(request.id, job.prompt_text, job.images, job.config)
-        return self._pipe.add_request(request.id, job.input_tensor(), job.config)
+            return self._pipe.add_request(request_id, job.prompt_text, job.images, job.config)
+        return self._pipe.add_request(request_id, job.input_tensor(), job.config)
 
     @staticmethod
     def _count_prompt(request: _Request) -> None:
@@ -373,9 +420,12 @@ class LLMEngine:
         finished: list[_Request] = []
         by_id = dict(self._live)
         for request in self._live.values():
-            status = request.live.get_status()
-            if not request.job.beam_search and request.live.can_read():
-                for index, output in request.live.read().items():
+            status = request.status()
+            for choice, handle in request.handles():
+                if request.job.beam_search or not handle.can_read():
+                    continue
+                for own_index, output in handle.read().items():
+                    index = own_index if choice is None else choice
                     seq = request.seqs.setdefault(index, SequenceText())
                     new_ids = list(output.generated_ids)
                     if request.job.speculative and new_ids and seq.ids:  # the prefill step drafts nothing
@@ -411,7 +461,7 @@ class LLMEngine:
                 outbox.append((by_id[request_id].stream, bucket))
 
     def _finish(self, request: _Request) -> list[Event]:
-        status = request.live.get_status()
+        status = request.status()
         self._count_prompt(request)
         if request.job.beam_search and status == Status.FINISHED:
             return self._finish_beams(request)
@@ -477,7 +527,7 @@ class LLMEngine:
             waiting, self._incoming = list(self._incoming), deque()
         for request in list(self._live.values()) + waiting:
             if request.handle is not None:
-                request.handle.cancel()
+                request.cancel()
             outbox.append((request.stream, [error]))
         self._live.clear()
         self._flush(outbox)

@@ -59,6 +59,13 @@ class LLMJob:
     videos: list[ov.Tensor] = field(default_factory=list)  # [N, H, W, 3] frames, models that take video
     videos_metadata: list[Any] = field(default_factory=list)  # ov_genai.VideoMetadata, one per video
     pipeline_prompt_tokens: int | None = None  # text + image/video tokens: estimated, then the pipeline's count
+    streamed: bool = False  # the client reads choices as they are generated (set by the route)
+
+    @property
+    def fan_out(self) -> bool:
+        """Generate each of n > 1 sampled choices as its own pipeline request (scheduler/llm_engine.py):
+        openvino_genai makes an n-sequence request readable only once all sequences are done."""
+        return self.streamed and self.num_sequences > 1 and not self.beam_search
 
     @property
     def prompt_tokens(self) -> int:

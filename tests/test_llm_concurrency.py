@@ -21,7 +21,7 @@ def wait_idle(http, timeout: float = 30.0) -> None:
 
 def finished_generations(http) -> float:
     """Generations that ran to their end (a cancelled one is never reported as finished)."""
-    return metric(http, "genai_e2e_request_latency_seconds_count", name=LLM)
+    return metric(http, "genai_e2e_request_latency_seconds_count", name=LLM, default=0.0)
 
 
 def test_sixteen_concurrent_streams_all_complete(llm_server):
@@ -52,8 +52,9 @@ def test_sixteen_concurrent_streams_all_complete(llm_server):
 
 
 def test_dropped_streams_leave_nothing_running(llm_server, http):
-    async def drop_after_two_chunks(client):
-        body = {"model": LLM, "messages": MSG, "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    async def drop_after_two_chunks(client, choices=1):
+        body = {"model": LLM, "messages": MSG, "max_tokens": 2000, "ignore_eos": True, "stream": True,
+                **({"n": choices, "temperature": 1.0} if choices > 1 else {})}  # n > 1: one request per choice
         async with client.stream("POST", "/v3/chat/completions", json=body) as response:
             seen = 0
             async for line in response.aiter_lines():
@@ -65,7 +66,7 @@ def test_dropped_streams_leave_nothing_running(llm_server, http):
 
     async def run():
         async with httpx.AsyncClient(base_url=llm_server.url, timeout=60) as client:
-            return await asyncio.gather(*(drop_after_two_chunks(client) for _ in range(8)))
+            return await asyncio.gather(*(drop_after_two_chunks(client, 1 + i % 4 // 3) for i in range(8)))
 
     finished = finished_generations(http)
     assert all(asyncio.run(run()))

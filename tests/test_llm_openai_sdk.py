@@ -115,6 +115,29 @@ def test_n_two_returns_two_choices(client):
     assert r.usage.prompt_tokens == one.usage.prompt_tokens
 
 
+def test_streamed_n_two_streams_each_choice_token_by_token_and_reproduces_by_seed(client):
+    """openvino_genai releases an n-sequence request's tokens only when all sequences are done; the engine
+    generates each streamed choice as its own request, so both choices arrive in many small chunks."""
+    def stream(seed):
+        pieces: dict[int, list[str]] = {0: [], 1: []}
+        usage = None
+        for chunk in client.chat.completions.create(
+                model=LLM, messages=[{"role": "user", "content": "Write a short poem about the sea."}], n=2,
+                temperature=1.0, seed=seed, max_tokens=24, stream=True, stream_options={"include_usage": True}):
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    pieces[choice.index].append(choice.delta.content)
+            usage = chunk.usage or usage
+        return pieces, usage
+
+    pieces, usage = stream(11)
+    assert all(len(parts) >= 4 for parts in pieces.values()), pieces  # not one chunk per choice at the end
+    assert "".join(pieces[0]) != "".join(pieces[1])  # each choice samples with its own seed
+    assert usage.completion_tokens > 24  # both choices counted
+    again, _ = stream(11)
+    assert {i: "".join(p) for i, p in again.items()} == {i: "".join(p) for i, p in pieces.items()}
+
+
 def test_same_seed_reproduces_and_another_seed_differs(client):
     def sample(seed):
         return client.chat.completions.create(

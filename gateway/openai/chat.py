@@ -118,6 +118,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
                                                    getattr(servable, "accepts_video", False), body.model)
     job = servable.prepare_chat(messages, params, body.chat_template_kwargs, body.tool_request(),
                                 from_response_format(body.response_format), images=images, videos=videos)
+    job.streamed = bool(body.stream)
     shape = ChatShape(servable.token_strings, params.logprobs, lambda: servable.output_processor(job))
     run = await start_run(request, deployment.engine.submit(job), body.model, shape, job.num_sequences)
     if body.stream:

@@ -70,6 +70,7 @@ async def create_completion(body: CompletionRequest, request: Request) -> Respon
         job = servable.prepare_completion(prompt, params, constraint)
     else:
         job = servable.prepare_completion_ids(prompt, params, constraint)
+    job.streamed = bool(body.stream)
     echo_text = ""
     if body.echo:
         echo_text = prompt if isinstance(prompt, str) else servable.detokenize(job.input_ids)
