@@ -20,6 +20,7 @@ from .media import MediaPolicy
 from .observability import ObservabilityMiddleware
 from .openai import audio, chat, completions, embeddings, images, models, responses, tokenize
 from .openapi import install_openapi
+from .routes import route_families
 
 OPENAI_PREFIXES = ("/v3", "/v1", "/v3/v1")
 
@@ -86,9 +87,11 @@ def create_app(manager: ModelManager, settings: HttpSettings | None = None, grpc
     app.include_router(kserve.router)
     app.include_router(config_api.router)
     app.include_router(model_admin.router)  # before the OpenAI routers: POST /v3/models/{id}/load
+    app.state.route_families = []  # unknown paths below a declared route answer in its error shape
     for prefix in OPENAI_PREFIXES:
         for module in (audio, chat, completions, embeddings, images, models, responses, tokenize, messages):
             app.include_router(module.router, prefix=prefix)
+            app.state.route_families += route_families(module.router, prefix)
     for prefix in cohere.PREFIXES:
         app.include_router(cohere.router, prefix=prefix)
     app.include_router(ops.router)

@@ -96,9 +96,23 @@ def authorized(request: Request, key_header: str | None = None) -> bool:
 
 
 def error_family_of(request: Request) -> ErrorFamily:
-    """The error family of the route that took the request (OpenAI's before a route is chosen)."""
+    """The error family of the route that took the request; when none did (an unknown path or method), that of
+    the declared route whose path is the request's or a parent of it (`/v1/messages/batches` answers in
+    Anthropic's shape), else OpenAI's."""
     note = request.scope.get("state", {}).get(ROUTE_STATE_KEY)
-    return note.declaration.errors if isinstance(note, RouteNote) else ErrorFamily.OPENAI
+    if isinstance(note, RouteNote):
+        return note.declaration.errors
+    path = request.url.path
+    for route_path, family in getattr(request.app.state, "route_families", ()):
+        if path == route_path or path.startswith(route_path + "/"):
+            return family
+    return ErrorFamily.OPENAI
+
+
+def route_families(router: Any, prefix: str = "") -> list[tuple[str, ErrorFamily]]:
+    """(full path, error family) of a router's declared routes, for `error_family_of` (app.state.route_families)."""
+    return [(prefix + route.path, route.declaration.errors) for route in router.routes
+            if isinstance(route, DeclaredRoute)]
 
 
 class DeclaredRoute(APIRoute):

@@ -137,6 +137,10 @@ def test_a_rejected_reload_names_no_server_path(degraded, degraded_http):
     pytest.param("/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}, b"x" * (MAX_BODY + 1), 413, "openai",
                  id="openai-route-too-large"),
     pytest.param(f"/v2/models/{GOOD}/infer", {}, b"[" * 500 + b"]" * 500, 400, "tensor", id="kserve-route-too-deep"),
+    pytest.param("/v1/messages/batches", {"x-api-key": KEY}, b"{}", 404, "not_found_error",
+                 id="unknown-path-under-messages"),
+    pytest.param("/v1/chat/no-such-thing", {"Authorization": f"Bearer {KEY}"}, b"{}", 404, "openai-404",
+                 id="unknown-path-under-chat"),
 ])
 def test_each_route_answers_the_guards_errors_in_its_own_api_shape(degraded, path, headers, content, status, shape):
     r = httpx.post(f"{degraded.url}{path}", content=content,
@@ -144,6 +148,8 @@ def test_each_route_answers_the_guards_errors_in_its_own_api_shape(degraded, pat
     assert r.status_code == status, r.text
     if shape == "openai":
         assert r.json()["error"]["type"] == "invalid_request_error"
+    elif shape == "openai-404":
+        assert r.json()["error"]["type"] == "not_found_error"
     elif shape == "tensor":
         assert "nested deeper" in r.json()["error"]
     else:
