@@ -121,6 +121,7 @@ class LLMServable:
         self.max_model_len: int | None = None
         self.vocab_size = 0  # the tokenizer's; prompt token ids must be below it
         self.chat_template: str = ""
+        self.template_knows_developer = False  # read from the template at load (render_chat)
         self.has_generation_config = False
         self.tool_parser: str | None = None
         self.reasoning_parser: str | None = None
@@ -241,6 +242,7 @@ class LLMServable:
 
     def _choose_parsers(self) -> None:
         template = self.chat_template or self.tokenizer.chat_template or ""
+        self.template_knows_developer = "developer" in template  # else developer messages go in as system
         tool_name = self.options.tool_parser or tool_parsers.detect(template)
         try:
             tool_parsers.parser_class(tool_name)
@@ -290,7 +292,7 @@ class LLMServable:
 
     def render_chat(self, messages: Sequence[dict[str, Any]], extra_context: dict[str, Any] | None = None,
                     tools: list[dict[str, Any]] | None = None, add_generation_prompt: bool = True) -> str:
-        if not self._template_knows_developer():
+        if not self.template_knows_developer:
             # OpenAI's developer messages are system instructions; templates of open models mostly know only
             # `system` (SmolLM2's rendered `<|im_start|>developer`). The Responses API maps them the same way.
             messages = [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
@@ -304,9 +306,6 @@ class LLMServable:
         if not prompt:
             raise InvalidRequest("Final prompt after applying chat template is empty", "messages")
         return prompt
-
-    def _template_knows_developer(self) -> bool:
-        return "developer" in (self.chat_template or self.tokenizer.chat_template or "")
 
     def tokenize(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens).input_ids.data[0].tolist()
